@@ -1,0 +1,102 @@
+#include "common/rl/loss.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "common/rl/advantage.h"
+
+namespace r1r::rl {
+namespace {
+
+at::Tensor Valid(const at::Tensor& mask) {
+  return mask.scalar_type() == at::kBool ? mask : mask.ne(0);
+}
+
+// Token mean per sequence, then mean over sequences (the paper's 1/|o_i| sum_t, averaged over i).
+at::Tensor SequenceMeanOfTokenMeans(const at::Tensor& per_token, const at::Tensor& valid_f) {
+  const at::Tensor per_sequence = per_token.sum(1) / valid_f.sum(1).clamp_min(1.0);
+  return per_sequence.mean();
+}
+
+}  // namespace
+
+PolicyLossResult PolicyLoss(const at::Tensor& logp, const at::Tensor& logp_old, const at::Tensor& advantages,
+                            const at::Tensor& mask, const PolicyLossConfig& config, bool compute_diagnostics,
+                            double global_token_count) {
+  const at::Tensor valid = Valid(mask);
+  const at::Tensor zero = at::zeros({}, logp.options());
+  // Select first: padding may hold NaN/Inf, and exp of it would poison the gradients through where().
+  const at::Tensor raw_log_ratio = at::where(valid, logp - logp_old.detach(), zero);
+  const at::Tensor adv = at::where(valid, advantages.detach().to(logp.scalar_type()), zero);
+
+  const double ld_min = std::log(config.pre_clip.ratio_min);
+  const double ld_max = std::log(config.pre_clip.ratio_max);
+  const at::Tensor log_ratio =
+      config.pre_clip.enabled ? raw_log_ratio.clamp(ld_min, ld_max) : raw_log_ratio;
+  const at::Tensor ratio = at::exp(log_ratio);
+  const at::Tensor surrogate = ratio * adv;
+  const at::Tensor clipped_surrogate = ratio.clamp(1.0 - config.clip_eps_low, 1.0 + config.clip_eps_high) * adv;
+  // Padding contributes exactly 0: adv is 0 there.
+  const at::Tensor per_token = -at::min(surrogate, clipped_surrogate);
+
+  PolicyLossResult result;
+  const at::Tensor valid_f = valid.to(logp.scalar_type());
+  switch (config.aggregation) {
+    case LossAggregation::kSequenceMeanOfTokenMeans:
+      result.loss = SequenceMeanOfTokenMeans(per_token, valid_f);
+      break;
+    case LossAggregation::kGlobalTokenMean: {
+      const at::Tensor denom = global_token_count > 0.0 ? at::full({}, global_token_count, logp.options())
+                                                        : valid_f.sum().clamp_min(1.0);
+      result.loss = per_token.sum() / denom;
+      break;
+    }
+  }
+  if (!compute_diagnostics) return result;
+
+  at::NoGradGuard no_grad;
+  const at::Tensor n = valid_f.sum();
+  const at::Tensor clipped = (clipped_surrogate < surrogate) & valid;
+  const at::Tensor pre_clipped =
+      config.pre_clip.enabled ? ((raw_log_ratio < ld_min) | (raw_log_ratio > ld_max)) & valid
+                              : at::zeros_like(valid);
+  const at::Tensor kl_old_new = ApproxKl(logp_old, logp, mask, KlEstimator::kK3);
+  const at::Tensor inf = at::full({}, INFINITY, ratio.options());
+  const at::Tensor stats = at::stack({
+                                         n,
+                                         clipped.sum().to(n.scalar_type()),
+                                         pre_clipped.sum().to(n.scalar_type()),
+                                         kl_old_new.sum().to(n.scalar_type()),
+                                         at::where(valid, ratio, inf).min(),
+                                         at::where(valid, ratio, -inf).max(),
+                                     })
+                               .to(at::kCPU, at::kDouble)
+                               .contiguous();
+  const double* s = stats.data_ptr<double>();
+  PolicyLossDiagnostics& d = result.diagnostics;
+  d.valid_tokens = static_cast<int64_t>(s[0]);
+  if (s[0] > 0) {
+    d.clip_fraction = s[1] / s[0];
+    d.pre_clip_fraction = s[2] / s[0];
+    d.approx_kl = s[3] / s[0];
+    d.ratio_min = s[4];
+    d.ratio_max = s[5];
+  }
+  return result;
+}
+
+SftLossResult SftCrossEntropy(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& label_mask) {
+  const at::Tensor valid = Valid(label_mask);
+  const at::Tensor safe_labels = at::where(valid, labels, at::zeros({}, labels.options()));
+  const at::Tensor log_probs = at::log_softmax(logits, -1);
+  const at::Tensor token_logp = log_probs.gather(-1, safe_labels.unsqueeze(-1)).squeeze(-1);
+  const at::Tensor nll = at::where(valid, -token_logp, at::zeros({}, token_logp.options()));
+  SftLossResult result;
+  const at::Tensor count = valid.sum();
+  result.tokens = count.item<int64_t>();
+  result.loss = nll.sum() / count.clamp_min(1).to(nll.scalar_type());
+  return result;
+}
+
+}  // namespace r1r::rl
