@@ -1,0 +1,130 @@
+// A job's YAML spec as typed structs. Defaults are the paper's settings (../shared/reference/
+// stable_reinforce.md §7) unless a field says otherwise; the CPU demo overrides sizes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <absl/status/statusor.h>
+
+namespace r1r::config {
+
+struct TinyModelSpec {
+  int64_t hidden_size = 64;
+  int64_t num_layers = 2;
+  int64_t num_heads = 4;
+  int64_t num_kv_heads = 2;
+  int64_t intermediate_size = 128;
+  int64_t vision_hidden_size = 32;
+  int64_t vision_depth = 2;
+  int64_t vision_heads = 2;
+};
+
+struct ModelSpec {
+  std::string init = "path";          // "path": a Hugging Face directory; "tiny": random weights
+  std::string path;                   // model directory (config.json, safetensors, tokenizer.json)
+  TinyModelSpec tiny;
+  std::string dtype = "bfloat16";     // float32 | bfloat16
+  std::string device = "cuda";        // cpu | cuda
+};
+
+struct TokenizerSpec {
+  std::string path;                   // tokenizer.json; empty = <model.path>/tokenizer.json
+  int64_t train_vocab_size = 0;       // > 0: train a byte-level BPE of this size on the data
+};
+
+struct DataSpec {
+  std::string source = "r1reward_jsonl";  // r1reward_jsonl | pairs_jsonl | mmrlhf_pairs | synthetic
+  std::string path;                       // file (jsonl) or directory; not used for synthetic
+  std::string image_root;                 // relative image paths resolve against this
+  int64_t synthetic_n = 0;
+  int64_t seed = 1;
+  double teacher_mistake_rate = 0.1;      // synthetic: share of wrong teacher traces
+  double heldout_fraction = 0.1;
+  bool balance_labels = true;
+  std::string sft_split = "rest";         // rest | all
+  int64_t min_pixels = 4 * 28 * 28;
+  int64_t max_pixels = 640 * 28 * 28;
+  int64_t max_prompt_tokens = 20480;
+};
+
+struct OptimSpec {
+  double lr = 1e-6;
+  double warmup_ratio = 0.03;
+  double min_lr_ratio = 0.1;
+  double weight_decay = 0.0;
+  std::vector<double> adam_betas = {0.9, 0.95};
+  double grad_clip = 1.0;
+};
+
+struct SftSpec {
+  bool enabled = true;
+  int64_t epochs = 1;
+  int64_t batch_size = 256;
+  int64_t max_response_tokens = 1024;
+  OptimSpec optim{.lr = 1e-5};
+};
+
+struct RlSpec {
+  bool enabled = true;
+  std::string algorithm = "stable_reinforce";  // stable_reinforce | reinforce_pp | no_preclip | no_filter | grpo | rloo
+  int64_t steps = 0;                  // 0 = epochs over the RL set
+  int64_t epochs = 5;                 // passes over the RL set (paper: 5)
+  int64_t rollout_batch_size = 256;
+  int64_t train_batch_size = 128;
+  int64_t ppo_epochs = 1;             // minibatch epochs per rollout
+  int64_t samples_per_prompt = 1;
+  double eps_clip = 0.2;
+  double eps_clip_high = 0.0;         // 0 = same as eps_clip
+  double preclip_min = 1e-3;          // δmin
+  double preclip_max = 1e3;           // δmax
+  std::string adv_filter = "sigma3";  // sigma3 | code_mean3 | none
+  double kl_coef = 0.0;               // β (paper 0; released script 1e-3)
+  std::string kl_estimator = "k1";    // k1 | k2 | k3
+  double gamma = 1.0;
+  double temperature = 1.0;
+  double top_p = 1.0;
+  int64_t top_k = -1;
+  int64_t max_new_tokens = 1024;
+  double format_weight = 0.5;
+  double consistency_weight = 0.5;
+  int64_t num_actors = 1;
+  int64_t checkpoint_every = 25;
+  OptimSpec optim;
+};
+
+struct JudgeSpec {
+  std::string backend = "openai";     // rule | model | openai
+  std::string endpoint;               // openai: base URL; model: model directory
+  std::string model_name;             // openai: model id; empty = first listed
+  double temperature = 0.1;
+  int64_t max_tokens = 4096;
+  double timeout_seconds = 60;
+  int64_t retries = 3;
+  double rate_limit_qps = 0;          // 0 = unlimited
+};
+
+struct EvalSpec {
+  int64_t votes = 5;                  // voting@K on the held-out set
+  double vote_temperature = 1.0;
+  std::vector<std::string> benchmarks;  // vl-rewardbench | multimodal-rewardbench | mm-rlhf-rewardbench
+  std::string benchmark_data;
+  std::string benchmark_images;
+};
+
+struct JobSpec {
+  std::string name;
+  std::string work_dir;               // empty = <orchestrator state dir>/jobs/<id>
+  ModelSpec model;
+  TokenizerSpec tokenizer;
+  DataSpec data;
+  SftSpec sft;
+  RlSpec rl;
+  JudgeSpec judge;
+  EvalSpec eval;
+};
+
+// Parses and validates; errors name every bad field ("rl.eps_clip: must be in (0, 1), got 1.5").
+absl::StatusOr<JobSpec> ParseJobSpec(const std::string& yaml_text);
+
+}  // namespace r1r::config

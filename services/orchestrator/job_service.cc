@@ -1,0 +1,127 @@
+#include "services/orchestrator/job_service.h"
+
+#include <absl/strings/str_cat.h>
+
+#include "common/config/job_spec.h"
+#include "common/config/plan.h"
+#include "common/jobs/atomic_file.h"
+#include "common/jobs/job_id.h"
+#include "common/rpc/status.h"
+
+namespace r1r::orchestrator {
+namespace {
+
+constexpr size_t kMaxSpecBytes = 1 << 20;
+
+grpc::Status Invalid(const std::string& msg) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg); }
+
+grpc::Status CheckId(const std::string& id) {
+  if (!jobs::IsValidJobId(id)) {
+    return Invalid(absl::StrCat("id: '", id.substr(0, 64), "' is not a job id (job-YYYYMMDD-HHMMSS-xxxxxx)"));
+  }
+  return grpc::Status::OK;
+}
+
+std::vector<v1::Phase> PhasesOf(const config::JobSpec& spec) {
+  std::vector<v1::Phase> phases = {v1::PHASE_DATA_PREP};
+  if (spec.sft.enabled) phases.push_back(v1::PHASE_SFT);
+  if (spec.rl.enabled) phases.push_back(v1::PHASE_RL);
+  phases.push_back(v1::PHASE_EVAL);
+  phases.push_back(v1::PHASE_PUBLISH);
+  return phases;
+}
+
+}  // namespace
+
+grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* req,
+                                       v1::SubmitJobResponse* resp) {
+  std::string yaml;
+  switch (req->source_case()) {
+    case v1::SubmitJobRequest::kSpecYaml:
+      yaml = req->spec_yaml();
+      break;
+    case v1::SubmitJobRequest::kSpecPath: {
+      auto text = jobs::ReadFileToString(req->spec_path());
+      if (!text.ok()) return Invalid(absl::StrCat("spec_path: ", text.status().message()));
+      yaml = *text;
+      break;
+    }
+    default:
+      return Invalid("spec_yaml or spec_path is required");
+  }
+  if (yaml.size() > kMaxSpecBytes) {
+    return Invalid(absl::StrCat("spec: ", yaml.size(), " bytes is over the limit of ", kMaxSpecBytes));
+  }
+  auto spec = config::ParseJobSpec(yaml);
+  if (!spec.ok()) return rpc::ToGrpc(spec.status());
+  resp->set_plan(config::DescribePlan(*spec));
+  if (req->dry_run()) {
+    resp->mutable_job()->set_name(spec->name);
+    resp->mutable_job()->set_spec_yaml(yaml);
+    return grpc::Status::OK;
+  }
+  auto job = store_->Create(spec->name, yaml, PhasesOf(*spec), spec->work_dir.empty() ? work_root_ : spec->work_dir);
+  if (!job.ok()) return rpc::ToGrpc(job.status());
+  *resp->mutable_job() = *job;
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* req, v1::Job* resp) {
+  if (grpc::Status s = CheckId(req->id()); !s.ok()) return s;
+  auto job = store_->Get(req->id());
+  if (!job.ok()) return rpc::ToGrpc(job.status());
+  *resp = *job;
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
+                                      v1::ListJobsResponse* resp) {
+  if (req->page_size() < 0 || req->page_size() > 1000) return Invalid("page_size: must be in [0, 1000]");
+  if (!v1::JobState_IsValid(req->state_filter())) return Invalid("state_filter: unknown state");
+  for (auto& job : store_->List(req->state_filter(), req->page_size() == 0 ? 100 : req->page_size())) {
+    *resp->add_jobs() = std::move(job);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* req, v1::Job* resp) {
+  if (grpc::Status s = CheckId(req->id()); !s.ok()) return s;
+  auto current = store_->Get(req->id());
+  if (!current.ok()) return rpc::ToGrpc(current.status());
+  if (jobs::JobStore::IsTerminal(current->state())) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("job ", req->id(), " already finished (", v1::JobState_Name(current->state()), ")"));
+  }
+  auto job = store_->Update(
+      req->id(),
+      [](v1::Job& j) {
+        j.set_state(v1::JOB_STATE_CANCELLED);
+        for (auto& p : *j.mutable_phases()) {
+          if (!jobs::JobStore::IsTerminal(p.state())) p.set_state(v1::JOB_STATE_CANCELLED);
+        }
+      },
+      "cancelled by request");
+  if (!job.ok()) return rpc::ToGrpc(job.status());
+  *resp = *job;
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
+                                      grpc::ServerWriter<v1::JobEvent>* writer) {
+  if (grpc::Status s = CheckId(req->id()); !s.ok()) return s;
+  if (req->after_seq() < 0) return Invalid("after_seq: must be >= 0");
+  int64_t seq = req->after_seq();
+  while (!ctx->IsCancelled() && !stopping_) {
+    auto events = store_->EventsAfter(req->id(), seq, absl::Milliseconds(500));
+    if (!events.ok()) return rpc::ToGrpc(events.status());
+    for (const auto& ev : *events) {
+      if (!writer->Write(ev)) return grpc::Status::OK;  // client went away
+      seq = ev.seq();
+    }
+    auto job = store_->Get(req->id());
+    if (job.ok() && jobs::JobStore::IsTerminal(job->state()) && events->empty()) return grpc::Status::OK;
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace r1r::orchestrator

@@ -1,0 +1,11 @@
+// r1r-serve: see ../shared/DESIGN.md for its role.
+#include "common/rpc/service_main.h"
+
+int main(int argc, char** argv) {
+  r1r::rpc::ServiceMain m;
+  m.name = "serve";
+  m.default_listen = "0.0.0.0:50056";
+  m.default_metrics = "0.0.0.0:9106";
+  m.setup = [](const r1r::config::Flags&, r1r::rpc::Server&) { return absl::OkStatus(); };
+  return r1r::rpc::RunServiceMain(m, argc, argv);
+}
