@@ -1,0 +1,219 @@
+#include "common/data/synthetic.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/data/readers.h"
+#include "common/data/transforms.h"
+#include "common/reward/answer_order.h"
+
+namespace r1r::data {
+namespace {
+
+struct Colour {
+  const char* name;
+  uint8_t r, g, b;
+};
+constexpr std::array<Colour, 4> kPalette = {{
+    {"red", 220, 40, 40},
+    {"green", 40, 170, 60},
+    {"blue", 40, 80, 220},
+    {"yellow", 230, 190, 30},
+}};
+constexpr std::array<const char*, 3> kShapeNames = {"circle", "square", "triangle"};
+constexpr int kGrid = 4;  // shapes sit in distinct cells of a 4x4 grid, so they never overlap
+constexpr std::array<double, 3> kTeacherSuccessPerAttempt = {0.9, 0.6, 0.3};  // by difficulty
+
+bool Inside(const DrawnShape& s, int x, int y) {
+  const int dx = x - s.cx, dy = y - s.cy, r = s.radius;
+  switch (s.kind) {
+    case ShapeKind::kCircle:
+      return dx * dx + dy * dy <= r * r;
+    case ShapeKind::kSquare:
+      return std::abs(dx) * 10 <= r * 8 && std::abs(dy) * 10 <= r * 8;
+    case ShapeKind::kTriangle:  // apex up: half-width grows from 0 at the top to r at the bottom
+      return dy >= -r && dy <= r && 2 * std::abs(dx) <= dy + r;
+  }
+  return false;
+}
+
+void Draw(RgbImage& image, const DrawnShape& s) {
+  const Colour& c = kPalette[static_cast<size_t>(s.colour)];
+  for (int y = std::max(0, s.cy - s.radius); y <= std::min(image.height - 1, s.cy + s.radius); ++y) {
+    for (int x = std::max(0, s.cx - s.radius); x <= std::min(image.width - 1, s.cx + s.radius); ++x) {
+      if (!Inside(s, x, y)) continue;
+      uint8_t* p = image.At(x, y);
+      p[0] = c.r;
+      p[1] = c.g;
+      p[2] = c.b;
+    }
+  }
+}
+
+std::string Plural(int count, const std::string& colour, const char* shape) {
+  return absl::StrCat(colour, " ", shape, count == 1 ? "" : "s");
+}
+
+std::string CountSentence(int count, const std::string& colour, const char* shape) {
+  if (count == 0) return absl::StrCat("There are no ", Plural(0, colour, shape), " in the image.");
+  if (count == 1) return absl::StrCat("There is 1 ", Plural(1, colour, shape), " in the image.");
+  return absl::StrCat("There are ", count, " ", Plural(count, colour, shape), " in the image.");
+}
+
+// The teacher's SFT trace: the conclusion sits in the last lines, where the consistency referee looks.
+std::string TeacherTrace(const std::string& what, int teacher_count, int count1, int count2) {
+  const int preferred = teacher_count == count1 ? 1 : 2;
+  return absl::StrCat("<think>The question asks how many ", what, " are in the image.\n",
+                      "Counting the ", what, " in the image, I find ", teacher_count, ".\n",
+                      "Response 1 says ", count1, " and Response 2 says ", count2, ".\n", "Response ", preferred,
+                      " agrees with my count, so Response ", preferred, " is better.</think><answer>", preferred,
+                      "</answer>");
+}
+
+}  // namespace
+
+absl::Status ValidateSynthOptions(const SynthOptions& o) {
+  if (o.n < 1) return absl::InvalidArgumentError("synthetic: n must be >= 1");
+  if (o.image_size < 56 || o.image_size > 112) return absl::InvalidArgumentError("synthetic: image_size in 56..112");
+  if (o.max_count < 1 || o.max_count + o.max_distractors > kGrid * kGrid) {
+    return absl::InvalidArgumentError("synthetic: need 1 <= max_count and max_count + max_distractors <= 16");
+  }
+  if (o.max_distractors < 0) return absl::InvalidArgumentError("synthetic: max_distractors must be >= 0");
+  if (!(o.teacher_mistake_rate >= 0.0 && o.teacher_mistake_rate <= 1.0)) {
+    return absl::InvalidArgumentError("synthetic: teacher_mistake_rate in [0, 1]");
+  }
+  if (o.teacher_max_attempts < 1) return absl::InvalidArgumentError("synthetic: teacher_max_attempts >= 1");
+  return absl::OkStatus();
+}
+
+SyntheticItem GenerateSyntheticItem(const SynthOptions& o, int64_t index) {
+  SeededRng rng(reward::Mix64(reward::Mix64(o.seed) ^ static_cast<uint64_t>(index)));
+  SyntheticItem item;
+  const int target_colour = static_cast<int>(rng.Below(kPalette.size()));
+  const auto target_kind = static_cast<ShapeKind>(rng.Below(kShapeNames.size()));
+  item.true_count = 1 + static_cast<int>(rng.Below(static_cast<uint64_t>(o.max_count)));
+  const int distractors = static_cast<int>(rng.Below(static_cast<uint64_t>(o.max_distractors) + 1));
+
+  // Distinct grid cells, then a size and a jitter that keep each shape inside its cell.
+  const std::vector<size_t> cells = ShuffledIndices(kGrid * kGrid, rng.Next());
+  const int cell = o.image_size / kGrid;
+  int confusers = 0;  // distractors sharing the colour or the shape of the target
+  for (int k = 0; k < item.true_count + distractors; ++k) {
+    DrawnShape s{};
+    if (k < item.true_count) {
+      s.kind = target_kind;
+      s.colour = target_colour;
+    } else {
+      do {
+        s.kind = static_cast<ShapeKind>(rng.Below(kShapeNames.size()));
+        s.colour = static_cast<int>(rng.Below(kPalette.size()));
+      } while (s.kind == target_kind && s.colour == target_colour);
+      if (s.kind == target_kind || s.colour == target_colour) ++confusers;
+    }
+    const int min_r = std::max(3, cell / 4), max_r = std::max(min_r, cell * 9 / 20);
+    s.radius = min_r + static_cast<int>(rng.Below(static_cast<uint64_t>(max_r - min_r + 1)));
+    const int slack = std::max(0, cell / 2 - s.radius - 1);
+    const int gx = static_cast<int>(cells[static_cast<size_t>(k)]) % kGrid;
+    const int gy = static_cast<int>(cells[static_cast<size_t>(k)]) / kGrid;
+    s.cx = gx * cell + cell / 2 + static_cast<int>(rng.Below(2 * slack + 1)) - slack;
+    s.cy = gy * cell + cell / 2 + static_cast<int>(rng.Below(2 * slack + 1)) - slack;
+    item.shapes.push_back(s);
+  }
+  item.image = RgbImage(o.image_size, o.image_size, 245, 245, 245);
+  for (const DrawnShape& s : item.shapes) Draw(item.image, s);
+
+  // A plausible wrong count: off by one most of the time.
+  if (rng.Uniform() < 0.8) {
+    item.wrong_count = item.true_count + ((item.true_count == 1 || rng.Below(2) == 0) ? 1 : -1);
+  } else {
+    do {
+      item.wrong_count = static_cast<int>(rng.Below(static_cast<uint64_t>(o.max_count) + 2));
+    } while (item.wrong_count == item.true_count);
+  }
+  item.difficulty = (confusers >= 2 || item.true_count == o.max_count) ? 2
+                    : (confusers == 0 && item.true_count <= 2)        ? 0
+                                                                      : 1;
+
+  PreferenceSample& s = item.sample;
+  const std::string colour = kPalette[static_cast<size_t>(target_colour)].name;
+  const char* shape = kShapeNames[static_cast<size_t>(target_kind)];
+  s.id = absl::StrFormat("synth_%06d", index);
+  s.source = "synthetic";
+  s.image_path = absl::StrCat("images/", s.id, ".png");
+  s.question = absl::StrCat("How many ", Plural(2, colour, shape), " are in the image?");
+  const reward::OrderedPair pair =
+      reward::PlaceResponses(CountSentence(item.true_count, colour, shape),
+                             CountSentence(item.wrong_count, colour, shape), rng.Below(2) == 1);
+  s.response1 = pair.response1;
+  s.response2 = pair.response2;
+  s.label = pair.label;
+
+  // Teacher: attempts until right, with a per-attempt success rate set by the difficulty.
+  s.teacher_solved = false;
+  for (int attempt = 1; attempt <= o.teacher_max_attempts; ++attempt) {
+    if (rng.Uniform() < kTeacherSuccessPerAttempt[static_cast<size_t>(item.difficulty)]) {
+      s.teacher_attempts = attempt;
+      s.teacher_solved = true;
+      break;
+    }
+  }
+  if (!s.teacher_solved) s.teacher_attempts = o.teacher_max_attempts;
+  item.teacher_trace_correct = rng.Uniform() >= o.teacher_mistake_rate;
+  const int teacher_count = item.teacher_trace_correct ? item.true_count : item.wrong_count;
+  const int count1 = pair.swapped ? item.wrong_count : item.true_count;
+  const int count2 = pair.swapped ? item.true_count : item.wrong_count;
+  s.reasoning = TeacherTrace(Plural(2, colour, shape), teacher_count, count1, count2);
+  return item;
+}
+
+absl::Status WriteSyntheticDataset(const SynthOptions& o, const std::string& out_dir) {
+  if (absl::Status s = ValidateSynthOptions(o); !s.ok()) return s;
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(out_dir) / "images", ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", out_dir, "/images: ", ec.message()));
+  std::vector<PreferenceSample> samples;
+  samples.reserve(static_cast<size_t>(o.n));
+  int64_t hard = 0, wrong_traces = 0, label1 = 0;
+  for (int64_t i = 0; i < o.n; ++i) {
+    SyntheticItem item = GenerateSyntheticItem(o, i);
+    const std::string png = (std::filesystem::path(out_dir) / item.sample.image_path).string();
+    if (absl::Status s = WritePng(png, item.image); !s.ok()) return s;
+    hard += IsHardForTeacher(item.sample) ? 1 : 0;
+    wrong_traces += item.teacher_trace_correct ? 0 : 1;
+    label1 += item.sample.label == 1 ? 1 : 0;
+    samples.push_back(std::move(item.sample));
+  }
+  const std::filesystem::path dir(out_dir);
+  if (absl::Status s = WriteR1RewardJsonl((dir / "r1reward.jsonl").string(), samples, o.placement); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = WritePlainPairsJsonl((dir / "pairs.jsonl").string(), samples); !s.ok()) return s;
+  const nlohmann::json manifest = {
+      {"generator", "r1r synthetic counting task v1"},
+      {"n", o.n},
+      {"seed", o.seed},
+      {"image_size", o.image_size},
+      {"max_count", o.max_count},
+      {"max_distractors", o.max_distractors},
+      {"teacher_mistake_rate", o.teacher_mistake_rate},
+      {"teacher_max_attempts", o.teacher_max_attempts},
+      {"image_placement", o.placement == reward::ImagePlacement::kAfterText ? "after_text" : "before_text"},
+      {"label1_count", label1},
+      {"rl_hard_count", hard},
+      {"wrong_teacher_traces", wrong_traces},
+      {"files", {"r1reward.jsonl", "pairs.jsonl", "images/"}},
+  };
+  std::ofstream out(dir / "manifest.json", std::ios::trunc);
+  out << manifest.dump(2) << '\n';
+  if (!out) return absl::DataLossError(absl::StrCat("cannot write ", (dir / "manifest.json").string()));
+  return absl::OkStatus();
+}
+
+}  // namespace r1r::data
