@@ -1,0 +1,260 @@
+// Top-level Qwen2.5-VL: embedding merge of image features, position ids, masks, KV cache.
+#include "common/model/model.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/model/modules.h"
+#include "common/model/positions.h"
+
+namespace r1r::model {
+
+// ---- KvCache ----
+
+KvCache::KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, at::ScalarType dtype, at::Device device)
+    : batch_(batch), capacity_(capacity) {
+  auto options = torch::TensorOptions().dtype(dtype).device(device);
+  const TextConfig& t = config.text;
+  for (int64_t i = 0; i < t.num_hidden_layers; ++i) {
+    keys_.push_back(torch::zeros({batch, t.num_key_value_heads, capacity, t.head_dim}, options));
+    values_.push_back(torch::zeros({batch, t.num_key_value_heads, capacity, t.head_dim}, options));
+  }
+}
+
+std::pair<at::Tensor, at::Tensor> KvCache::Append(int64_t layer, const at::Tensor& k, const at::Tensor& v) {
+  const int64_t n = k.size(2);
+  keys_[layer].narrow(2, length_, n).copy_(k);
+  values_[layer].narrow(2, length_, n).copy_(v);
+  return {keys_[layer].narrow(2, 0, length_ + n), values_[layer].narrow(2, 0, length_ + n)};
+}
+
+int64_t KvCache::BytesPerToken(const ModelConfig& config, at::ScalarType dtype) {
+  const TextConfig& t = config.text;
+  return 2 * t.num_hidden_layers * t.num_key_value_heads * t.head_dim *
+         static_cast<int64_t>(c10::elementSize(dtype));
+}
+
+// ---- Qwen2_5_VL ----
+
+Qwen2_5_VL::Qwen2_5_VL(const ModelConfig& config, const ModelOptions& options, uint64_t seed, bool random_init)
+    : config_(config), options_(options) {
+  ParamInit init{at::make_generator<at::CPUGeneratorImpl>(seed), random_init,
+                 torch::TensorOptions().dtype(options.dtype).device(options.device)};
+  // Vision first, text second: the order only fixes which random numbers each tensor gets.
+  vision_ = register_module("visual", std::make_shared<VisionModel>(config.vision, init));
+  text_ = register_module("model", std::make_shared<TextModel>(config.text, init));
+  if (!config.text.tie_word_embeddings) {
+    lm_head_ = register_module("lm_head",
+                               std::make_shared<LinearParams>(config.text.hidden_size, config.text.vocab_size, false, init));
+  }
+}
+
+absl::StatusOr<std::shared_ptr<Qwen2_5_VL>> Qwen2_5_VL::Create(const ModelConfig& config, const ModelOptions& options,
+                                                                uint64_t seed) {
+  return CreateImpl(config, options, seed, /*random_init=*/true);
+}
+
+absl::StatusOr<std::shared_ptr<Qwen2_5_VL>> Qwen2_5_VL::CreateUninitialized(const ModelConfig& config,
+                                                                             const ModelOptions& options) {
+  return CreateImpl(config, options, 0, /*random_init=*/false);
+}
+
+absl::StatusOr<std::shared_ptr<Qwen2_5_VL>> Qwen2_5_VL::CreateImpl(const ModelConfig& config,
+                                                                    const ModelOptions& options, uint64_t seed,
+                                                                    bool random_init) {
+  absl::Status valid = ValidateModelConfig(config);
+  if (!valid.ok()) return valid;
+  if (!at::isFloatingType(options.dtype)) {
+    return absl::InvalidArgumentError("model dtype must be a floating type (float32 or bfloat16)");
+  }
+  try {
+    return std::shared_ptr<Qwen2_5_VL>(new Qwen2_5_VL(config, options, seed, random_init));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("cannot create the model: ", e.what_without_backtrace()));
+  }
+}
+
+at::Tensor Qwen2_5_VL::output_weight() const {
+  return lm_head_ ? lm_head_->weight : text_->embed_tokens->weight;
+}
+
+at::Tensor Qwen2_5_VL::ComputeLogits(const at::Tensor& hidden) const {
+  return torch::matmul(hidden, output_weight().t()).to(torch::kFloat);
+}
+
+namespace {
+
+absl::StatusOr<std::vector<GridThw>> ReadGrids(const at::Tensor& grid_thw) {
+  std::vector<GridThw> grids;
+  if (!grid_thw.defined() || grid_thw.numel() == 0) return grids;
+  if (grid_thw.dim() != 2 || grid_thw.size(1) != 3) {
+    return absl::InvalidArgumentError("image_grid_thw must have shape [num_images, 3]");
+  }
+  at::Tensor cpu = grid_thw.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t* p = cpu.data_ptr<int64_t>();
+  for (int64_t i = 0; i < cpu.size(0); ++i) {
+    if (p[3 * i] <= 0 || p[3 * i + 1] <= 0 || p[3 * i + 2] <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("image_grid_thw row ", i, " has a non-positive entry"));
+    }
+    grids.push_back({p[3 * i], p[3 * i + 1], p[3 * i + 2]});
+  }
+  return grids;
+}
+
+absl::Status Internal(const char* what, const c10::Error& e) {
+  return absl::InternalError(absl::StrCat(what, ": ", e.what_without_backtrace()));
+}
+
+}  // namespace
+
+absl::StatusOr<at::Tensor> Qwen2_5_VL::EncodeImages(const at::Tensor& pixel_values, const at::Tensor& image_grid_thw) {
+  auto grids = ReadGrids(image_grid_thw);
+  if (!grids.ok()) return grids.status();
+  const VisionConfig& v = config_.vision;
+  int64_t patches = 0;
+  for (const GridThw& g : *grids) {
+    if (g[1] % v.spatial_merge_size != 0 || g[2] % v.spatial_merge_size != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("image grid ", g[1], "x", g[2], " is not a multiple of the merge size ",
+                                                     v.spatial_merge_size));
+    }
+    patches += g[0] * g[1] * g[2];
+  }
+  if (!pixel_values.defined() || pixel_values.dim() != 2 || pixel_values.size(0) != patches ||
+      pixel_values.size(1) != v.patch_dim()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pixel_values must be [", patches, ", ", v.patch_dim(), "] for the given image_grid_thw, got ",
+                     pixel_values.defined() ? c10::str(pixel_values.sizes()) : std::string("undefined")));
+  }
+  try {
+    return vision_->Forward(pixel_values, *grids);
+  } catch (const c10::Error& e) {
+    return Internal("vision tower", e);
+  }
+}
+
+absl::StatusOr<std::pair<at::Tensor, at::Tensor>> Qwen2_5_VL::ComputePositionIds(const at::Tensor& input_ids,
+                                                                                 const at::Tensor& attention_mask,
+                                                                                 const at::Tensor& image_grid_thw) const {
+  auto grids = ReadGrids(image_grid_thw);
+  if (!grids.ok()) return grids.status();
+  const int64_t B = input_ids.size(0), L = input_ids.size(1);
+  at::Tensor ids = input_ids.to(torch::kCPU, torch::kLong).contiguous();
+  at::Tensor mask = attention_mask.defined() ? attention_mask.to(torch::kCPU, torch::kLong).contiguous()
+                                             : torch::ones({B, L}, torch::kLong);
+  if (mask.size(0) != B || mask.size(1) != L) {
+    return absl::InvalidArgumentError("attention_mask must have the shape of input_ids at prefill");
+  }
+  at::Tensor positions = torch::ones({3, B, L}, torch::kLong);  // HF writes 1 into padding slots
+  at::Tensor deltas = torch::zeros({B}, torch::kLong);
+  auto pos = positions.accessor<int64_t, 3>();
+  const int64_t* id_ptr = ids.data_ptr<int64_t>();
+  const int64_t* mask_ptr = mask.data_ptr<int64_t>();
+  size_t next_image = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<int64_t> real;
+    std::vector<int64_t> slots;
+    for (int64_t i = 0; i < L; ++i) {
+      if (mask_ptr[b * L + i] != 0) {
+        real.push_back(id_ptr[b * L + i]);
+        slots.push_back(i);
+      }
+    }
+    const int64_t n_images = CountImages(real, config_);
+    if (next_image + n_images > grids->size()) {
+      return absl::InvalidArgumentError(absl::StrCat("row ", b, " needs image ", next_image + n_images,
+                                                     " but image_grid_thw has only ", grids->size(), " images"));
+    }
+    std::vector<GridThw> row_grids(grids->begin() + next_image, grids->begin() + next_image + n_images);
+    next_image += n_images;
+    auto index = ComputeRopeIndex(real, row_grids, config_, L);
+    if (!index.ok()) return absl::InvalidArgumentError(absl::StrCat("row ", b, ": ", index.status().message()));
+    for (size_t j = 0; j < slots.size(); ++j)
+      for (int s = 0; s < 3; ++s) pos[s][b][slots[j]] = index->positions[s][j];
+    deltas[b] = index->rope_delta;
+  }
+  if (next_image != grids->size()) {
+    return absl::InvalidArgumentError(absl::StrCat("image_grid_thw has ", grids->size(), " images but the prompts hold ",
+                                                   next_image));
+  }
+  return std::make_pair(positions, deltas);
+}
+
+absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
+  if (!in.input_ids.defined() || in.input_ids.dim() != 2) {
+    return absl::InvalidArgumentError("input_ids must be [batch, length]");
+  }
+  const at::Device device = options_.device;
+  const int64_t B = in.input_ids.size(0), L = in.input_ids.size(1);
+  KvCache* cache = in.cache;
+  const int64_t past = cache ? cache->length() : 0;
+  if (cache != nullptr && (cache->batch() != B || past + L > cache->capacity())) {
+    return absl::InvalidArgumentError(absl::StrCat("KV cache holds batch ", cache->batch(), " and ",
+                                                   cache->capacity() - past, " free positions; the input needs batch ",
+                                                   B, " and ", L));
+  }
+  if (in.attention_mask.defined() &&
+      (in.attention_mask.dim() != 2 || in.attention_mask.size(0) != B || in.attention_mask.size(1) != past + L)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("attention_mask must be [", B, ", ", past + L, "] (cached + new tokens)"));
+  }
+  try {
+    at::Tensor ids = in.input_ids.to(device, torch::kLong);
+    const int64_t vocab = config_.text.vocab_size;
+    if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= vocab)) {
+      return absl::InvalidArgumentError(absl::StrCat("input_ids must lie in [0, ", vocab, ")"));
+    }
+    at::Tensor embeds = torch::embedding(text_->embed_tokens->weight, ids);
+    if (in.pixel_values.defined() && in.pixel_values.numel() > 0) {
+      if (past != 0) return absl::InvalidArgumentError("pixel_values are only accepted at prefill");
+      auto image_embeds = EncodeImages(in.pixel_values, in.image_grid_thw);
+      if (!image_embeds.ok()) return image_embeds.status();
+      at::Tensor is_image = ids == config_.image_token_id;
+      const int64_t n_slots = is_image.sum().item<int64_t>();
+      if (n_slots != image_embeds->size(0)) {
+        return absl::InvalidArgumentError(absl::StrCat("the prompts hold ", n_slots, " <|image_pad|> tokens but the images ",
+                                                       "produce ", image_embeds->size(0), " embeddings"));
+      }
+      embeds = embeds.masked_scatter(is_image.unsqueeze(-1).expand_as(embeds), image_embeds->to(embeds.scalar_type()));
+    }
+
+    at::Tensor key_mask = in.attention_mask.defined() ? in.attention_mask.to(device).ne(0)
+                                                      : torch::ones({B, past + L}, torch::dtype(torch::kBool).device(device));
+    at::Tensor position_ids = in.position_ids;
+    at::Tensor rope_deltas;
+    if (!position_ids.defined()) {
+      if (past == 0) {
+        auto computed = ComputePositionIds(ids, key_mask.narrow(1, past, L), in.image_grid_thw);
+        if (!computed.ok()) return computed.status();
+        position_ids = computed->first;
+        rope_deltas = computed->second.to(device);
+      } else {
+        rope_deltas = cache->rope_deltas().defined() ? cache->rope_deltas() : torch::zeros({B}, torch::kLong).to(device);
+        at::Tensor steps = torch::arange(past, past + L, torch::dtype(torch::kLong).device(device));
+        position_ids = (steps.unsqueeze(0) + rope_deltas.unsqueeze(1)).unsqueeze(0).expand({3, B, L});
+      }
+    } else if (position_ids.dim() != 3 || position_ids.size(0) != 3 || position_ids.size(1) != B ||
+               position_ids.size(2) != L) {
+      return absl::InvalidArgumentError("position_ids must be [3, batch, length]");
+    }
+    if (!rope_deltas.defined()) {
+      rope_deltas = cache && cache->rope_deltas().defined() ? cache->rope_deltas()
+                                                            : torch::zeros({B}, torch::kLong).to(device);
+    }
+    if (cache != nullptr && past == 0) cache->set_rope_deltas(rope_deltas);
+    RotaryTables rotary = text_->Rotary(position_ids.to(device), embeds.scalar_type());
+
+    // Query i (absolute past + i) sees key j when j <= past + i and key j is not padding.
+    at::Tensor q_pos = torch::arange(past, past + L, torch::dtype(torch::kLong).device(device)).unsqueeze(1);
+    at::Tensor k_pos = torch::arange(0, past + L, torch::dtype(torch::kLong).device(device)).unsqueeze(0);
+    at::Tensor allowed = k_pos.le(q_pos).unsqueeze(0).logical_and(key_mask.unsqueeze(1)).unsqueeze(1);
+
+    at::Tensor hidden = text_->Forward(embeds, rotary, allowed, cache);
+    if (cache != nullptr) cache->Advance(L);
+    return ForwardOutput{hidden, rope_deltas};
+  } catch (const c10::Error& e) {
+    return Internal("forward", e);
+  }
+}
+
+}  // namespace r1r::model

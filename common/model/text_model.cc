@@ -1,0 +1,139 @@
+// Shared building blocks (linear, RMSNorm, SwiGLU) and the M-RoPE text decoder.
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <limits>
+
+#include "common/model/modules.h"
+
+namespace r1r::model {
+
+at::Tensor ParamInit::Normal(at::IntArrayRef shape, double std) {
+  if (!random) return torch::empty(shape, options);
+  return torch::empty(shape, torch::kFloat).normal_(0.0, std, generator).to(options);
+}
+at::Tensor ParamInit::Ones(at::IntArrayRef shape) { return torch::ones(shape, options); }
+
+LinearParams::LinearParams(int64_t in, int64_t out, bool has_bias, ParamInit& init) {
+  weight = register_parameter("weight", init.Normal({out, in}));
+  if (has_bias) bias = register_parameter("bias", init.Normal({out}));
+}
+
+at::Tensor LinearParams::Forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+
+RmsNormParams::RmsNormParams(int64_t dim, double eps_in, ParamInit& init) : eps(eps_in) {
+  weight = register_parameter("weight", init.Ones({dim}));
+}
+
+at::Tensor RmsNormParams::Forward(const at::Tensor& x) const {
+  at::Tensor xf = x.to(torch::kFloat);
+  at::Tensor normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+EmbeddingParams::EmbeddingParams(int64_t vocab, int64_t dim, ParamInit& init) {
+  weight = register_parameter("weight", init.Normal({vocab, dim}));
+}
+
+GatedMlp::GatedMlp(int64_t dim, int64_t inner, bool bias, ParamInit& init) {
+  gate_proj = register_module("gate_proj", std::make_shared<LinearParams>(dim, inner, bias, init));
+  up_proj = register_module("up_proj", std::make_shared<LinearParams>(dim, inner, bias, init));
+  down_proj = register_module("down_proj", std::make_shared<LinearParams>(inner, dim, bias, init));
+}
+
+at::Tensor GatedMlp::Forward(const at::Tensor& x) const {
+  return down_proj->Forward(torch::silu(gate_proj->Forward(x)) * up_proj->Forward(x));
+}
+
+TextAttention::TextAttention(const TextConfig& c, ParamInit& init) {
+  const int64_t q_dim = c.num_attention_heads * c.head_dim;
+  const int64_t kv_dim = c.num_key_value_heads * c.head_dim;
+  q_proj = register_module("q_proj", std::make_shared<LinearParams>(c.hidden_size, q_dim, true, init));
+  k_proj = register_module("k_proj", std::make_shared<LinearParams>(c.hidden_size, kv_dim, true, init));
+  v_proj = register_module("v_proj", std::make_shared<LinearParams>(c.hidden_size, kv_dim, true, init));
+  o_proj = register_module("o_proj", std::make_shared<LinearParams>(q_dim, c.hidden_size, false, init));
+}
+
+TextLayer::TextLayer(const TextConfig& c, ParamInit& init) {
+  input_layernorm = register_module("input_layernorm", std::make_shared<RmsNormParams>(c.hidden_size, c.rms_norm_eps, init));
+  self_attn = register_module("self_attn", std::make_shared<TextAttention>(c, init));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", std::make_shared<RmsNormParams>(c.hidden_size, c.rms_norm_eps, init));
+  mlp = register_module("mlp", std::make_shared<GatedMlp>(c.hidden_size, c.intermediate_size, false, init));
+}
+
+TextModel::TextModel(const TextConfig& c, ParamInit& init) : config(c) {
+  embed_tokens = register_module("embed_tokens", std::make_shared<EmbeddingParams>(c.vocab_size, c.hidden_size, init));
+  layers_holder = register_module("layers", std::make_shared<torch::nn::Module>());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    layers.push_back(layers_holder->register_module(std::to_string(i), std::make_shared<TextLayer>(c, init)));
+  }
+  norm = register_module("norm", std::make_shared<RmsNormParams>(c.hidden_size, c.rms_norm_eps, init));
+}
+
+namespace {
+
+at::Tensor RotateHalf(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// Causal self-attention of one layer; q/k/v biases, GQA by expanding kv heads (head j uses kv j / rep).
+at::Tensor Attention(const TextAttention& attn, const TextConfig& c, const at::Tensor& x, const RotaryTables& rotary,
+                     const at::Tensor& allowed, KvCache* cache, int64_t layer) {
+  const int64_t B = x.size(0), L = x.size(1), D = c.head_dim;
+  const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads;
+  at::Tensor q = attn.q_proj->Forward(x).view({B, L, nh, D}).transpose(1, 2);
+  at::Tensor k = attn.k_proj->Forward(x).view({B, L, nkv, D}).transpose(1, 2);
+  at::Tensor v = attn.v_proj->Forward(x).view({B, L, nkv, D}).transpose(1, 2);
+  q = q * rotary.cos + RotateHalf(q) * rotary.sin;
+  k = k * rotary.cos + RotateHalf(k) * rotary.sin;
+  if (cache != nullptr) std::tie(k, v) = cache->Append(layer, k, v);
+  const int64_t S = k.size(2);
+  if (nh != nkv) {
+    k = k.unsqueeze(2).expand({B, nkv, nh / nkv, S, D}).reshape({B, nh, S, D});
+    v = v.unsqueeze(2).expand({B, nkv, nh / nkv, S, D}).reshape({B, nh, S, D});
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  at::Tensor scores = torch::matmul(q, k.transpose(2, 3)) * scale;
+  // masked_fill with the lowest finite value (not -inf): a row with no visible key (a padding query)
+  // then gets a uniform distribution instead of NaN, and its output is ignored anyway.
+  scores = scores.to(torch::kFloat).masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest());
+  at::Tensor probs = torch::softmax(scores, -1).to(q.scalar_type());
+  at::Tensor out = torch::matmul(probs, v).transpose(1, 2).reshape({B, L, nh * D});
+  return attn.o_proj->Forward(out);
+}
+
+}  // namespace
+
+RotaryTables TextModel::Rotary(const at::Tensor& position_ids, at::ScalarType dtype) const {
+  const int64_t D = config.head_dim;
+  auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(position_ids.device());
+  // Same expression as HF: 1 / base^(arange(0, D, 2) / D) in float32.
+  at::Tensor inv_freq =
+      1.0 / torch::pow(config.rope_theta, torch::arange(0, D, 2, f32.dtype(torch::kLong)).to(torch::kFloat) / D);
+  at::Tensor freqs = position_ids.to(torch::kFloat).unsqueeze(-1) * inv_freq;  // [3, B, L, D/2]
+  // Frequency j takes its position from stream t, h or w according to mrope_section.
+  std::vector<int64_t> stream_of_freq;
+  for (int64_t s = 0; s < 3; ++s)
+    for (int64_t i = 0; i < config.mrope_section[s]; ++i) stream_of_freq.push_back(s);
+  at::Tensor select = torch::tensor(stream_of_freq, torch::kLong).to(position_ids.device());
+  select = select.view({1, 1, 1, D / 2}).expand({1, freqs.size(1), freqs.size(2), D / 2});
+  at::Tensor chosen = freqs.gather(0, select).squeeze(0);  // [B, L, D/2]
+  at::Tensor emb = torch::cat({chosen, chosen}, -1).unsqueeze(1);  // [B, 1, L, D]
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+at::Tensor TextModel::Forward(const at::Tensor& embeds, const RotaryTables& rotary, const at::Tensor& allowed,
+                              KvCache* cache) const {
+  at::Tensor h = embeds;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const TextLayer& layer = *layers[i];
+    h = h + Attention(*layer.self_attn, config, layer.input_layernorm->Forward(h), rotary, allowed, cache,
+                      static_cast<int64_t>(i));
+    h = h + layer.mlp->Forward(layer.post_attention_layernorm->Forward(h));
+  }
+  return norm->Forward(h);
+}
+
+}  // namespace r1r::model
