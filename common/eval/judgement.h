@@ -1,0 +1,46 @@
+// One judged pair and its aggregation: parsing the model's choice, the outcome against the preferred
+// position, seeded order randomisation, voting@K (majority) and any@K, and accuracy tallies.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "common/reward/answer_order.h"
+
+namespace r1r::eval {
+
+enum class Outcome { kCorrect, kWrong, kUnparsed };
+
+// The model's choice: the first <answer>...</answer> holding exactly "1" or "2"; with `fallback_last_digit`
+// (R1-Reward's VL-RewardBench and Multimodal RewardBench scripts) the last '1' or '2' anywhere in the text
+// when there is no usable tag. nullopt when nothing parses.
+std::optional<int> ParseChoice(std::string_view model_output, bool fallback_last_digit = true);
+
+// Correct when the choice is the position (1 or 2) of the preferred response.
+Outcome OutcomeFor(std::optional<int> choice, int preferred_position);
+
+// The order a judge is shown: chosen first unless the seeded coin for (seed, sample_index) says swap.
+// With `randomize` false the chosen response is always Response 1 (what R1-Reward's scripts do).
+reward::OrderedPair OrderForJudging(std::string chosen, std::string rejected, bool randomize, uint64_t seed,
+                                    uint64_t sample_index);
+
+// Strict majority over the K samples (VL-RewardBench cal.py): kCorrect if more than K/2 are correct, kWrong
+// if more than K/2 are wrong, otherwise kUnparsed (no majority or mostly unparsed).
+Outcome MajorityVote(std::span<const Outcome> samples);
+// any@K: at least one of the K samples is correct.
+bool AnyCorrect(std::span<const Outcome> samples);
+
+struct Tally {
+  int64_t correct = 0;
+  int64_t total = 0;
+  double Accuracy() const { return total > 0 ? static_cast<double>(correct) / static_cast<double>(total) : 0.0; }
+  void Add(bool is_correct) {
+    ++total;
+    correct += is_correct ? 1 : 0;
+  }
+};
+
+}  // namespace r1r::eval
