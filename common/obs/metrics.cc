@@ -29,7 +29,8 @@ absl::Status Metrics::StartExposer(const std::string& listen) {
         absl::StrCat("cannot serve /metrics on '", listen, "': ", e.what()));
   }
   exposer_->RegisterCollectable(registry_);
-  exposer_->RegisterCollectable(MakeProcessCollector(service_));
+  process_collector_ = MakeProcessCollector(service_);
+  exposer_->RegisterCollectable(process_collector_);
   return absl::OkStatus();
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <absl/status/status.h>
+#include <prometheus/collectable.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -49,6 +50,7 @@ class Metrics {
  private:
   std::string service_;
   std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Collectable> process_collector_;  // the exposer holds only weak refs
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 

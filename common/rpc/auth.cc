@@ -7,6 +7,7 @@
 #include <absl/strings/ascii.h>
 #include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
+#include <absl/synchronization/mutex.h>
 
 namespace r1r::rpc {
 
@@ -33,35 +34,32 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return diff == 0 && !b.empty();
 }
 
-class BearerTokenProcessor : public grpc::AuthMetadataProcessor {
- public:
-  explicit BearerTokenProcessor(std::string token) : expected_(absl::StrCat("Bearer ", token)) {}
-
-  bool IsBlocking() const override { return false; }
-
-  grpc::Status Process(const InputMetadata& auth_metadata, grpc::AuthContext*, OutputMetadata*,
-                       OutputMetadata*) override {
-    auto path = auth_metadata.find(":path");
-    if (path != auth_metadata.end() &&
-        absl::StartsWith(absl::string_view(path->second.data(), path->second.size()), "/grpc.health.v1.Health/")) {
-      return grpc::Status::OK;
-    }
-    auto auth = auth_metadata.find("authorization");
-    if (auth == auth_metadata.end()) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata");
-    }
-    if (!ConstantTimeEquals(std::string(auth->second.data(), auth->second.size()), expected_)) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "invalid bearer token");
-    return grpc::Status::OK;
-  }
-
- private:
-  std::string expected_;
-};
+absl::Mutex g_token_mu;
+std::string* g_token ABSL_GUARDED_BY(g_token_mu) = new std::string();
 
 }  // namespace
 
-std::shared_ptr<grpc::AuthMetadataProcessor> MakeBearerTokenProcessor(std::string token) {
-  return std::make_shared<BearerTokenProcessor>(std::move(token));
+void SetServerToken(std::string token) {
+  absl::MutexLock lock(&g_token_mu);
+  *g_token = token.empty() ? "" : absl::StrCat("Bearer ", token);
+}
+
+grpc::Status Authorize(const grpc::ServerContext* ctx) {
+  std::string expected;
+  {
+    absl::MutexLock lock(&g_token_mu);
+    expected = *g_token;
+  }
+  if (expected.empty()) return grpc::Status::OK;
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata");
+  }
+  if (!ConstantTimeEquals(std::string(it->second.data(), it->second.size()), expected)) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "invalid bearer token");
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace r1r::rpc

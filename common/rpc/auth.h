@@ -7,7 +7,7 @@
 #include <string>
 
 #include <absl/status/statusor.h>
-#include <grpcpp/security/auth_metadata_processor.h>
+#include <grpcpp/server_context.h>
 
 namespace r1r::rpc {
 
@@ -17,7 +17,13 @@ inline constexpr char kTokenEnvVar[] = "R1R_AUTH_TOKEN";
 // Returns "" when neither is set; an unreadable or empty file is an error.
 absl::StatusOr<std::string> LoadToken(const std::string& token_file);
 
-// Rejects calls without "authorization: Bearer <token>" with UNAUTHENTICATED, except health checks.
-std::shared_ptr<grpc::AuthMetadataProcessor> MakeBearerTokenProcessor(std::string token);
+// The token this process's server expects; set by Server::Start ("" = auth off).
+void SetServerToken(std::string token);
+
+// Every r1r RPC handler starts with `if (auto s = Authorize(ctx); !s.ok()) return s;`: calls
+// without "authorization: Bearer <token>" get UNAUTHENTICATED. (gRPC's AuthMetadataProcessor
+// cannot be attached to insecure credentials, and interceptors cannot reject a call; the
+// built-in health service never calls this, so it stays open.)
+grpc::Status Authorize(const grpc::ServerContext* ctx);
 
 }  // namespace r1r::rpc

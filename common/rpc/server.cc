@@ -110,7 +110,7 @@ absl::Status Server::Start() {
   } else {
     creds = grpc::InsecureServerCredentials();
   }
-  if (!options_.auth_token.empty()) creds->SetAuthMetadataProcessor(MakeBearerTokenProcessor(options_.auth_token));
+  SetServerToken(options_.auth_token);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -6,6 +6,7 @@
 #include "common/config/plan.h"
 #include "common/jobs/atomic_file.h"
 #include "common/jobs/job_id.h"
+#include "common/rpc/auth.h"
 #include "common/rpc/status.h"
 
 namespace r1r::orchestrator {
@@ -33,8 +34,9 @@ std::vector<v1::Phase> PhasesOf(const config::JobSpec& spec) {
 
 }  // namespace
 
-grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* req,
+grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* ctx, const v1::SubmitJobRequest* req,
                                        v1::SubmitJobResponse* resp) {
+  if (grpc::Status s = rpc::Authorize(ctx); !s.ok()) return s;
   std::string yaml;
   switch (req->source_case()) {
     case v1::SubmitJobRequest::kSpecYaml:
@@ -66,7 +68,8 @@ grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJob
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* req, v1::Job* resp) {
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req, v1::Job* resp) {
+  if (grpc::Status s = rpc::Authorize(ctx); !s.ok()) return s;
   if (grpc::Status s = CheckId(req->id()); !s.ok()) return s;
   auto job = store_->Get(req->id());
   if (!job.ok()) return rpc::ToGrpc(job.status());
@@ -74,8 +77,9 @@ grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobReques
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest* req,
                                       v1::ListJobsResponse* resp) {
+  if (grpc::Status s = rpc::Authorize(ctx); !s.ok()) return s;
   if (req->page_size() < 0 || req->page_size() > 1000) return Invalid("page_size: must be in [0, 1000]");
   if (!v1::JobState_IsValid(req->state_filter())) return Invalid("state_filter: unknown state");
   for (auto& job : store_->List(req->state_filter(), req->page_size() == 0 ? 100 : req->page_size())) {
@@ -84,7 +88,8 @@ grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRe
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* req, v1::Job* resp) {
+grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext* ctx, const v1::CancelJobRequest* req, v1::Job* resp) {
+  if (grpc::Status s = rpc::Authorize(ctx); !s.ok()) return s;
   if (grpc::Status s = CheckId(req->id()); !s.ok()) return s;
   auto current = store_->Get(req->id());
   if (!current.ok()) return rpc::ToGrpc(current.status());
@@ -108,6 +113,7 @@ grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJob
 
 grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
                                       grpc::ServerWriter<v1::JobEvent>* writer) {
+  if (grpc::Status s = rpc::Authorize(ctx); !s.ok()) return s;
   if (grpc::Status s = CheckId(req->id()); !s.ok()) return s;
   if (req->after_seq() < 0) return Invalid("after_seq: must be >= 0");
   int64_t seq = req->after_seq();

@@ -1,0 +1,122 @@
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "common/config/flags.h"
+#include "common/config/job_spec.h"
+#include "common/config/plan.h"
+
+namespace r1r::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kMinimal[] = R"(
+name: t
+model: {init: tiny}
+data: {source: synthetic, synthetic_n: 10}
+judge: {backend: rule}
+)";
+
+std::string ErrorOf(const std::string& yaml) {
+  auto spec = ParseJobSpec(yaml);
+  EXPECT_FALSE(spec.ok()) << yaml;
+  return spec.ok() ? "" : std::string(spec.status().message());
+}
+
+TEST(config, MinimalSpecGetsPaperDefaults) {
+  auto spec = ParseJobSpec(kMinimal);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->rl.eps_clip, 0.2);
+  EXPECT_EQ(spec->rl.preclip_min, 1e-3);
+  EXPECT_EQ(spec->rl.preclip_max, 1e3);
+  EXPECT_EQ(spec->rl.adv_filter, "sigma3");
+  EXPECT_EQ(spec->rl.format_weight, 0.5);
+  EXPECT_EQ(spec->rl.consistency_weight, 0.5);
+  EXPECT_EQ(spec->rl.kl_coef, 0.0);
+  EXPECT_EQ(spec->rl.rollout_batch_size, 256);
+  EXPECT_EQ(spec->rl.train_batch_size, 128);
+  EXPECT_EQ(spec->data.max_pixels, 640 * 28 * 28);
+}
+
+TEST(config, OutOfRangeNamesFieldAndValue) {
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {eps_clip: 1.5}"), HasSubstr("rl.eps_clip: must be in (0, 1), got 1.5"));
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "sft: {optim: {lr: -1}}"), HasSubstr("sft.optim.lr"));
+}
+
+TEST(config, WrongTypeNamesField) {
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {rollout_batch_size: many}"),
+              HasSubstr("rl.rollout_batch_size: must be an integer"));
+}
+
+TEST(config, UnknownFieldIsReportedNotIgnored) {
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {eps_clp: 0.2}"), HasSubstr("rl.eps_clp: unknown field"));
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "colour: red"), HasSubstr("colour: unknown field"));
+}
+
+TEST(config, MissingRequiredAndCrossFieldRules) {
+  EXPECT_THAT(ErrorOf("model: {init: tiny}\ndata: {source: synthetic, synthetic_n: 3}\n"), HasSubstr("name: is required"));
+  EXPECT_THAT(ErrorOf("name: x\nmodel: {init: path}\ndata: {source: synthetic, synthetic_n: 3}\n"),
+              HasSubstr("model.path: is required"));
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {rollout_batch_size: 100, train_batch_size: 30}"),
+              HasSubstr("rl.train_batch_size: must divide"));
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {algorithm: grpo}"), HasSubstr("rl.samples_per_prompt"));
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {adv_filter: sigma4}"),
+              HasSubstr("rl.adv_filter: must be one of sigma3|code_mean3|none, got 'sigma4'"));
+}
+
+TEST(config, SyntaxErrorGivesLine) {
+  EXPECT_THAT(ErrorOf("name: x\nmodel: [unclosed\n"), HasSubstr("YAML syntax error at line"));
+  EXPECT_THAT(ErrorOf("- a\n- b\n"), HasSubstr("must be a YAML mapping"));
+}
+
+TEST(config, ShippedConfigsValidate) {
+  for (const char* name : {"demo.yaml", "paper_7b.yaml"}) {
+    std::ifstream in(std::string(R1R_SOURCE_DIR) + "/configs/" + name);
+    if (!in) continue;  // a config arrives with its issue
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto spec = ParseJobSpec(ss.str());
+    EXPECT_TRUE(spec.ok()) << name << ": " << spec.status();
+  }
+}
+
+TEST(config, PlanEstimatesSevenBillionFromConfigJson) {
+  // Qwen2.5-VL-7B-Instruct's config.json numbers (text 28 layers x 3584, vision 32 x 1280).
+  const std::string dir = ::testing::TempDir() + "/qwen7b";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/config.json") << R"({"hidden_size": 3584, "num_attention_heads": 28,
+    "num_hidden_layers": 28, "num_key_value_heads": 4, "intermediate_size": 18944, "vocab_size": 152064,
+    "tie_word_embeddings": false,
+    "vision_config": {"hidden_size": 1280, "depth": 32, "intermediate_size": 3420, "out_hidden_size": 3584}})";
+  auto spec = ParseJobSpec("name: p\nmodel: {init: path, path: " + dir + "}\ndata: {source: r1reward_jsonl, path: x}\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const ModelSize m = EstimateModelSize(*spec);
+  ASSERT_TRUE(m.known);
+  EXPECT_NEAR(m.parameters / 1e9, 8.29, 0.1);  // the published checkpoint has 8.29e9 parameters
+  EXPECT_THAT(DescribePlan(*spec), HasSubstr("memory per role: learner"));
+}
+
+TEST(config, FlagsParseBothStylesAndRejectUnknown) {
+  Flags f;
+  f.Value("listen", "0.0.0.0:1", "addr").Value("metrics-listen", "", "m").Switch("json", "j");
+  const char* argv[] = {"prog", "--listen", "127.0.0.1:5", "--metrics-listen=:9", "--json", "pos"};
+  ASSERT_TRUE(f.Parse(6, argv).ok());
+  EXPECT_EQ(f.Get("listen"), "127.0.0.1:5");
+  EXPECT_EQ(f.Get("metrics-listen"), ":9");
+  EXPECT_TRUE(f.Has("json"));
+  EXPECT_EQ(f.positionals(), std::vector<std::string>{"pos"});
+  Flags g;
+  g.Value("listen", "", "addr");
+  const char* bad[] = {"prog", "--lisen", "x"};
+  auto s = g.Parse(3, bad);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("unknown flag --lisen"));
+  const char* missing[] = {"prog", "--listen"};
+  EXPECT_THAT(std::string(g.Parse(2, missing).message()), HasSubstr("--listen needs a value"));
+}
+
+}  // namespace
+}  // namespace r1r::config

@@ -1,0 +1,156 @@
+#include <chrono>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
+
+#include "common/rpc/auth.h"
+#include "common/rpc/client.h"
+#include "common/rpc/server.h"
+#include "common/rpc/status.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "r1r/v1/jobs.grpc.pb.h"
+
+namespace r1r::rpc {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A JobService whose ListJobs sleeps for `delay` and returns one job named "pong".
+class FakeJobs final : public v1::JobService::Service {
+ public:
+  explicit FakeJobs(std::chrono::milliseconds delay = std::chrono::milliseconds(0)) : delay_(delay) {}
+  grpc::Status ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest*, v1::ListJobsResponse* resp) override {
+    if (grpc::Status s = Authorize(ctx); !s.ok()) return s;
+    std::this_thread::sleep_for(delay_);
+    resp->add_jobs()->set_name("pong");
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::chrono::milliseconds delay_;
+};
+
+std::unique_ptr<Server> StartServer(grpc::Service* service, const std::string& token = "", int port = 0) {
+  ServerOptions o;
+  o.service_name = "test";
+  o.listen = "127.0.0.1:" + std::to_string(port);
+  o.auth_token = token;
+  auto server = std::make_unique<Server>(o);
+  server->AddService(service);
+  absl::Status s = server->Start();
+  EXPECT_TRUE(s.ok()) << s;
+  return server;
+}
+
+ClientOptions Client(int port, const std::string& token = "", absl::Duration timeout = absl::Seconds(5)) {
+  ClientOptions c;
+  c.target = "127.0.0.1:" + std::to_string(port);
+  c.auth_token = token;
+  c.timeout = timeout;
+  return c;
+}
+
+grpc::Status CallList(const ClientOptions& c, v1::ListJobsResponse* resp = nullptr) {
+  auto channel = MakeChannel(c);
+  auto stub = v1::JobService::NewStub(*channel);
+  v1::ListJobsResponse local;
+  grpc::ClientContext ctx;
+  PrepareContext(ctx, c);
+  return stub->ListJobs(&ctx, v1::ListJobsRequest(), resp ? resp : &local);
+}
+
+TEST(rpc, AuthRejectsMissingAndWrongTokens) {
+  FakeJobs jobs;
+  auto server = StartServer(&jobs, "s3cret");
+  EXPECT_EQ(CallList(Client(server->port())).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::Status wrong = CallList(Client(server->port(), "nope"));
+  EXPECT_EQ(wrong.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(wrong.error_message(), HasSubstr("invalid bearer token"));
+  v1::ListJobsResponse resp;
+  ASSERT_TRUE(CallList(Client(server->port(), "s3cret"), &resp).ok());
+  EXPECT_EQ(resp.jobs(0).name(), "pong");
+}
+
+TEST(rpc, HealthIsReachableWithoutToken) {
+  FakeJobs jobs;
+  auto server = StartServer(&jobs, "s3cret");
+  auto channel = MakeChannel(Client(server->port()));
+  auto stub = grpc::health::v1::Health::NewStub(*channel);
+  grpc::ClientContext ctx;
+  grpc::health::v1::HealthCheckResponse resp;
+  ASSERT_TRUE(stub->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp).ok());
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+TEST(rpc, DeadlineIsHonoured) {
+  FakeJobs slow(std::chrono::milliseconds(3000));
+  auto server = StartServer(&slow);
+  const auto start = std::chrono::steady_clock::now();
+  grpc::Status s = CallList(Client(server->port(), "", absl::Milliseconds(200)));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_LT(seconds, 2.0);
+}
+
+TEST(rpc, ClientRetriesThroughServerRestart) {
+  FakeJobs jobs;
+  auto first = StartServer(&jobs);
+  const int port = first->port();
+  ASSERT_TRUE(CallList(Client(port)).ok());
+  first.reset();  // server gone: calls now fail with UNAVAILABLE
+  EXPECT_EQ(CallList(Client(port, "", absl::Milliseconds(300))).error_code(), grpc::StatusCode::UNAVAILABLE);
+
+  std::unique_ptr<Server> second;
+  std::thread restarter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    second = StartServer(&jobs, "", port);
+  });
+  ClientOptions c = Client(port, "", absl::Milliseconds(500));
+  auto channel = MakeChannel(c);
+  auto stub = v1::JobService::NewStub(*channel);
+  int attempts = 0;
+  v1::ListJobsResponse resp;
+  grpc::Status s = CallWithRetry(c, RetryPolicy{.max_attempts = 10, .initial_backoff = absl::Milliseconds(100)},
+                                 [&](grpc::ClientContext& ctx) {
+                                   ++attempts;
+                                   return stub->ListJobs(&ctx, v1::ListJobsRequest(), &resp);
+                                 });
+  restarter.join();
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_GT(attempts, 1);
+}
+
+TEST(rpc, RetryGivesUpOnNonRetryableCodes) {
+  int attempts = 0;
+  grpc::Status s = CallWithRetry(Client(1), RetryPolicy{}, [&](grpc::ClientContext&) {
+    ++attempts;
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad");
+  });
+  EXPECT_EQ(attempts, 1);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST(rpc, PerRpcMetricsCountMethodAndCode) {
+  FakeJobs jobs;
+  auto server = StartServer(&jobs, "tok");
+  ASSERT_TRUE(CallList(Client(server->port(), "tok")).ok());
+  ASSERT_TRUE(CallList(Client(server->port(), "tok")).ok());
+  const std::string text = prometheus::TextSerializer().Serialize(server->metrics().registry().Collect());
+  EXPECT_THAT(text, HasSubstr("r1r_rpc_requests_total{code=\"OK\",method=\"/r1r.v1.JobService/ListJobs\",service=\"test\"} 2"));
+  EXPECT_THAT(text, HasSubstr("r1r_rpc_request_seconds_count{method=\"/r1r.v1.JobService/ListJobs\",service=\"test\"} 2"));
+}
+
+TEST(rpc, StatusCodesMapBothWays) {
+  const absl::Status a = absl::InvalidArgumentError("rl.eps_clip: bad");
+  const grpc::Status g = ToGrpc(a);
+  EXPECT_EQ(g.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(g.error_message(), "rl.eps_clip: bad");
+  EXPECT_EQ(FromGrpc(g), a);
+  EXPECT_TRUE(ToGrpc(absl::OkStatus()).ok());
+  EXPECT_EQ(FromGrpc(grpc::Status(grpc::StatusCode::UNAVAILABLE, "x")).code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace r1r::rpc
