@@ -122,40 +122,96 @@ double FilterStats::FilteredFraction() const {
   return valid_tokens > 0 ? static_cast<double>(filtered_tokens) / static_cast<double>(valid_tokens) : 0.0;
 }
 
+namespace {
+
+// The window of z-scores the filter keeps; NaN compares false and is never kept.
+struct KeepWindow {
+  double lo;
+  double hi;
+};
+
+KeepWindow FilterWindowFor(const AdvantageFilterConfig& filter, double mean) {
+  const double k = filter.threshold;
+  switch (filter.window) {
+    case FilterWindow::kPaperSymmetric:
+      return {-k, k};
+    case FilterWindow::kReleasedCodeMeanShift:
+      // The released code compares z with the raw advantage mean +- 3, and also drops |z| > 10.
+      return {std::max(mean - k, -10.0), std::min(mean + k, 10.0)};
+  }
+  return {-k, k};
+}
+
+// One pass over contiguous CPU data: z-score, window, padding and the two counts together. Whitening
+// without the filter runs the same loop, so the filter costs one compare per token and nothing more.
+template <typename T, bool kFilter>
+void WhitenLoop(const T* x, const bool* valid, T* out, int64_t n, T mean, T rstd, T lo, T hi, int64_t& n_valid,
+                int64_t& n_kept) {
+  int64_t v = 0, kept = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const T z = (x[i] - mean) * rstd;
+    const bool keep = valid[i] && (!kFilter || (z >= lo && z <= hi));
+    out[i] = keep ? z : T(0);
+    v += valid[i];
+    kept += keep;
+  }
+  n_valid = v;
+  n_kept = kept;
+}
+
+template <typename T>
+void WhitenCpu(const at::Tensor& values, const at::Tensor& valid, at::Tensor& out, double mean, double rstd,
+               const KeepWindow* window, int64_t& n_valid, int64_t& n_kept) {
+  const int64_t n = values.numel();
+  const T* x = values.data_ptr<T>();
+  const bool* m = valid.data_ptr<bool>();
+  T* o = out.data_ptr<T>();
+  if (window != nullptr) {
+    WhitenLoop<T, true>(x, m, o, n, T(mean), T(rstd), T(window->lo), T(window->hi), n_valid, n_kept);
+  } else {
+    WhitenLoop<T, false>(x, m, o, n, T(mean), T(rstd), T(0), T(0), n_valid, n_kept);
+  }
+}
+
+}  // namespace
+
 WhitenedAdvantages WhitenAndFilter(const at::Tensor& values, const at::Tensor& mask,
                                    const MaskedMoments& global_moments, const AdvantageConfig& config) {
   at::NoGradGuard no_grad;
-  const at::Tensor valid = Valid(mask);
   WhitenedAdvantages out;
   out.mean = global_moments.Mean();
-  const double var = std::max(global_moments.PopulationVariance(), config.whiten_var_floor);
-  out.std = std::sqrt(var);
-  const at::Tensor z = (values - out.mean) * (1.0 / out.std);
+  out.std = std::sqrt(std::max(global_moments.PopulationVariance(), config.whiten_var_floor));
+  const double rstd = 1.0 / out.std;  // z = (x - mean) * rsqrt(max(var, floor))
+  const KeepWindow window = FilterWindowFor(config.filter, out.mean);
+  const KeepWindow* filter = config.filter.enabled ? &window : nullptr;
 
-  if (!config.filter.enabled) {
-    out.advantages = at::where(valid, z, ZeroLike(z));
-    out.filter.valid_tokens = valid.sum().item<int64_t>();
-    return out;
+  const at::Tensor valid = Valid(mask).contiguous();
+  int64_t n_valid = 0, n_kept = 0;
+  at::Tensor z;
+  if (values.is_cpu() && (values.scalar_type() == at::kFloat || values.scalar_type() == at::kDouble) &&
+      values.sizes() == valid.sizes()) {
+    const at::Tensor x = values.contiguous();
+    out.advantages = at::empty_like(x);
+    if (x.scalar_type() == at::kFloat) {
+      WhitenCpu<float>(x, valid, out.advantages, out.mean, rstd, filter, n_valid, n_kept);
+    } else {
+      WhitenCpu<double>(x, valid, out.advantages, out.mean, rstd, filter, n_valid, n_kept);
+    }
+  } else {  // any device: the same arithmetic as tensor ops
+    z = (values - out.mean) * rstd;
+    at::Tensor keep = filter != nullptr ? valid & (z >= window.lo) & (z <= window.hi) : valid;
+    out.advantages = at::where(keep, z, at::zeros({}, z.options()));
+    const at::Tensor counts = at::stack({valid.sum(), keep.sum()}).cpu();
+    n_valid = counts[0].item<int64_t>();
+    n_kept = counts[1].item<int64_t>();
   }
-  const double k = config.filter.threshold;
-  at::Tensor keep;
-  switch (config.filter.window) {
-    case FilterWindow::kPaperSymmetric:
-      keep = z.abs() <= k;  // false for NaN and +-Inf as well
-      break;
-    case FilterWindow::kReleasedCodeMeanShift:
-      // The released code compares the z-score with the raw advantage mean +- 3, and drops |z| > 10.
-      keep = (z >= out.mean - k) & (z <= out.mean + k) & (z.abs() <= 10.0);
-      break;
+  out.filter.valid_tokens = n_valid;
+  out.filter.filtered_tokens = n_valid - n_kept;
+  // Non-finite z-scores are among the filtered ones: count them only when something was filtered.
+  if (out.filter.filtered_tokens > 0) {
+    if (!z.defined()) z = (values - out.mean) * rstd;
+    out.filter.nonfinite_tokens = (valid & z.isfinite().logical_not()).sum().item<int64_t>();
   }
-  keep = keep & valid;
-  out.advantages = at::where(keep, z, ZeroLike(z));
-  const at::Tensor counts =
-      at::stack({valid.sum(), keep.sum(), (valid & z.isfinite().logical_not()).sum()}).contiguous();
-  const int64_t* c = counts.data_ptr<int64_t>();
-  out.filter.valid_tokens = c[0];
-  out.filter.filtered_tokens = c[0] - c[1];
-  out.filter.nonfinite_tokens = c[2];
   return out;
 }
 

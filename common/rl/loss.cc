@@ -19,6 +19,65 @@ at::Tensor SequenceMeanOfTokenMeans(const at::Tensor& per_token, const at::Tenso
   return per_sequence.mean();
 }
 
+bool IsCpuFloating(const at::Tensor& t) {
+  return t.is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
+}
+
+// ratio = exp(clamp(log_ratio, lo, hi)) with the gradient of that composition (0 outside [lo, hi]). On CPU
+// the backward is one fused pass, so pre-clip costs a clamp in the forward and nothing in the backward.
+class PreClippedExp : public torch::autograd::Function<PreClippedExp> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& log_ratio, double lo,
+                            double hi) {
+    at::Tensor ratio = log_ratio.clamp(lo, hi).exp_();
+    ctx->save_for_backward({log_ratio, ratio});
+    ctx->saved_data["lo"] = lo;
+    ctx->saved_data["hi"] = hi;
+    return ratio;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& ratio = saved[1];
+    const double lo = ctx->saved_data["lo"].toDouble();
+    const double hi = ctx->saved_data["hi"].toDouble();
+    const at::Tensor g = grads[0];
+    at::Tensor grad_in;
+    if (IsCpuFloating(x) && g.scalar_type() == x.scalar_type() && g.sizes() == x.sizes()) {
+      const at::Tensor xc = x.contiguous(), rc = ratio.contiguous(), gc = g.contiguous();
+      grad_in = at::empty_like(xc);
+      AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "pre_clipped_exp_backward", [&] {
+        const scalar_t* xp = xc.data_ptr<scalar_t>();
+        const scalar_t* rp = rc.data_ptr<scalar_t>();
+        const scalar_t* gp = gc.data_ptr<scalar_t>();
+        scalar_t* out = grad_in.data_ptr<scalar_t>();
+        const auto l = static_cast<scalar_t>(lo), h = static_cast<scalar_t>(hi);
+        for (int64_t i = 0, n = xc.numel(); i < n; ++i) {
+          out[i] = (xp[i] >= l && xp[i] <= h) ? gp[i] * rp[i] : scalar_t(0);
+        }
+      });
+    } else {
+      grad_in = at::where((x >= lo) & (x <= hi), g * ratio, at::zeros({}, g.options()));
+    }
+    return {grad_in, torch::autograd::Variable(), torch::autograd::Variable()};
+  }
+};
+
+// Tokens whose log-ratio lies outside [lo, hi] (padding holds 0, inside).
+at::Tensor CountOutside(const at::Tensor& x, double lo, double hi) {
+  if (!IsCpuFloating(x)) return ((x < lo) | (x > hi)).sum();
+  const at::Tensor xc = x.contiguous();
+  int64_t count = 0;
+  AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "count_outside", [&] {
+    const scalar_t* p = xc.data_ptr<scalar_t>();
+    const auto l = static_cast<scalar_t>(lo), h = static_cast<scalar_t>(hi);
+    for (int64_t i = 0, n = xc.numel(); i < n; ++i) count += (p[i] < l) | (p[i] > h);
+  });
+  return at::scalar_tensor(count, at::kLong);
+}
+
 }  // namespace
 
 PolicyLossResult PolicyLoss(const at::Tensor& logp, const at::Tensor& logp_old, const at::Tensor& advantages,
@@ -32,9 +91,8 @@ PolicyLossResult PolicyLoss(const at::Tensor& logp, const at::Tensor& logp_old, 
 
   const double ld_min = std::log(config.pre_clip.ratio_min);
   const double ld_max = std::log(config.pre_clip.ratio_max);
-  const at::Tensor log_ratio =
-      config.pre_clip.enabled ? raw_log_ratio.clamp(ld_min, ld_max) : raw_log_ratio;
-  const at::Tensor ratio = at::exp(log_ratio);
+  const at::Tensor ratio =
+      config.pre_clip.enabled ? PreClippedExp::apply(raw_log_ratio, ld_min, ld_max) : at::exp(raw_log_ratio);
   const at::Tensor surrogate = ratio * adv;
   const at::Tensor clipped_surrogate = ratio.clamp(1.0 - config.clip_eps_low, 1.0 + config.clip_eps_high) * adv;
   // Padding contributes exactly 0: adv is 0 there.
@@ -57,16 +115,16 @@ PolicyLossResult PolicyLoss(const at::Tensor& logp, const at::Tensor& logp_old, 
 
   at::NoGradGuard no_grad;
   const at::Tensor n = valid_f.sum();
-  const at::Tensor clipped = (clipped_surrogate < surrogate) & valid;
+  // Padding has A = 0 and log-ratio 0, so it is never counted as clipped or pre-clipped.
+  const at::Tensor clipped = clipped_surrogate < surrogate;
   const at::Tensor pre_clipped =
-      config.pre_clip.enabled ? ((raw_log_ratio < ld_min) | (raw_log_ratio > ld_max)) & valid
-                              : at::zeros_like(valid);
+      config.pre_clip.enabled ? CountOutside(raw_log_ratio, ld_min, ld_max) : at::zeros({}, at::kLong);
   const at::Tensor kl_old_new = ApproxKl(logp_old, logp, mask, KlEstimator::kK3);
   const at::Tensor inf = at::full({}, INFINITY, ratio.options());
   const at::Tensor stats = at::stack({
                                          n,
                                          clipped.sum().to(n.scalar_type()),
-                                         pre_clipped.sum().to(n.scalar_type()),
+                                         pre_clipped.to(n.scalar_type()),
                                          kl_old_new.sum().to(n.scalar_type()),
                                          at::where(valid, ratio, inf).min(),
                                          at::where(valid, ratio, -inf).max(),

@@ -2,6 +2,7 @@
 // group baselines, and the all-reduce property of the whitening statistics.
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -12,7 +13,9 @@
 namespace r1r::rl {
 namespace {
 
-torch::Tensor F64(std::initializer_list<double> v) { return torch::tensor(v, torch::kFloat64); }
+torch::Tensor F64(std::initializer_list<double> v) {
+  return torch::tensor(std::vector<double>(v), torch::kFloat64);
+}
 
 TEST(rl, PaperExampleAdvantage) {
   // 255 rewards of 1 and one of 0 (paper §4.1): the lonely 0 is -sqrt(255) = -15.97 sigma away.
