@@ -14,7 +14,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libpng-dev libjpeg-dev libicu-dev libssl-dev zlib1g-dev
+  libpng-dev libjpeg-dev libicu-dev libssl-dev zlib1g-dev libcurl4-openssl-dev
   nodejs npm curl procps
 )
 missing=()
