@@ -2,8 +2,9 @@
 // Splits normalised text into the pieces BPE runs on, like Hugging Face's
 // Split(Regex, behavior=Isolated): every regex match is a piece and so is every gap between
 // matches. The regex engine is ICU's; the pattern is the tokenizer.json one with `\s`/`\S`
-// rewritten to Unicode White_Space so that ICU agrees with Oniguruma (ICU's `\s` lacks U+000B
-// and U+0085).
+// rewritten to the Unicode White_Space property, which is exactly Oniguruma's `\s` (what Hugging
+// Face uses). ICU's own `\s` agrees in ICU 72 but is documented as [\t\n\f\r\p{Z}], which would
+// miss U+000B and U+0085; the rewrite keeps us independent of that.
 
 #include <memory>
 #include <string>

@@ -1,5 +1,5 @@
-// PNG decoding through libpng's progressive-free "simplified" path is not flexible enough for
-// 16-bit high-byte semantics, so this uses the classic API with setjmp error recovery.
+// PNG decoding with libpng's classic API (setjmp error recovery); the simplified API cannot
+// reproduce PIL's 16-bit conversions.
 #include <png.h>
 
 #include <csetjmp>
@@ -68,7 +68,10 @@ absl::StatusOr<RgbImage> DecodePng(std::string_view data, const DecodeLimits& li
   }
   const int color_type = png_get_color_type(png, info);
   const int bit_depth = png_get_bit_depth(png, info);
-  if (bit_depth == 16) png_set_strip_16(png);  // high byte, as PIL's ";16B" raw modes
+  // 16-bit samples: PIL keeps the high byte for RGB/RGBA/LA (its ";16B" raw modes) but opens 16-bit
+  // grayscale as mode "I", whose convert("RGB") clamps the value to 255. Reproduce both.
+  const bool clamp_gray16 = bit_depth == 16 && color_type == PNG_COLOR_TYPE_GRAY;
+  if (bit_depth == 16 && !clamp_gray16) png_set_strip_16(png);
   if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
@@ -76,18 +79,29 @@ absl::StatusOr<RgbImage> DecodePng(std::string_view data, const DecodeLimits& li
   png_set_strip_alpha(png);  // convert("RGB") drops alpha
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
-  if (png_get_rowbytes(png, info) != static_cast<size_t>(width) * 3) {
+  const size_t bytes_per_sample = clamp_gray16 ? 2 : 1;
+  if (png_get_rowbytes(png, info) != static_cast<size_t>(width) * 3 * bytes_per_sample) {
     png_destroy_read_struct(&png, &info, nullptr);
     return absl::InternalError("libpng did not produce 8-bit RGB rows");
   }
   image.width = static_cast<int>(width);
   image.height = static_cast<int>(height);
-  image.pixels.resize(static_cast<size_t>(pixels) * 3);
+  image.pixels.resize(static_cast<size_t>(pixels) * 3 * bytes_per_sample);
   rows.resize(height);
-  for (png_uint_32 y = 0; y < height; ++y) rows[y] = image.pixels.data() + static_cast<size_t>(y) * width * 3;
+  for (png_uint_32 y = 0; y < height; ++y) {
+    rows[y] = image.pixels.data() + static_cast<size_t>(y) * width * 3 * bytes_per_sample;
+  }
   png_read_image(png, rows.data());
   png_read_end(png, nullptr);
   png_destroy_read_struct(&png, &info, nullptr);
+  if (clamp_gray16) {  // big-endian 16-bit samples -> min(value, 255), in place
+    const size_t samples = static_cast<size_t>(pixels) * 3;
+    for (size_t i = 0; i < samples; ++i) {
+      const uint8_t hi = image.pixels[2 * i], lo = image.pixels[2 * i + 1];
+      image.pixels[i] = hi != 0 ? 255 : lo;
+    }
+    image.pixels.resize(samples);
+  }
   return image;
 }
 

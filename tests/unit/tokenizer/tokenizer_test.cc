@@ -66,7 +66,7 @@ TEST(tokenizer, QwenPreTokenizerPieces) {
   EXPECT_THAT(SplitQwen("a   b"), ElementsAre("a", "  ", " b"));
   EXPECT_THAT(SplitQwen("x \n\n y"), ElementsAre("x", " \n\n", " y"));
   EXPECT_THAT(SplitQwen("I'LL 中文"), ElementsAre("I", "'LL", " 中文"));
-  // U+000B and U+0085 are whitespace for Oniguruma (and now for us); ICU's plain \s would disagree.
+  // U+000B and U+0085 are whitespace for Oniguruma and for us.
   EXPECT_THAT(SplitQwen("a\x0B\x0B" "b"), ElementsAre("a", "\x0B", "\x0B" "b"));
 }
 

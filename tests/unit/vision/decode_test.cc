@@ -22,7 +22,7 @@ void PutBigEndian(std::string* s, size_t offset, uint32_t v) {
 
 TEST(vision, DecodeMatchesPillow) {
   const auto expected = testing::Expected();
-  ASSERT_EQ(expected["decode"].size(), 5u);
+  ASSERT_EQ(expected["decode"].size(), 6u);
   for (const auto& [name, size] : expected["decode"].items()) {
     absl::StatusOr<RgbImage> im = LoadImageFile(testing::TestData(name));
     ASSERT_TRUE(im.ok()) << name << ": " << im.status();

@@ -69,10 +69,15 @@ def main():
         os.path.join(HERE, "palette_40x30.png"))
     Image.fromarray(synthetic(50, 47, 4)).save(os.path.join(HERE, "photo_50x47.jpg"), quality=90)
     Image.fromarray(synthetic(33, 29, 5)[:, :, 0]).save(os.path.join(HERE, "gray_33x29.jpg"), quality=85)
+    # 16-bit grayscale: PIL opens it as mode "I" and convert("RGB") clamps to 255.
+    g16 = (np.arange(24 * 8, dtype=np.uint32).reshape(8, 24) * 347 % 65536).astype(np.uint16)
+    g16[0, :6] = [0, 1, 254, 255, 256, 65535]
+    Image.fromarray(g16).save(os.path.join(HERE, "gray16_24x8.png"))
 
     meta = {"decode": {}, "resize": [], "preprocess": {}}
     # Decoded pixels as PIL sees them.
-    for name in ["gradient_83x61.png", "rgba_40x30.png", "palette_40x30.png", "photo_50x47.jpg", "gray_33x29.jpg"]:
+    for name in ["gradient_83x61.png", "rgba_40x30.png", "palette_40x30.png", "photo_50x47.jpg", "gray_33x29.jpg",
+                 "gray16_24x8.png"]:
         im = Image.open(os.path.join(HERE, name)).convert("RGB")
         np.asarray(im, dtype=np.uint8).tofile(os.path.join(HERE, name + ".rgb"))
         meta["decode"][name] = [im.width, im.height]
