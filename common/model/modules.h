@@ -52,6 +52,12 @@ struct EmbeddingParams : torch::nn::Module {
   at::Tensor weight;
 };
 
+// softmax(q k^T / sqrt(d)) v over [..., L, d] tensors with float32 softmax. `allowed` (bool,
+// broadcastable to [..., Lq, Lk]) may be undefined for unmasked attention. Uses LibTorch's fused
+// scaled_dot_product_attention when the build has it (>= 2.0), the explicit matmuls otherwise.
+at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                     const at::Tensor& allowed);
+
 // ---- text decoder ----
 
 struct TextAttention : torch::nn::Module {

@@ -1,6 +1,7 @@
 // Shared building blocks (linear, RMSNorm, SwiGLU) and the M-RoPE text decoder.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <limits>
 
@@ -71,6 +72,24 @@ TextModel::TextModel(const TextConfig& c, ParamInit& init) : config(c) {
   norm = register_module("norm", std::make_shared<RmsNormParams>(c.hidden_size, c.rms_norm_eps, init));
 }
 
+at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                     const at::Tensor& allowed) {
+#if TORCH_VERSION_MAJOR >= 2
+  // A query row with no visible key (a padding slot) would come out NaN from the fused kernels and
+  // poison later layers through 0 * NaN; let such rows see everything (their output is ignored).
+  c10::optional<at::Tensor> mask;
+  if (allowed.defined()) mask = allowed.logical_or(allowed.logical_not().all(-1, /*keepdim=*/true));
+  return at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false);
+#else
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  at::Tensor scores = (torch::matmul(q, k.transpose(-2, -1)) * scale).to(torch::kFloat);
+  // masked_fill with the lowest finite value (not -inf): a row with no visible key (a padding query)
+  // then gets a uniform distribution instead of NaN, and its output is ignored anyway.
+  if (allowed.defined()) scores = scores.masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest());
+  return torch::matmul(torch::softmax(scores, -1).to(q.scalar_type()), v);
+#endif
+}
+
 namespace {
 
 at::Tensor RotateHalf(const at::Tensor& x) {
@@ -94,13 +113,7 @@ at::Tensor Attention(const TextAttention& attn, const TextConfig& c, const at::T
     k = k.unsqueeze(2).expand({B, nkv, nh / nkv, S, D}).reshape({B, nh, S, D});
     v = v.unsqueeze(2).expand({B, nkv, nh / nkv, S, D}).reshape({B, nh, S, D});
   }
-  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  at::Tensor scores = torch::matmul(q, k.transpose(2, 3)) * scale;
-  // masked_fill with the lowest finite value (not -inf): a row with no visible key (a padding query)
-  // then gets a uniform distribution instead of NaN, and its output is ignored anyway.
-  scores = scores.to(torch::kFloat).masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest());
-  at::Tensor probs = torch::softmax(scores, -1).to(q.scalar_type());
-  at::Tensor out = torch::matmul(probs, v).transpose(1, 2).reshape({B, L, nh * D});
+  at::Tensor out = ScaledDotProductAttention(q, k, v, allowed).transpose(1, 2).reshape({B, L, nh * D});
   return attn.o_proj->Forward(out);
 }
 

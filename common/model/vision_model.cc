@@ -63,7 +63,6 @@ at::Tensor SegmentedAttention(const at::Tensor& q, const at::Tensor& k, const at
   const int64_t N = q.size(0), heads = q.size(1), D = q.size(2);
   std::map<int64_t, std::vector<int64_t>> starts_by_length;
   for (size_t i = 0; i + 1 < cu.size(); ++i) starts_by_length[cu[i + 1] - cu[i]].push_back(cu[i]);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   std::vector<at::Tensor> outputs;
   std::vector<int64_t> order;
   order.reserve(N);
@@ -77,9 +76,7 @@ at::Tensor SegmentedAttention(const at::Tensor& q, const at::Tensor& k, const at
     at::Tensor idx = LongTensor(rows, q.device());
     auto gather = [&](const at::Tensor& t) { return t.index_select(0, idx).view({S, len, heads, D}).transpose(1, 2); };
     at::Tensor qs = gather(q), ks = gather(k), vs = gather(v);
-    at::Tensor scores = torch::matmul(qs, ks.transpose(2, 3)) * scale;
-    at::Tensor probs = torch::softmax(scores.to(torch::kFloat), -1).to(q.scalar_type());
-    outputs.push_back(torch::matmul(probs, vs).transpose(1, 2).reshape({S * len, heads, D}));
+    outputs.push_back(ScaledDotProductAttention(qs, ks, vs, at::Tensor()).transpose(1, 2).reshape({S * len, heads, D}));
   }
   at::Tensor gathered = torch::cat(outputs, 0);
   if (starts_by_length.size() == 1) return gathered;  // already in row order: segments tile [0, N)
