@@ -2,7 +2,9 @@
 // Added (special) tokens are split out of the raw text before normalisation and
 // pre-tokenisation, leftmost match first and the longest token at that position, like Hugging
 // Face's AddedVocabulary (aho-corasick, LeftmostLongest). The lstrip/rstrip/single_word flags
-// are not supported (all false in the Qwen vocabularies); the loader rejects them.
+// are not supported (all false in the Qwen vocabularies); the loader rejects them. The
+// `normalized` flag is ignored: every added token is matched on the raw text, which is what HF
+// does for Qwen's tokens (all normalized=false) and for ours.
 
 #include <array>
 #include <cstdint>
