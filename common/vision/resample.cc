@@ -1,5 +1,6 @@
 #include "common/vision/resample.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/status/status.h"
@@ -40,15 +41,20 @@ void ResampleHorizontal(const RgbImage& in, int row_begin, const ResampleWeights
 
 void ResampleVertical(const RgbImage& in, const ResampleWeights& w, int row_shift, RgbImage* out) {
   const size_t stride = static_cast<size_t>(in.width) * 3;
+  // Row-at-a-time accumulation (same integer sums as Pillow's per-pixel loop, in a
+  // vectorisable order).
+  std::vector<int32_t> acc(stride);
   for (int y = 0; y < out->height; ++y) {
     const int32_t* k = &w.weights[static_cast<size_t>(y) * w.kernel_size];
     const uint8_t* src = in.pixels.data() + static_cast<size_t>(w.first[y] - row_shift) * stride;
-    uint8_t* dst = out->pixels.data() + static_cast<size_t>(y) * stride;
-    for (size_t xc = 0; xc < stride; ++xc) {
-      int32_t acc = 1 << (kPrecisionBits - 1);
-      for (int i = 0; i < w.count[y]; ++i) acc += src[i * stride + xc] * k[i];
-      dst[xc] = Clip8(acc);
+    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
+    for (int i = 0; i < w.count[y]; ++i) {
+      const uint8_t* row = src + i * stride;
+      const int32_t ki = k[i];
+      for (size_t xc = 0; xc < stride; ++xc) acc[xc] += row[xc] * ki;
     }
+    uint8_t* dst = out->pixels.data() + static_cast<size_t>(y) * stride;
+    for (size_t xc = 0; xc < stride; ++xc) dst[xc] = Clip8(acc[xc]);
   }
 }
 
