@@ -149,6 +149,25 @@ TEST(model, RopeIndexMatchesReferenceExample) {
   EXPECT_EQ(413 + index->rope_delta, 45);  // first generated token
 }
 
+TEST(model, RopeIndexTwoImages) {
+  ModelConfig c = MakeTinyConfig();
+  const int64_t vs = c.vision_start_token_id, img = c.image_token_id, ve = c.vision_end_token_id;
+  // text(2) | vs | 2x3 cells | ve | text(1) | vs | 1x2 cells | ve
+  std::vector<int64_t> ids = {1, 2, vs, img, img, img, img, img, img, ve, 3, vs, img, img, ve};
+  auto index = ComputeRopeIndex(ids, {{1, 4, 6}, {1, 2, 4}}, c, 15);
+  ASSERT_TRUE(index.ok()) << index.status();
+  // First image at base 3: h 3..4, w 3..5; then ve = 3 + max(2, 3) = 6, text 7, vs 8.
+  EXPECT_EQ(index->positions[1][8], 4);
+  EXPECT_EQ(index->positions[2][8], 5);
+  EXPECT_EQ(index->positions[0][9], 6);
+  EXPECT_EQ(index->positions[0][11], 8);
+  // Second image at base 9: t 9, h 9, w 9..10; ve = 9 + 2 = 11.
+  EXPECT_EQ(index->positions[0][13], 9);
+  EXPECT_EQ(index->positions[2][13], 10);
+  EXPECT_EQ(index->positions[1][14], 11);
+  EXPECT_EQ(index->rope_delta, 12 - 15);
+}
+
 TEST(model, RopeIndexTextOnlyAndPadding) {
   ModelConfig c = MakeTinyConfig();
   auto index = ComputeRopeIndex({1, 2, 3, 4}, {}, c, /*padded_length=*/6);

@@ -2,6 +2,7 @@
 // members alone (left and right padding, with images), vision batching, bf16.
 #include "common/model/kv_cache.h"
 #include "common/model/modules.h"
+#include "common/model/positions.h"
 #include "tests/unit/model/test_util.h"
 
 namespace r1r::model {
@@ -71,6 +72,74 @@ TEST(model, TextRotaryEqualsOneDimensionalRopeForText) {
   at::Tensor emb = torch::cat({f, f}, -1);
   EXPECT_LT(MaxAbsDiff(r.cos.squeeze(), emb.cos()), 1e-6);
   EXPECT_LT(MaxAbsDiff(r.sin.squeeze(), emb.sin()), 1e-6);
+}
+
+// The index logic against a literal LibTorch transcription of HF's tensor code (get_window_index with
+// its -100 padding + unique_consecutive, rot_pos_emb, and the split/cat of apply_multimodal_rotary).
+TEST(model, WindowIndexAndPatchCoordinatesMatchHfTensorCode) {
+  const VisionConfig vision = MakeTinyConfig().vision;
+  const int64_t win = vision.merge_window_cells();
+  const std::vector<GridThw> grids = {{1, 34, 46}, {2, 16, 16}, {1, 2, 30}, {1, 18, 4}};
+  std::vector<int64_t> hf_index, hf_cu = {0};
+  int64_t offset = 0;
+  std::vector<int64_t> hf_rows, hf_cols;
+  for (const GridThw& g : grids) {
+    const int64_t t = g[0], lh = g[1] / 2, lw = g[2] / 2;
+    at::Tensor index = torch::arange(t * lh * lw, torch::kLong).reshape({t, lh, lw});
+    const int64_t pad_h = win - lh % win, pad_w = win - lw % win;
+    const int64_t nwh = (lh + pad_h) / win, nww = (lw + pad_w) / win;
+    at::Tensor padded = torch::constant_pad_nd(index, {0, pad_w, 0, pad_h}, -100)
+                            .reshape({t, nwh, win, nww, win})
+                            .permute({0, 1, 3, 2, 4})
+                            .reshape({t, nwh * nww, win, win});
+    at::Tensor seqlens = padded.ne(-100).sum({2, 3}).reshape({-1});
+    at::Tensor flat = padded.reshape({-1});
+    at::Tensor kept = flat.masked_select(flat.ne(-100)) + offset;
+    for (int64_t i = 0; i < kept.size(0); ++i) hf_index.push_back(kept[i].item<int64_t>());
+    at::Tensor cu = seqlens.cumsum(0) * 4 + hf_cu.back();
+    for (int64_t i = 0; i < cu.size(0); ++i) hf_cu.push_back(cu[i].item<int64_t>());
+    offset += t * lh * lw;
+
+    const int64_t h = g[1], w = g[2];
+    at::Tensor hpos = torch::arange(h, torch::kLong).unsqueeze(1).expand({h, w}).reshape({h / 2, 2, w / 2, 2})
+                          .permute({0, 2, 1, 3}).flatten().repeat({t});
+    at::Tensor wpos = torch::arange(w, torch::kLong).unsqueeze(0).expand({h, w}).reshape({h / 2, 2, w / 2, 2})
+                          .permute({0, 2, 1, 3}).flatten().repeat({t});
+    for (int64_t i = 0; i < hpos.size(0); ++i) {
+      hf_rows.push_back(hpos[i].item<int64_t>());
+      hf_cols.push_back(wpos[i].item<int64_t>());
+    }
+  }
+  hf_cu.erase(std::unique(hf_cu.begin(), hf_cu.end()), hf_cu.end());  // unique_consecutive
+  WindowIndex mine = ComputeWindowIndex(grids, vision);
+  EXPECT_EQ(mine.window_index, hf_index);
+  EXPECT_EQ(mine.cu_window_seqlens, hf_cu);
+  PatchCoordinates coords = ComputePatchCoordinates(grids, 2);
+  EXPECT_EQ(coords.rows, hf_rows);
+  EXPECT_EQ(coords.cols, hf_cols);
+}
+
+TEST(model, MropeTablesMatchHfSectionSplit) {
+  auto model = MakeTinyModel();
+  const TextConfig& c = model->config().text;
+  const int64_t D = c.head_dim, B = 2, L = 9;
+  at::Tensor pos = torch::randint(0, 50, {3, B, L}, torch::kLong);
+  RotaryTables mine = model->text().Rotary(pos, at::kFloat);
+  // HF: per-stream cos [3, B, L, D], split into mrope_section * 2 chunks, chunk i from stream i % 3.
+  at::Tensor inv = 1.0 / torch::pow(c.rope_theta, torch::arange(0, D, 2, torch::kLong).to(torch::kFloat) / D);
+  at::Tensor freqs = pos.to(torch::kFloat).unsqueeze(-1) * inv;
+  at::Tensor emb = torch::cat({freqs, freqs}, -1);
+  std::vector<int64_t> sections = c.mrope_section;
+  sections.insert(sections.end(), c.mrope_section.begin(), c.mrope_section.end());
+  std::vector<at::Tensor> cos_parts, sin_parts;
+  int64_t start = 0;
+  for (size_t i = 0; i < sections.size(); ++i) {
+    cos_parts.push_back(emb.cos()[i % 3].narrow(-1, start, sections[i]));
+    sin_parts.push_back(emb.sin()[i % 3].narrow(-1, start, sections[i]));
+    start += sections[i];
+  }
+  EXPECT_LT(MaxAbsDiff(mine.cos.squeeze(1), torch::cat(cos_parts, -1)), 1e-6);
+  EXPECT_LT(MaxAbsDiff(mine.sin.squeeze(1), torch::cat(sin_parts, -1)), 1e-6);
 }
 
 TEST(model, KvCacheMatchesFullRecompute) {
