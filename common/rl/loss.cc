@@ -1,6 +1,9 @@
 #include "common/rl/loss.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 
 #include <torch/torch.h>
 
@@ -23,13 +26,58 @@ bool IsCpuFloating(const at::Tensor& t) {
   return t.is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
 }
 
+// out = clamp(x, lo, hi); returns how many x lie outside [lo, hi]. Written so the compiler vectorises it
+// (counter as wide as the element, summed per chunk so it cannot overflow).
+template <typename T>
+int64_t ClampAndCount(const T* __restrict x, T* __restrict out, int64_t n, T lo, T hi) {
+  using Counter = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  constexpr int64_t kChunk = int64_t{1} << 20;
+  int64_t total = 0;
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t end = std::min(n, start + kChunk);
+    Counter count = 0;
+    for (int64_t i = start; i < end; ++i) {
+      const T v = x[i];
+      count += static_cast<Counter>((v < lo) | (v > hi));
+      out[i] = std::min(std::max(v, lo), hi);
+    }
+    total += count;
+  }
+  return total;
+}
+
+// d exp(clamp(x)) / dx = exp(clamp(x)) inside [lo, hi], 0 outside (as torch's clamp backward).
+template <typename T>
+void GradientInside(const T* __restrict x, const T* __restrict ratio, const T* __restrict grad, T* __restrict out,
+                    int64_t n, T lo, T hi) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T inside = static_cast<T>((x[i] >= lo) & (x[i] <= hi));
+    out[i] = grad[i] * ratio[i] * inside;
+  }
+}
+
 // ratio = exp(clamp(log_ratio, lo, hi)) with the gradient of that composition (0 outside [lo, hi]). On CPU
 // the backward is one fused pass, so pre-clip costs a clamp in the forward and nothing in the backward.
 class PreClippedExp : public torch::autograd::Function<PreClippedExp> {
  public:
+  // `outside` receives the number of elements outside [lo, hi] (the pre-clip fraction's numerator).
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& log_ratio, double lo,
-                            double hi) {
-    at::Tensor ratio = log_ratio.clamp(lo, hi).exp_();
+                            double hi, at::Tensor* outside) {
+    at::Tensor ratio;
+    if (IsCpuFloating(log_ratio)) {  // clamp and count in one pass
+      const at::Tensor x = log_ratio.contiguous();
+      ratio = at::empty_like(x);
+      int64_t count = 0;
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "pre_clip_forward", [&] {
+        count = ClampAndCount<scalar_t>(x.data_ptr<scalar_t>(), ratio.data_ptr<scalar_t>(), x.numel(),
+                                        static_cast<scalar_t>(lo), static_cast<scalar_t>(hi));
+      });
+      ratio.exp_();
+      *outside = at::scalar_tensor(count, at::kLong);
+    } else {
+      ratio = log_ratio.clamp(lo, hi).exp_();
+      *outside = ((log_ratio < lo) | (log_ratio > hi)).sum();
+    }
     ctx->save_for_backward({log_ratio, ratio});
     ctx->saved_data["lo"] = lo;
     ctx->saved_data["hi"] = hi;
@@ -49,34 +97,16 @@ class PreClippedExp : public torch::autograd::Function<PreClippedExp> {
       const at::Tensor xc = x.contiguous(), rc = ratio.contiguous(), gc = g.contiguous();
       grad_in = at::empty_like(xc);
       AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "pre_clipped_exp_backward", [&] {
-        const scalar_t* xp = xc.data_ptr<scalar_t>();
-        const scalar_t* rp = rc.data_ptr<scalar_t>();
-        const scalar_t* gp = gc.data_ptr<scalar_t>();
-        scalar_t* out = grad_in.data_ptr<scalar_t>();
-        const auto l = static_cast<scalar_t>(lo), h = static_cast<scalar_t>(hi);
-        for (int64_t i = 0, n = xc.numel(); i < n; ++i) {
-          out[i] = (xp[i] >= l && xp[i] <= h) ? gp[i] * rp[i] : scalar_t(0);
-        }
+        GradientInside<scalar_t>(xc.data_ptr<scalar_t>(), rc.data_ptr<scalar_t>(), gc.data_ptr<scalar_t>(),
+                                 grad_in.data_ptr<scalar_t>(), xc.numel(), static_cast<scalar_t>(lo),
+                                 static_cast<scalar_t>(hi));
       });
     } else {
       grad_in = at::where((x >= lo) & (x <= hi), g * ratio, at::zeros({}, g.options()));
     }
-    return {grad_in, torch::autograd::Variable(), torch::autograd::Variable()};
+    return {grad_in, torch::autograd::Variable(), torch::autograd::Variable(), torch::autograd::Variable()};
   }
 };
-
-// Tokens whose log-ratio lies outside [lo, hi] (padding holds 0, inside).
-at::Tensor CountOutside(const at::Tensor& x, double lo, double hi) {
-  if (!IsCpuFloating(x)) return ((x < lo) | (x > hi)).sum();
-  const at::Tensor xc = x.contiguous();
-  int64_t count = 0;
-  AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "count_outside", [&] {
-    const scalar_t* p = xc.data_ptr<scalar_t>();
-    const auto l = static_cast<scalar_t>(lo), h = static_cast<scalar_t>(hi);
-    for (int64_t i = 0, n = xc.numel(); i < n; ++i) count += (p[i] < l) | (p[i] > h);
-  });
-  return at::scalar_tensor(count, at::kLong);
-}
 
 }  // namespace
 
@@ -91,8 +121,9 @@ PolicyLossResult PolicyLoss(const at::Tensor& logp, const at::Tensor& logp_old, 
 
   const double ld_min = std::log(config.pre_clip.ratio_min);
   const double ld_max = std::log(config.pre_clip.ratio_max);
-  const at::Tensor ratio =
-      config.pre_clip.enabled ? PreClippedExp::apply(raw_log_ratio, ld_min, ld_max) : at::exp(raw_log_ratio);
+  at::Tensor pre_clipped = at::zeros({}, at::kLong);  // tokens outside the pre-clip bounds
+  const at::Tensor ratio = config.pre_clip.enabled ? PreClippedExp::apply(raw_log_ratio, ld_min, ld_max, &pre_clipped)
+                                                   : at::exp(raw_log_ratio);
   const at::Tensor surrogate = ratio * adv;
   const at::Tensor clipped_surrogate = ratio.clamp(1.0 - config.clip_eps_low, 1.0 + config.clip_eps_high) * adv;
   // Padding contributes exactly 0: adv is 0 there.
@@ -117,14 +148,12 @@ PolicyLossResult PolicyLoss(const at::Tensor& logp, const at::Tensor& logp_old, 
   const at::Tensor n = valid_f.sum();
   // Padding has A = 0 and log-ratio 0, so it is never counted as clipped or pre-clipped.
   const at::Tensor clipped = clipped_surrogate < surrogate;
-  const at::Tensor pre_clipped =
-      config.pre_clip.enabled ? CountOutside(raw_log_ratio, ld_min, ld_max) : at::zeros({}, at::kLong);
   const at::Tensor kl_old_new = ApproxKl(logp_old, logp, mask, KlEstimator::kK3);
   const at::Tensor inf = at::full({}, INFINITY, ratio.options());
   const at::Tensor stats = at::stack({
                                          n,
                                          clipped.sum().to(n.scalar_type()),
-                                         pre_clipped.to(n.scalar_type()),
+                                         pre_clipped.to(n.device(), n.scalar_type()),
                                          kl_old_new.sum().to(n.scalar_type()),
                                          at::where(valid, ratio, inf).min(),
                                          at::where(valid, ratio, -inf).max(),

@@ -100,8 +100,15 @@ int main(int argc, char** argv) {
                 median * 1e3, *std::min_element(times[i].begin(), times[i].end()) * 1e3,
                 static_cast<double>(in.valid_tokens) / median, median / baseline);
   }
-  const double ratio = Median(times.back()) / baseline;
-  std::printf("overhead ratio stable_reinforce / reinforce_pp = %.3f (target <= 1.05): %s\n", ratio,
-              ratio <= 1.05 ? "ok" : "ABOVE TARGET");
+  // Headline: the median over repetitions of the per-repetition ratio; each pair ran back to back, so load
+  // from other processes on a shared machine mostly cancels. The ratio of medians and of minima for reference.
+  std::vector<double> paired;
+  for (size_t r = 0; r < times[0].size(); ++r) paired.push_back(times.back()[r] / times[0][r]);
+  const double ratio = Median(paired);
+  std::printf("ratio of medians %.3f, ratio of minima %.3f\n", Median(times.back()) / baseline,
+              *std::min_element(times.back().begin(), times.back().end()) /
+                  *std::min_element(times[0].begin(), times[0].end()));
+  std::printf("overhead ratio stable_reinforce / reinforce_pp (median of paired ratios) = %.3f (target <= 1.05): %s\n",
+              ratio, ratio <= 1.05 ? "ok" : "ABOVE TARGET");
   return 0;
 }
