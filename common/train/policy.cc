@@ -1,0 +1,135 @@
+#include "common/train/policy.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <absl/strings/str_cat.h>
+#include <nlohmann/json.hpp>
+
+#include "common/model/logprobs.h"
+#include "common/model/weights.h"
+
+namespace r1r::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+absl::StatusOr<int64_t> RequiredTokenId(const tokenizer::Tokenizer& tok, const std::string& token) {
+  auto id = tok.TokenToId(token);
+  if (!id) return absl::FailedPreconditionError(absl::StrCat("tokenizer has no ", token, " token"));
+  return *id;
+}
+
+absl::Status WritePreprocessorConfig(const vision::ImageProcessorOptions& o, const std::string& path) {
+  nlohmann::json j = {{"patch_size", o.patch_size}, {"temporal_patch_size", o.temporal_patch_size},
+                      {"merge_size", o.merge_size}, {"min_pixels", o.min_pixels}, {"max_pixels", o.max_pixels},
+                      {"image_mean", o.image_mean}, {"image_std", o.image_std},
+                      {"image_processor_type", "Qwen2VLImageProcessor"}};
+  std::ofstream out(path);
+  out << j.dump(2);
+  return out ? absl::OkStatus() : absl::InternalError(absl::StrCat("cannot write ", path));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Policy>> Policy::Load(const std::string& model_dir, const model::ModelOptions& options,
+                                                     bool with_weights) {
+  std::unique_ptr<Policy> p(new Policy());
+  p->model_dir_ = model_dir;
+  auto tok = tokenizer::Tokenizer::FromFile(model_dir + "/tokenizer.json");
+  if (!tok.ok()) return tok.status();
+  std::shared_ptr<const tokenizer::Tokenizer> shared_tok(std::move(*tok));
+  vision::ImageProcessorOptions image_options;
+  if (fs::exists(model_dir + "/preprocessor_config.json")) {
+    auto o = vision::LoadImageProcessorOptions(model_dir + "/preprocessor_config.json");
+    if (!o.ok()) return o.status();
+    image_options = *o;
+  }
+  auto eot = RequiredTokenId(*shared_tok, "<|im_end|>");
+  if (!eot.ok()) return eot.status();
+  p->end_of_turn_id_ = *eot;
+  p->pad_id_ = shared_tok->TokenToId("<|endoftext|>").value_or(0);
+  p->encoder_ = std::make_unique<PromptEncoder>(shared_tok, image_options);
+  if (with_weights) {
+    auto m = model::LoadPretrained(model_dir, options);
+    if (!m.ok()) return m.status();
+    p->model_ = *m;
+  } else {
+    auto config = model::LoadModelConfig(model_dir + "/config.json");
+    if (!config.ok()) return config.status();
+    auto m = model::Qwen2_5_VL::Create(*config, options);
+    if (!m.ok()) return m.status();
+    p->model_ = *m;
+  }
+  return p;
+}
+
+absl::StatusOr<std::unique_ptr<Policy>> Policy::CreateTiny(const std::string& model_dir, model::TinyConfigOptions tiny,
+                                                           const vision::ImageProcessorOptions& image_options,
+                                                           const model::ModelOptions& options, uint64_t seed) {
+  auto tok = tokenizer::Tokenizer::FromFile(model_dir + "/tokenizer.json");
+  if (!tok.ok()) return tok.status();
+  tiny.vocab_size = (*tok)->vocab_size();
+  model::ModelConfig config = model::MakeTinyConfig(tiny);
+  struct Special {
+    const char* token;
+    int64_t* field;
+  };
+  for (const Special& s : {Special{"<|image_pad|>", &config.image_token_id}, Special{"<|video_pad|>", &config.video_token_id},
+                           Special{"<|vision_start|>", &config.vision_start_token_id},
+                           Special{"<|vision_end|>", &config.vision_end_token_id}}) {
+    auto id = RequiredTokenId(**tok, s.token);
+    if (!id.ok()) return id.status();
+    *s.field = *id;
+  }
+  auto eot = RequiredTokenId(**tok, "<|im_end|>");
+  if (!eot.ok()) return eot.status();
+  config.eos_token_ids = {*eot};
+  if (absl::Status s = model::WriteModelConfig(config, model_dir + "/config.json"); !s.ok()) return s;
+  if (absl::Status s = WritePreprocessorConfig(image_options, model_dir + "/preprocessor_config.json"); !s.ok()) return s;
+  auto m = model::Qwen2_5_VL::Create(config, options, seed);
+  if (!m.ok()) return m.status();
+  if (absl::Status s = model::SaveCheckpoint(**m, model_dir); !s.ok()) return s;
+  return Load(model_dir, options);
+}
+
+absl::StatusOr<at::Tensor> Policy::ResponseLogProbs(const SequenceBatch& batch, double temperature) {
+  model::TokenLogProbsOptions o;
+  o.first_target_position = batch.prompt_width;
+  o.temperature = temperature;
+  auto lp = model::ComputeTokenLogProbs(*model_, batch.input, o);
+  if (!lp.ok()) return lp.status();
+  return lp->logprobs;
+}
+
+absl::StatusOr<std::vector<model::GenerationResult>> Policy::Generate(const std::vector<const EncodedPrompt*>& prompts,
+                                                                      const std::vector<model::SamplingParams>& sampling) {
+  std::vector<model::GenerationRequest> requests;
+  requests.reserve(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    model::GenerationRequest r;
+    r.prompt_ids = prompts[i]->ids;
+    r.pixel_values = prompts[i]->pixel_values;
+    r.image_grid_thw = prompts[i]->image_grid_thw;
+    r.sampling = sampling[i];
+    if (std::find(r.sampling.stop_token_ids.begin(), r.sampling.stop_token_ids.end(), end_of_turn_id_) ==
+        r.sampling.stop_token_ids.end()) {
+      r.sampling.stop_token_ids.push_back(end_of_turn_id_);
+    }
+    requests.push_back(std::move(r));
+  }
+  model::GenerateOptions go;
+  go.pad_token_id = pad_id_;
+  torch::NoGradGuard no_grad;
+  return model::Generate(*model_, requests, go);
+}
+
+std::string Policy::Decode(const std::vector<int64_t>& ids, bool skip_special) const {
+  std::vector<int32_t> ids32(ids.begin(), ids.end());
+  auto text = encoder_->tokenizer().Decode(ids32, skip_special);
+  return text.ok() ? *text : std::string();
+}
+
+}  // namespace r1r::train

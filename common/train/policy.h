@@ -1,0 +1,58 @@
+// A Qwen2.5-VL policy with what it needs to read preference prompts: the model, the tokenizer and
+// the image processor of one model directory (config.json, tokenizer.json,
+// preprocessor_config.json, *.safetensors). Used by the learner, the actors, serve and the judge.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <absl/status/statusor.h>
+
+#include "common/model/config.h"
+#include "common/model/generate.h"
+#include "common/model/model.h"
+#include "common/train/prompt_encoder.h"
+#include "common/train/sequence_batch.h"
+
+namespace r1r::train {
+
+class Policy {
+ public:
+  // Loads config, tokenizer, image processor options and (when `with_weights`) the weights.
+  static absl::StatusOr<std::unique_ptr<Policy>> Load(const std::string& model_dir, const model::ModelOptions& options,
+                                                      bool with_weights = true);
+  // Writes config.json (special token ids taken from the directory's tokenizer.json),
+  // preprocessor_config.json and randomly initialised weights into `model_dir`, then loads it.
+  static absl::StatusOr<std::unique_ptr<Policy>> CreateTiny(const std::string& model_dir,
+                                                            model::TinyConfigOptions tiny,
+                                                            const vision::ImageProcessorOptions& image_options,
+                                                            const model::ModelOptions& options, uint64_t seed);
+
+  model::Qwen2_5_VL& model() { return *model_; }
+  std::shared_ptr<model::Qwen2_5_VL> shared_model() { return model_; }
+  PromptEncoder& encoder() { return *encoder_; }
+  const std::string& model_dir() const { return model_dir_; }
+  int64_t end_of_turn_id() const { return end_of_turn_id_; }  // <|im_end|>: stop token, kept in responses
+  int64_t pad_id() const { return pad_id_; }                  // <|endoftext|>
+
+  // log p(response token | prefix) for every response position: [B, R] float32 (mask with
+  // batch.response_mask). Differentiable when grad mode is on.
+  absl::StatusOr<at::Tensor> ResponseLogProbs(const SequenceBatch& batch, double temperature = 1.0);
+
+  // Samples one response per prompt (stop at <|im_end|>, which is kept).
+  absl::StatusOr<std::vector<model::GenerationResult>> Generate(const std::vector<const EncodedPrompt*>& prompts,
+                                                                const std::vector<model::SamplingParams>& sampling);
+  std::string Decode(const std::vector<int64_t>& ids, bool skip_special = true) const;
+
+ private:
+  Policy() = default;
+  std::string model_dir_;
+  std::shared_ptr<model::Qwen2_5_VL> model_;
+  std::unique_ptr<PromptEncoder> encoder_;
+  int64_t end_of_turn_id_ = -1;
+  int64_t pad_id_ = 0;
+};
+
+}  // namespace r1r::train

@@ -1,0 +1,65 @@
+#include "common/train/prompt_encoder.h"
+
+#include <torch/torch.h>
+
+#include <absl/strings/str_cat.h>
+
+#include "common/reward/prompt_template.h"
+#include "common/tokenizer/chat_template.h"
+#include "common/vision/image_tensors.h"
+
+namespace r1r::train {
+
+PromptEncoder::PromptEncoder(std::shared_ptr<const tokenizer::Tokenizer> tokenizer,
+                             vision::ImageProcessorOptions image_options, reward::ImagePlacement placement)
+    : tokenizer_(std::move(tokenizer)), image_options_(image_options), placement_(placement) {}
+
+absl::StatusOr<EncodedPrompt> PromptEncoder::LoadImage(const std::string& path) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = image_cache_.find(path); it != image_cache_.end()) return it->second;
+  }
+  std::vector<std::string> paths = {path};
+  auto batch = vision::LoadAndProcessImages(paths, image_options_);
+  if (!batch.ok()) return batch.status();
+  EncodedPrompt image;
+  image.pixel_values = batch->pixel_values;
+  image.image_grid_thw = batch->image_grid_thw;
+  image.ids.assign(static_cast<size_t>(batch->image_tokens.at(0)), 0);  // only the count matters here
+  absl::MutexLock lock(&mu_);
+  image_cache_.emplace(path, image);
+  return image;
+}
+
+absl::StatusOr<EncodedPrompt> PromptEncoder::Encode(const PromptInput& input) {
+  EncodedPrompt out;
+  tokenizer::ChatMessage user;
+  user.role = "user";
+  const std::string text = reward::RenderComparisonPrompt(input.question, input.response1, input.response2);
+  if (input.image_path.empty()) {
+    user.content.push_back(tokenizer::ContentItem::Text(text));
+  } else {
+    auto image = LoadImage(input.image_path);
+    if (!image.ok()) return image.status();
+    out.pixel_values = image->pixel_values;
+    out.image_grid_thw = image->image_grid_thw;
+    const auto image_item = tokenizer::ContentItem::Image(static_cast<int64_t>(image->ids.size()));
+    if (placement_ == reward::ImagePlacement::kBeforeText) {
+      user.content = {image_item, tokenizer::ContentItem::Text(text)};
+    } else {
+      user.content = {tokenizer::ContentItem::Text(text), image_item};
+    }
+  }
+  auto ids = tokenizer::EncodeChat(*tokenizer_, {user}, /*add_generation_prompt=*/true);
+  if (!ids.ok()) return ids.status();
+  out.ids.assign(ids->begin(), ids->end());
+  return out;
+}
+
+absl::StatusOr<std::vector<int64_t>> PromptEncoder::EncodeText(const std::string& text) const {
+  auto ids = tokenizer_->Encode(text);
+  if (!ids.ok()) return ids.status();
+  return std::vector<int64_t>(ids->begin(), ids->end());
+}
+
+}  // namespace r1r::train

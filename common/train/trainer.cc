@@ -1,0 +1,244 @@
+#include "common/train/trainer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include <absl/strings/str_cat.h>
+
+#include "common/rl/advantage.h"
+#include "common/rl/loss.h"
+
+namespace r1r::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// Pads a [b, r] block to [b, width] with zeros on the right.
+at::Tensor PadColumns(const at::Tensor& t, int64_t width) {
+  if (t.size(1) == width) return t;
+  return torch::constant_pad_nd(t, {0, width - t.size(1)}, 0);
+}
+
+template <typename Item>
+std::vector<std::vector<size_t>> MicroBatches(const std::vector<size_t>& order, int64_t micro) {
+  std::vector<std::vector<size_t>> out;
+  for (size_t i = 0; i < order.size(); i += static_cast<size_t>(micro)) {
+    out.emplace_back(order.begin() + static_cast<long>(i),
+                     order.begin() + static_cast<long>(std::min(order.size(), i + static_cast<size_t>(micro))));
+  }
+  return out;
+}
+
+absl::StatusOr<SequenceBatch> BatchOf(const std::vector<RlItem>& items, const std::vector<size_t>& idx, int64_t pad) {
+  std::vector<const EncodedPrompt*> prompts;
+  std::vector<std::vector<int64_t>> responses;
+  for (size_t i : idx) {
+    prompts.push_back(&items[i].prompt);
+    responses.push_back(items[i].response_ids);
+  }
+  return BuildSequenceBatch(prompts, responses, pad);
+}
+
+}  // namespace
+
+Trainer::Trainer(Policy* policy, Policy* reference, OptimizerOptions options)
+    : policy_(policy), reference_(reference), options_(options) {
+  torch::optim::AdamWOptions o(options_.lr);
+  o.betas({options_.beta1, options_.beta2});
+  o.weight_decay(options_.weight_decay);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(policy_->model().parameters(), o);
+}
+
+Trainer::~Trainer() = default;
+
+bool Trainer::ApplyGradients(double* grad_norm, double* lr) {
+  auto params = policy_->model().parameters();
+  *grad_norm = torch::nn::utils::clip_grad_norm_(params, options_.grad_clip);
+  *lr = LearningRateAt({options_.lr, options_.warmup_ratio, options_.min_lr_ratio, options_.total_steps}, step_);
+  if (!std::isfinite(*grad_norm)) {
+    optimizer_->zero_grad();
+    return false;
+  }
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(*lr);
+  optimizer_->step();
+  optimizer_->zero_grad();
+  ++step_;
+  return true;
+}
+
+absl::StatusOr<StepResult> Trainer::SftStep(const std::vector<SftItem>& items) {
+  const auto start = Clock::now();
+  if (items.empty()) return absl::InvalidArgumentError("SftStep: no examples");
+  double total_tokens = 0;
+  for (const auto& it : items) {
+    if (it.target_ids.empty()) return absl::InvalidArgumentError("SftStep: an example has no target tokens");
+    total_tokens += static_cast<double>(it.target_ids.size());
+  }
+  policy_->model().train();
+  optimizer_->zero_grad();
+  std::vector<size_t> order(items.size());
+  std::iota(order.begin(), order.end(), 0);
+  double loss_sum = 0;
+  for (const auto& micro : MicroBatches<SftItem>(order, options_.micro_batch)) {
+    std::vector<const EncodedPrompt*> prompts;
+    std::vector<std::vector<int64_t>> targets;
+    for (size_t i : micro) {
+      prompts.push_back(&items[i].prompt);
+      targets.push_back(items[i].target_ids);
+    }
+    auto batch = BuildSequenceBatch(prompts, targets, policy_->pad_id());
+    if (!batch.ok()) return batch.status();
+    auto logp = policy_->ResponseLogProbs(*batch);
+    if (!logp.ok()) return logp.status();
+    // Token-mean cross-entropy over the whole step: each micro-batch adds its share of the sum.
+    auto loss = -(*logp * batch->response_mask).sum() / total_tokens;
+    loss.backward();
+    loss_sum += loss.item<double>();
+  }
+  StepResult r;
+  r.loss = loss_sum;
+  if (!std::isfinite(loss_sum) || !ApplyGradients(&r.grad_norm, &r.learning_rate)) {
+    optimizer_->zero_grad();
+    r.skipped_steps = 1;
+  } else {
+    r.optimizer_steps = 1;
+  }
+  r.metrics["tokens"] = total_tokens;
+  r.seconds = Seconds(start);
+  return r;
+}
+
+absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, const RlStepOptions& options) {
+  const auto start = Clock::now();
+  if (items.empty()) return absl::InvalidArgumentError("RlStep: no trajectories");
+  if (absl::Status s = rl::Validate(options.algorithm); !s.ok()) return s;
+  const bool use_kl = options.algorithm.advantage.kl_coef > 0;
+  if (use_kl && reference_ == nullptr) return absl::FailedPreconditionError("kl_coef > 0 needs a reference model");
+  const int64_t n = static_cast<int64_t>(items.size());
+  int64_t width = 0;
+  for (const auto& it : items) {
+    if (it.response_ids.empty()) return absl::InvalidArgumentError("RlStep: a trajectory has no response tokens");
+    width = std::max<int64_t>(width, it.response_ids.size());
+  }
+  std::vector<size_t> order(items.size());
+  std::iota(order.begin(), order.end(), 0);
+
+  // 1. logp_old (and logp_ref) with the pre-update policy, no grad.
+  auto logp_old = torch::zeros({n, width});
+  auto logp_ref = torch::zeros({n, width});
+  auto mask = torch::zeros({n, width});
+  auto behaviour = torch::zeros({n, width});
+  {
+    torch::NoGradGuard no_grad;
+    policy_->model().eval();
+    for (const auto& micro : MicroBatches<RlItem>(order, options_.micro_batch)) {
+      auto batch = BatchOf(items, micro, policy_->pad_id());
+      if (!batch.ok()) return batch.status();
+      auto lp = policy_->ResponseLogProbs(*batch);
+      if (!lp.ok()) return lp.status();
+      at::Tensor ref;
+      if (use_kl) {
+        auto r = reference_->ResponseLogProbs(*batch);
+        if (!r.ok()) return r.status();
+        ref = *r;
+      }
+      for (size_t k = 0; k < micro.size(); ++k) {
+        const int64_t row = static_cast<int64_t>(micro[k]);
+        const int64_t len = static_cast<int64_t>(items[micro[k]].response_ids.size());
+        logp_old[row].narrow(0, 0, len).copy_((*lp)[static_cast<int64_t>(k)].narrow(0, 0, len));
+        if (use_kl) logp_ref[row].narrow(0, 0, len).copy_(ref[static_cast<int64_t>(k)].narrow(0, 0, len));
+        mask[row].narrow(0, 0, len).fill_(1.0);
+        const auto& b = items[micro[k]].behaviour_logprobs;
+        if (static_cast<int64_t>(b.size()) == len) {
+          behaviour[row].narrow(0, 0, len).copy_(torch::tensor(b));
+        }
+      }
+    }
+  }
+  // 2. Advantages: token rewards, returns, whitening over all valid tokens, 3-sigma filter.
+  std::vector<float> rewards;
+  for (const auto& it : items) rewards.push_back(static_cast<float>(it.reward));
+  rl::RolloutBatch rollout{torch::tensor(rewards), mask, logp_old, logp_ref};
+  const rl::WhitenedAdvantages adv = rl::ComputeAdvantages(rollout, options.algorithm.advantage);
+
+  StepResult r;
+  r.metrics["adv_filtered_fraction"] = adv.filter.FilteredFraction();
+  r.metrics["adv_mean"] = adv.mean;
+  r.metrics["adv_std"] = adv.std;
+  r.metrics["reward_mean"] = torch::tensor(rewards).mean().item<double>();
+  r.metrics["response_length_mean"] = mask.sum(1).mean().item<double>();
+  r.metrics["logprob_mismatch"] =
+      ((behaviour - logp_old).abs() * mask).sum().item<double>() / std::max(1.0, mask.sum().item<double>());
+  if (use_kl) r.metrics["kl"] = ((logp_old - logp_ref) * mask).sum().item<double>() / mask.sum().item<double>();
+
+  // 3. Minibatch epochs of the pre-clipped PPO loss.
+  policy_->model().train();
+  std::mt19937_64 rng(options.shuffle_seed);
+  double clip = 0, preclip = 0, approx_kl = 0, tokens = 0, loss_sum = 0, grad_sum = 0;
+  double ratio_min = 1e30, ratio_max = -1e30;
+  int64_t losses = 0;
+  for (int64_t epoch = 0; epoch < options.ppo_epochs; ++epoch) {
+    std::vector<size_t> shuffled = order;
+    std::shuffle(shuffled.begin(), shuffled.end(), rng);
+    for (size_t mb = 0; mb < shuffled.size(); mb += static_cast<size_t>(options.train_batch_size)) {
+      std::vector<size_t> minibatch(shuffled.begin() + static_cast<long>(mb),
+                                    shuffled.begin() + static_cast<long>(std::min(
+                                                           shuffled.size(), mb + static_cast<size_t>(options.train_batch_size))));
+      auto idx = torch::tensor(std::vector<int64_t>(minibatch.begin(), minibatch.end()));
+      const double minibatch_tokens = mask.index_select(0, idx).sum().item<double>();
+      double minibatch_loss = 0;
+      optimizer_->zero_grad();
+      for (const auto& micro : MicroBatches<RlItem>(minibatch, options_.micro_batch)) {
+        auto batch = BatchOf(items, micro, policy_->pad_id());
+        if (!batch.ok()) return batch.status();
+        auto logp = policy_->ResponseLogProbs(*batch);
+        if (!logp.ok()) return logp.status();
+        auto rows = torch::tensor(std::vector<int64_t>(micro.begin(), micro.end()));
+        const int64_t w = logp->size(1);
+        auto slice = [&](const at::Tensor& t) { return t.index_select(0, rows).narrow(1, 0, w); };
+        rl::PolicyLossResult pl = rl::PolicyLoss(*logp, slice(logp_old), slice(adv.advantages), slice(mask),
+                                                 options.algorithm.loss, true, minibatch_tokens);
+        // Sequence-mean aggregation: this micro-batch's mean counts with weight b / minibatch size.
+        const bool seq_mean = options.algorithm.loss.aggregation == rl::LossAggregation::kSequenceMeanOfTokenMeans;
+        auto loss = seq_mean ? pl.loss * (static_cast<double>(micro.size()) / static_cast<double>(minibatch.size()))
+                             : pl.loss;
+        loss.backward();
+        minibatch_loss += loss.item<double>();
+        const double t = static_cast<double>(pl.diagnostics.valid_tokens);
+        clip += pl.diagnostics.clip_fraction * t;
+        preclip += pl.diagnostics.pre_clip_fraction * t;
+        approx_kl += pl.diagnostics.approx_kl * t;
+        tokens += t;
+        ratio_min = std::min(ratio_min, pl.diagnostics.ratio_min);
+        ratio_max = std::max(ratio_max, pl.diagnostics.ratio_max);
+      }
+      double grad_norm = 0, lr = 0;
+      if (!std::isfinite(minibatch_loss) || !ApplyGradients(&grad_norm, &lr)) {
+        optimizer_->zero_grad();
+        ++r.skipped_steps;
+        continue;
+      }
+      ++r.optimizer_steps;
+      loss_sum += minibatch_loss;
+      grad_sum += grad_norm;
+      r.learning_rate = lr;
+      ++losses;
+    }
+  }
+  r.loss = losses ? loss_sum / static_cast<double>(losses) : std::nan("");
+  r.grad_norm = losses ? grad_sum / static_cast<double>(losses) : 0;
+  r.metrics["clip_fraction"] = tokens ? clip / tokens : 0;
+  r.metrics["preclip_fraction"] = tokens ? preclip / tokens : 0;
+  r.metrics["approx_kl"] = tokens ? approx_kl / tokens : 0;
+  r.metrics["ratio_min"] = ratio_min;
+  r.metrics["ratio_max"] = ratio_max;
+  r.seconds = Seconds(start);
+  return r;
+}
+
+}  // namespace r1r::train

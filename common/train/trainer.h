@@ -1,0 +1,92 @@
+// SFT and StableReinforce optimisation of a Policy: AdamW with warmup + cosine-to-floor schedule,
+// gradient clipping, micro-batching (the paper's 2-sequence micro-batches become a memory knob), and
+// a skipped step — never a corrupted model — when the loss or the gradient is not finite.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <absl/status/statusor.h>
+
+#include "common/rl/config.h"
+#include "common/train/policy.h"
+#include "common/train/schedule.h"
+
+namespace torch::optim {
+class Optimizer;
+}
+
+namespace r1r::train {
+
+struct OptimizerOptions {
+  double lr = 1e-6;
+  double warmup_ratio = 0.03;
+  double min_lr_ratio = 0.1;
+  double weight_decay = 0.0;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double grad_clip = 1.0;
+  int64_t total_steps = 1;       // optimizer steps of this phase, for the schedule
+  int64_t micro_batch = 8;       // sequences per forward/backward
+};
+
+struct SftItem {
+  EncodedPrompt prompt;
+  std::vector<int64_t> target_ids;  // reasoning + answer + <|im_end|>; the loss covers only these
+};
+
+struct RlItem {
+  EncodedPrompt prompt;
+  std::vector<int64_t> response_ids;     // as sampled, <|im_end|> included when it stopped
+  std::vector<float> behaviour_logprobs;  // from the actor, for the mismatch diagnostic
+  double reward = 0;                      // R = wf·format + result·(1 + wc·consistency)
+};
+
+struct RlStepOptions {
+  rl::RlAlgorithmConfig algorithm;
+  int64_t train_batch_size = 128;  // sequences per optimizer step (a rollout of 256 gives 2 steps)
+  int64_t ppo_epochs = 1;
+  uint64_t shuffle_seed = 0;
+};
+
+struct StepResult {
+  double loss = 0;
+  double grad_norm = 0;
+  double learning_rate = 0;
+  int64_t optimizer_steps = 0;
+  int64_t skipped_steps = 0;   // non-finite loss or gradient
+  std::map<std::string, double> metrics;
+  double seconds = 0;
+};
+
+class Trainer {
+ public:
+  // `reference` (may be null) is the frozen policy for the KL term when β > 0.
+  Trainer(Policy* policy, Policy* reference, OptimizerOptions options);
+  ~Trainer();
+
+  // One optimizer step over `items` (token-mean cross-entropy over all target tokens).
+  absl::StatusOr<StepResult> SftStep(const std::vector<SftItem>& items);
+  // One rollout: logp_old from this policy before any update, advantages (whitening + filter),
+  // then ppo_epochs x (rollout / train_batch_size) optimizer steps of the pre-clipped loss.
+  absl::StatusOr<StepResult> RlStep(const std::vector<RlItem>& items, const RlStepOptions& options);
+
+  int64_t steps_done() const { return step_; }
+  void set_steps_done(int64_t step) { step_ = step; }
+  torch::optim::Optimizer& optimizer() { return *optimizer_; }
+
+ private:
+  // Clips, checks finiteness and steps; returns false (and zeroes grads) when skipped.
+  bool ApplyGradients(double* grad_norm, double* lr);
+
+  Policy* policy_;
+  Policy* reference_;
+  OptimizerOptions options_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  int64_t step_ = 0;
+};
+
+}  // namespace r1r::train
