@@ -8,6 +8,7 @@
 #include "tools/cli/cli_context.h"
 #include "tools/cli/health_command.h"
 #include "tools/cli/job_commands.h"
+#include "tools/cli/local_commands.h"
 
 namespace {
 
@@ -24,6 +25,8 @@ const std::map<std::string, Verb>& Verbs() {
       {"cancel", {r1r::cli::CancelCommand, "cancel a job"}},
       {"watch", {r1r::cli::WatchCommand, "stream a job's events until it ends"}},
       {"health", {r1r::cli::HealthCommand, "check the gRPC health of one or more servers"}},
+      {"data", {r1r::cli::DataCommand, "synth: write the synthetic dataset; check: validate a dataset file"}},
+      {"tokenize", {r1r::cli::TokenizeCommand, "JSONL text <-> ids with a tokenizer.json"}},
   };
   return verbs;
 }
