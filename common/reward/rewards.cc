@@ -1,6 +1,7 @@
 #include "common/reward/rewards.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_replace.h"
 
 namespace r1r::reward {
 namespace {
@@ -22,6 +23,18 @@ constexpr std::string_view kAnswerOpen = "<answer>";
 constexpr std::string_view kAnswerClose = "</answer>";
 
 }  // namespace
+
+std::string ExtractAssistantResponse(std::string_view decoded_sequence) {
+  constexpr std::string_view kAssistant = "<|im_start|>assistant\n";
+  const size_t at = decoded_sequence.find(kAssistant);
+  const std::string_view tail = at == std::string_view::npos ? decoded_sequence
+                                                             : decoded_sequence.substr(at + kAssistant.size());
+  std::string response = absl::StrReplaceAll(absl::string_view(tail.data(), tail.size()),
+                                             {{"<|im_end|>", ""},
+                                              {"<|endoftext|>", ""},
+                                              {"<｜end▁of▁sentence｜>", ""}});
+  return std::string(Trim(response));
+}
 
 double FormatReward(std::string_view response) {
   if (CountOccurrences(response, kThinkOpen) != 1 || CountOccurrences(response, kAnswerOpen) != 1) return 0.0;

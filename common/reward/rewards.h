@@ -22,6 +22,11 @@ struct RewardBreakdown {
   double total = 0.0;
 };
 
+// The policy's response inside a full decoded sequence (reference §4): the text after the first
+// "<|im_start|>assistant\n" (all of it when absent), with <|im_end|>, <|endoftext|> and
+// <｜end▁of▁sentence｜> removed, whitespace-trimmed.
+std::string ExtractAssistantResponse(std::string_view decoded_sequence);
+
 // f = 1 iff the response matches ^<think>.*?</think><answer>.*?</answer>$ (DOTALL; like Python's `$`, one
 // trailing "\n" is allowed) and holds exactly one "<think>" and one "<answer>".
 double FormatReward(std::string_view response);

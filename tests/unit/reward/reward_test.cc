@@ -54,6 +54,17 @@ TEST(reward, BreakdownsOnHandMadeResponses) {
   EXPECT_DOUBLE_EQ(ComputeReward(kRight, "1", Consistency::kConsistent, {0.25, 1.0}).total, 0.25 + 2.0);
 }
 
+TEST(reward, ExtractAssistantResponseFromDecodedSequence) {
+  EXPECT_EQ(ExtractAssistantResponse("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+                                     "Q<|im_end|>\n<|im_start|>assistant\n<think>a</think><answer>1</answer>"
+                                     "<|im_end|><|endoftext|><|endoftext|>"),
+            "<think>a</think><answer>1</answer>");
+  EXPECT_EQ(ExtractAssistantResponse("  <think>x</think><answer>2</answer>｜end▁of▁sentence｜\n"),
+            "<think>x</think><answer>2</answer>｜end▁of▁sentence｜");
+  EXPECT_EQ(ExtractAssistantResponse("<think>x</think><answer>2</answer><｜end▁of▁sentence｜>"),
+            "<think>x</think><answer>2</answer>");
+}
+
 TEST(reward, ResultRewardParseFailureScoresZero) {
   EXPECT_EQ(ResultReward("Response 1 is better", "<answer>1</answer>"), 0.0);  // released code: 1.0
   EXPECT_EQ(ResultReward("<answer>1", "1"), 0.0);

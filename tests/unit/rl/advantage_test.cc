@@ -53,6 +53,27 @@ TEST(rl, FilterZeroesNonFiniteAndReportsIt) {
   EXPECT_EQ(out.filter.nonfinite_tokens, 2);
 }
 
+TEST(rl, WhiteningTensorOpPathMatchesCpuLoop) {
+  // bfloat16 values take the device-generic path; float64 the fused CPU loop.
+  const MaskedMoments moments{6.0, 3.0, 30.0};  // mean 0.5, variance 4.75
+  const torch::Tensor values = torch::tensor({{0.5, 4.0, -7.0, 1.0}, {9.0, 2.0, -1.0, 100.0}}, torch::kFloat64);
+  const torch::Tensor mask = torch::tensor({{1, 1, 1, 1}, {1, 1, 0, 0}});
+  for (FilterWindow window : {FilterWindow::kPaperSymmetric, FilterWindow::kReleasedCodeMeanShift}) {
+    AdvantageConfig config;
+    config.filter.window = window;
+    const WhitenedAdvantages a = WhitenAndFilter(values, mask, moments, config);
+    const WhitenedAdvantages b = WhitenAndFilter(values.to(torch::kBFloat16), mask, moments, config);
+    EXPECT_TRUE(torch::allclose(b.advantages.to(torch::kFloat64), a.advantages, 0.02, 0.02));
+    EXPECT_EQ(a.filter.filtered_tokens, b.filter.filtered_tokens);
+    EXPECT_EQ(a.filter.valid_tokens, 6);
+  }
+  // z = (9 - 0.5) / sqrt(4.75) = 3.9: the paper window drops it, the released-code window [-2.5, 3.5] too,
+  // and z = -7.5 / 2.18 = -3.44 is dropped by both.
+  const WhitenedAdvantages paper = WhitenAndFilter(values, mask, moments, AdvantageConfig{});
+  EXPECT_EQ(paper.filter.filtered_tokens, 2);
+  EXPECT_NEAR(paper.advantages[0][1].item<double>(), 3.5 / std::sqrt(4.75), 1e-12);
+}
+
 TEST(rl, ReleasedCodeFilterWindowIsShiftedByTheMean) {
   // mean 1, variance 1: x = -1.5 gives z = -2.5, inside [-3, 3] but outside [mean-3, mean+3] = [-2, 4].
   const MaskedMoments moments{2.0, 2.0, 4.0};

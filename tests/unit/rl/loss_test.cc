@@ -2,6 +2,7 @@
 // float64 finite-difference gradients, padding invariance.
 #include <cmath>
 #include <functional>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -173,6 +174,31 @@ TEST(rl, SftCrossEntropyValueAndGradient) {
   EXPECT_NEAR(r.loss.item<double>(), expected / 4.0, 1e-12);
   ExpectGradientMatchesFiniteDifferences(
       [&](const torch::Tensor& logits) { return SftCrossEntropy(logits, labels, mask).loss; }, logits0, 1e-7);
+}
+
+TEST(rl, TensorOpPathMatchesCpuLoops) {
+  // bfloat16 takes the device-generic tensor-op path of the pre-clip; float64 the fused CPU loops.
+  torch::manual_seed(13);
+  const torch::Tensor logp_old = torch::randn({3, 6}).to(torch::kBFloat16).to(torch::kFloat64);
+  torch::Tensor delta = torch::randn({3, 6}) * 0.3;
+  delta[0][0] = 9.0;
+  delta[1][2] = -8.0;
+  const torch::Tensor logp0 = (logp_old + delta.to(torch::kFloat64)).to(torch::kBFloat16).to(torch::kFloat64);
+  const torch::Tensor adv = torch::randn({3, 6}).to(torch::kBFloat16).to(torch::kFloat64);
+  const torch::Tensor mask = torch::tensor({{1, 1, 1, 1, 0, 0}, {1, 1, 1, 1, 1, 1}, {1, 0, 0, 0, 0, 0}});
+  const auto run = [&](torch::ScalarType dtype) {
+    torch::Tensor logp = logp0.to(dtype).clone().set_requires_grad(true);
+    const PolicyLossResult r = PolicyLoss(logp, logp_old.to(dtype), adv.to(dtype), mask, PolicyLossConfig{});
+    r.loss.backward();
+    return std::make_tuple(r.loss.item<double>(), logp.grad().to(torch::kFloat64), r.diagnostics);
+  };
+  const auto [loss64, grad64, diag64] = run(torch::kFloat64);
+  const auto [loss16, grad16, diag16] = run(torch::kBFloat16);
+  EXPECT_NEAR(loss16, loss64, 0.05 * std::max(1.0, std::abs(loss64)));
+  EXPECT_TRUE(torch::allclose(grad16, grad64, 0.05, 0.02));
+  EXPECT_EQ(diag16.pre_clip_fraction, diag64.pre_clip_fraction);
+  EXPECT_DOUBLE_EQ(diag64.pre_clip_fraction, 2.0 / 11.0);
+  EXPECT_EQ(grad64[0][0].item<double>(), 0.0);  // beyond the pre-clip bound: no gradient
 }
 
 }  // namespace
