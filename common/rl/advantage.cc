@@ -199,6 +199,7 @@ WhitenedAdvantages WhitenAndFilter(const at::Tensor& values, const at::Tensor& m
 
   const at::Tensor valid = Valid(mask).contiguous();
   int64_t n_valid = 0, n_kept = 0;
+  const auto z_scores = [&] { return (values - out.mean) * rstd; };  // as WhitenLoop computes them
   at::Tensor z;
   if (values.is_cpu() && (values.scalar_type() == at::kFloat || values.scalar_type() == at::kDouble) &&
       values.sizes() == valid.sizes()) {
@@ -209,8 +210,8 @@ WhitenedAdvantages WhitenAndFilter(const at::Tensor& values, const at::Tensor& m
     } else {
       WhitenCpu<double>(x, valid, out.advantages, out.mean, rstd, filter, n_valid, n_kept);
     }
-  } else {  // any device: the same arithmetic as tensor ops
-    z = (values - out.mean) * rstd;
+  } else {  // any device or dtype: the same arithmetic as tensor ops
+    z = z_scores();
     at::Tensor keep = filter != nullptr ? valid & (z >= window.lo) & (z <= window.hi) : valid;
     out.advantages = at::where(keep, z, at::zeros({}, z.options()));
     const at::Tensor counts = at::stack({valid.sum(), keep.sum()}).cpu();
@@ -221,7 +222,7 @@ WhitenedAdvantages WhitenAndFilter(const at::Tensor& values, const at::Tensor& m
   out.filter.filtered_tokens = n_valid - n_kept;
   // Non-finite z-scores are among the filtered ones: count them only when something was filtered.
   if (out.filter.filtered_tokens > 0) {
-    if (!z.defined()) z = (values - out.mean) * rstd;
+    if (!z.defined()) z = z_scores();
     out.filter.nonfinite_tokens = (valid & z.isfinite().logical_not()).sum().item<int64_t>();
   }
   return out;
