@@ -2,19 +2,27 @@
 #include <memory>
 
 #include "common/jobs/job_store.h"
+#include "common/rpc/auth.h"
 #include "common/rpc/service_main.h"
+#include "absl/strings/str_split.h"
+#include "services/orchestrator/job_runner.h"
 #include "services/orchestrator/job_service.h"
 
 int main(int argc, char** argv) {
   std::unique_ptr<r1r::jobs::JobStore> store;
   std::unique_ptr<r1r::orchestrator::JobServiceImpl> jobs;
+  std::unique_ptr<r1r::orchestrator::JobRunner> runner;
   r1r::rpc::ServiceMain m;
   m.name = "orchestrator";
   m.default_listen = "0.0.0.0:50051";
   m.default_metrics = "0.0.0.0:9101";
   m.declare_flags = [](r1r::config::Flags& f) {
     f.Value("state-dir", "./r1r-state", "directory for job records and events")
-        .Value("work-root", "", "default parent of job work dirs (default <state-dir>/work)");
+        .Value("work-root", "", "default parent of job work dirs (default <state-dir>/work)")
+        .Value("learner", "", "r1r-learner address (host:port); without it jobs are stored but not run")
+        .Value("actors", "", "comma-separated r1r-actor addresses")
+        .Value("reward", "", "r1r-reward address")
+        .Value("cluster-token-file", "", "bearer token for the other services (else $R1R_AUTH_TOKEN)");
   };
   m.setup = [&](const r1r::config::Flags& f, r1r::rpc::Server& server) -> absl::Status {
     auto opened = r1r::jobs::JobStore::Open(f.Get("state-dir"));
@@ -23,7 +31,25 @@ int main(int argc, char** argv) {
     const std::string work_root = f.Has("work-root") ? f.Get("work-root") : f.Get("state-dir") + "/work";
     jobs = std::make_unique<r1r::orchestrator::JobServiceImpl>(store.get(), work_root);
     server.AddService(jobs.get());
-    server.OnDrain([&] { jobs->StopWatchers(); });
+    std::optional<r1r::orchestrator::ClusterTargets> targets;
+    if (!f.Get("learner").empty()) {
+      targets.emplace();
+      targets->learner = f.Get("learner");
+      targets->actors = absl::StrSplit(f.Get("actors"), ',', absl::SkipEmpty());
+      targets->reward = f.Get("reward");
+      auto token = r1r::rpc::LoadToken(f.Get("cluster-token-file"));
+      if (!token.ok()) return token.status();
+      targets->auth_token = *token;
+      if (targets->actors.empty() || targets->reward.empty()) {
+        return absl::InvalidArgumentError("--learner needs --actors and --reward as well");
+      }
+    }
+    runner = std::make_unique<r1r::orchestrator::JobRunner>(store.get(), targets, &server.metrics());
+    runner->Start();
+    server.OnDrain([&] {
+      jobs->StopWatchers();
+      runner->Stop();
+    });
     return absl::OkStatus();
   };
   return r1r::rpc::RunServiceMain(m, argc, argv);

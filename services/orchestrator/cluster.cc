@@ -1,0 +1,184 @@
+#include "services/orchestrator/cluster.h"
+
+#include <thread>
+
+#include <absl/strings/str_cat.h>
+
+#include "common/rpc/status.h"
+
+namespace r1r::orchestrator {
+namespace {
+
+// Training steps and generation of a whole rollout can take minutes on a CPU.
+constexpr absl::Duration kStepTimeout = absl::Minutes(30);
+constexpr absl::Duration kShortTimeout = absl::Minutes(2);
+
+absl::Status Annotate(const grpc::Status& s, const std::string& what) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), absl::StrCat(what, ": ", s.error_message()));
+}
+
+}  // namespace
+
+rpc::ClientOptions Cluster::Options(const std::string& target, absl::Duration timeout) const {
+  rpc::ClientOptions o;
+  o.target = target;
+  o.auth_token = targets_.auth_token;
+  o.timeout = timeout;
+  o.max_message_bytes = 256 << 20;
+  return o;
+}
+
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Connect(const ClusterTargets& targets) {
+  if (targets.learner.empty() || targets.actors.empty() || targets.reward.empty()) {
+    return absl::FailedPreconditionError(
+        "the orchestrator needs --learner, --actors and --reward to run jobs (see r1r-orchestrator --help)");
+  }
+  std::unique_ptr<Cluster> c(new Cluster());
+  c->targets_ = targets;
+  auto channel = [&](const std::string& t) { return rpc::MakeChannel(c->Options(t, kShortTimeout)); };
+  auto learner = channel(targets.learner);
+  if (!learner.ok()) return learner.status();
+  c->learner_ = v1::Learner::NewStub(*learner);
+  for (const auto& a : targets.actors) {
+    auto ch = channel(a);
+    if (!ch.ok()) return ch.status();
+    c->actors_.push_back(v1::RolloutActor::NewStub(*ch));
+  }
+  auto reward = channel(targets.reward);
+  if (!reward.ok()) return reward.status();
+  c->reward_ = v1::RewardAggregator::NewStub(*reward);
+  return c;
+}
+
+absl::StatusOr<v1::LearnerState> Cluster::InitLearner(const v1::InitRequest& req) {
+  v1::LearnerState state;
+  grpc::Status s = rpc::CallWithRetry(Options(targets_.learner, kStepTimeout), {}, [&](grpc::ClientContext& ctx) {
+    return learner_->Init(&ctx, req, &state);
+  });
+  if (!s.ok()) return Annotate(s, "learner Init");
+  return state;
+}
+
+absl::StatusOr<v1::StepMetrics> Cluster::SftStep(const v1::SftStepRequest& req) {
+  v1::StepMetrics m;
+  grpc::Status s = rpc::CallWithRetry(Options(targets_.learner, kStepTimeout), {}, [&](grpc::ClientContext& ctx) {
+    return learner_->SftStep(&ctx, req, &m);
+  });
+  if (!s.ok()) return Annotate(s, "learner SftStep");
+  return m;
+}
+
+absl::StatusOr<v1::StepMetrics> Cluster::RlStep(const v1::ExperienceBatch& req) {
+  v1::StepMetrics m;
+  grpc::Status s = rpc::CallWithRetry(Options(targets_.learner, kStepTimeout), {}, [&](grpc::ClientContext& ctx) {
+    return learner_->RlStep(&ctx, req, &m);
+  });
+  if (!s.ok()) return Annotate(s, "learner RlStep");
+  return m;
+}
+
+absl::StatusOr<std::string> Cluster::SaveCheckpoint(int64_t data_cursor, const std::string& export_dir) {
+  v1::SaveCheckpointRequest req;
+  req.set_data_cursor(data_cursor);
+  req.set_export_dir(export_dir);
+  v1::SaveCheckpointResponse resp;
+  grpc::Status s = rpc::CallWithRetry(Options(targets_.learner, kStepTimeout), {}, [&](grpc::ClientContext& ctx) {
+    return learner_->SaveCheckpoint(&ctx, req, &resp);
+  });
+  if (!s.ok()) return Annotate(s, "learner SaveCheckpoint");
+  return resp.path();
+}
+
+absl::StatusOr<double> Cluster::SyncActors(int64_t version, const std::string& model_dir) {
+  std::vector<absl::Status> errors(actors_.size());
+  std::vector<double> seconds(actors_.size(), 0);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < actors_.size(); ++i) {
+    threads.emplace_back([&, i] {
+      v1::LoadWeightsRequest req;
+      req.set_learner_target(targets_.learner);
+      req.set_version(version);
+      req.set_model_dir(model_dir);
+      v1::LoadWeightsResponse resp;
+      grpc::Status s = rpc::CallWithRetry(Options(targets_.actors[i], kStepTimeout), {}, [&](grpc::ClientContext& ctx) {
+        return actors_[i]->LoadWeights(&ctx, req, &resp);
+      });
+      errors[i] = Annotate(s, absl::StrCat("actor ", targets_.actors[i], " LoadWeights v", version));
+      seconds[i] = resp.seconds();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors) {
+    if (!e.ok()) return e;
+  }
+  return *std::max_element(seconds.begin(), seconds.end());
+}
+
+absl::StatusOr<std::vector<v1::Trajectory>> Cluster::Generate(const std::vector<v1::Prompt>& prompts,
+                                                              const v1::SamplingParams& sampling, int64_t version) {
+  const size_t n_actors = actors_.size();
+  std::vector<std::vector<v1::Trajectory>> per_actor(n_actors);
+  std::vector<absl::Status> errors(n_actors);
+  std::vector<std::thread> threads;
+  const size_t chunk = (prompts.size() + n_actors - 1) / n_actors;
+  for (size_t a = 0; a < n_actors; ++a) {
+    const size_t begin = a * chunk, end = std::min(prompts.size(), begin + chunk);
+    if (begin >= end) continue;
+    threads.emplace_back([&, a, begin, end] {
+      v1::GenerateRolloutsRequest req;
+      for (size_t i = begin; i < end; ++i) *req.add_prompts() = prompts[i];
+      *req.mutable_sampling() = sampling;
+      req.set_expected_policy_version(version);
+      // A server stream cannot be retried half-way; retry the whole call on UNAVAILABLE.
+      grpc::Status s = rpc::CallWithRetry(Options(targets_.actors[a], kStepTimeout), {}, [&](grpc::ClientContext& ctx) {
+        per_actor[a].clear();
+        auto reader = actors_[a]->GenerateRollouts(&ctx, req);
+        v1::Trajectory t;
+        while (reader->Read(&t)) per_actor[a].push_back(t);
+        return reader->Finish();
+      });
+      errors[a] = Annotate(s, absl::StrCat("actor ", targets_.actors[a], " GenerateRollouts"));
+      if (errors[a].ok() && per_actor[a].size() != end - begin) {
+        errors[a] = absl::DataLossError(absl::StrCat("actor ", targets_.actors[a], " returned ", per_actor[a].size(),
+                                                     " trajectories for ", end - begin, " prompts"));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors) {
+    if (!e.ok()) return e;
+  }
+  // Actors stream in completion order; restore the prompt order by id.
+  std::map<std::string, v1::Trajectory> by_id;
+  for (auto& list : per_actor) {
+    for (auto& t : list) by_id[t.prompt_id()] = std::move(t);
+  }
+  std::vector<v1::Trajectory> out;
+  out.reserve(prompts.size());
+  for (const auto& p : prompts) {
+    auto it = by_id.find(p.prompt_id());
+    if (it == by_id.end()) return absl::DataLossError(absl::StrCat("no trajectory for prompt ", p.prompt_id()));
+    if (it->second.policy_version() != version) {
+      return absl::FailedPreconditionError(absl::StrCat("trajectory of version ", it->second.policy_version(),
+                                                        " in a rollout of version ", version));
+    }
+    out.push_back(std::move(it->second));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::RewardBreakdown>> Cluster::Score(const std::vector<v1::Trajectory>& trajectories,
+                                                                const v1::RewardWeights& weights) {
+  v1::ScoreTrajectoriesRequest req;
+  for (const auto& t : trajectories) *req.add_trajectories() = t;
+  *req.mutable_weights() = weights;
+  v1::ScoreTrajectoriesResponse resp;
+  grpc::Status s = rpc::CallWithRetry(Options(targets_.reward, kStepTimeout), {}, [&](grpc::ClientContext& ctx) {
+    return reward_->ScoreTrajectories(&ctx, req, &resp);
+  });
+  if (!s.ok()) return Annotate(s, "reward ScoreTrajectories");
+  return std::vector<v1::RewardBreakdown>(resp.rewards().begin(), resp.rewards().end());
+}
+
+}  // namespace r1r::orchestrator

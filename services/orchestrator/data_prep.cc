@@ -1,0 +1,92 @@
+#include "services/orchestrator/data_prep.h"
+
+#include <filesystem>
+
+#include <absl/strings/str_cat.h>
+
+#include "common/data/read_report.h"
+#include "common/data/readers.h"
+#include "common/data/synthetic.h"
+#include "common/data/transforms.h"
+#include "common/reward/prompt_template.h"
+#include "common/tokenizer/bpe_trainer.h"
+
+namespace r1r::orchestrator {
+namespace fs = std::filesystem;
+
+namespace {
+
+absl::StatusOr<std::vector<data::PreferenceSample>> ReadSamples(const config::JobSpec& spec,
+                                                               const std::string& dataset_dir,
+                                                               data::ReadReport& report) {
+  const config::DataSpec& d = spec.data;
+  if (d.source == "synthetic") return data::ReadPlainPairsJsonl(dataset_dir + "/pairs.jsonl", report);
+  if (d.source == "pairs_jsonl") return data::ReadPlainPairsJsonl(d.path, report);
+  if (d.source == "mmrlhf_pairs") return data::ReadMmRlhfPairsJsonl(d.path, report);
+  return data::ReadR1RewardJsonl(d.path, report);
+}
+
+}  // namespace
+
+absl::StatusOr<PreparedData> PrepareData(const config::JobSpec& spec, const std::string& work_dir) {
+  PreparedData out;
+  const config::DataSpec& d = spec.data;
+  if (d.source == "synthetic") {
+    out.dataset_dir = fs::absolute(fs::path(work_dir) / "data").string();
+    if (!fs::exists(fs::path(out.dataset_dir) / "pairs.jsonl")) {
+      data::SynthOptions o;
+      o.n = d.synthetic_n;
+      o.seed = static_cast<uint64_t>(d.seed);
+      o.teacher_mistake_rate = d.teacher_mistake_rate;
+      if (absl::Status s = data::WriteSyntheticDataset(o, out.dataset_dir); !s.ok()) return s;
+    }
+  } else {
+    out.dataset_dir = fs::absolute(fs::path(d.path).parent_path()).string();
+  }
+  data::ReadReport report;
+  auto samples = ReadSamples(spec, out.dataset_dir, report);
+  if (!samples.ok()) return samples.status();
+  out.bad_rows = report.bad_count;
+  if (samples->empty()) return absl::FailedPreconditionError(absl::StrCat("no usable rows: ", report.Summary()));
+
+  // Held-out first (before balancing and the difficulty split), by a seeded shuffle.
+  const std::vector<size_t> order = data::ShuffledIndices(samples->size(), static_cast<uint64_t>(d.seed));
+  const size_t heldout = static_cast<size_t>(d.heldout_fraction * static_cast<double>(samples->size()));
+  std::vector<data::PreferenceSample> train;
+  for (size_t k = 0; k < order.size(); ++k) {
+    (k < heldout ? out.heldout : train).push_back((*samples)[order[k]]);
+  }
+  if (d.balance_labels) data::BalanceLabels(train, static_cast<uint64_t>(d.seed) + 1);
+  data::DifficultySplit split =
+      data::SplitByDifficulty(train, d.sft_split == "all" ? data::SftSelection::kAll : data::SftSelection::kRest);
+  out.sft = std::move(split.sft);
+  out.rl = std::move(split.rl);
+  out.report = absl::StrCat(samples->size(), " samples (", report.bad_count, " bad rows skipped): ", out.sft.size(),
+                            " SFT, ", out.rl.size(), " RL, ", out.heldout.size(), " held-out");
+  return out;
+}
+
+absl::Status PrepareTokenizer(const config::JobSpec& spec, const PreparedData& data, const std::string& model_dir) {
+  const fs::path target = fs::path(model_dir) / "tokenizer.json";
+  if (fs::exists(target)) return absl::OkStatus();
+  std::error_code ec;
+  fs::create_directories(model_dir, ec);
+  if (spec.tokenizer.train_vocab_size > 0) {
+    std::vector<std::string> corpus;
+    for (const auto* set : {&data.sft, &data.rl, &data.heldout}) {
+      for (const auto& s : *set) {
+        corpus.push_back(reward::RenderComparisonPrompt(s.question, s.response1, s.response2));
+        if (s.reasoning) corpus.push_back(*s.reasoning);
+      }
+    }
+    tokenizer::BpeTrainerOptions o;
+    o.vocab_size = static_cast<int32_t>(spec.tokenizer.train_vocab_size);
+    return tokenizer::TrainBpeTokenizerFile(corpus, o, target.string());
+  }
+  const std::string source = !spec.tokenizer.path.empty() ? spec.tokenizer.path : spec.model.path + "/tokenizer.json";
+  fs::copy_file(source, target, fs::copy_options::overwrite_existing, ec);
+  if (ec) return absl::FailedPreconditionError(absl::StrCat("cannot copy tokenizer from ", source, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace r1r::orchestrator

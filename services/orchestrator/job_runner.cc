@@ -1,0 +1,448 @@
+#include "services/orchestrator/job_runner.h"
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <numeric>
+
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
+
+#include "common/data/transforms.h"
+#include "common/eval/judgement.h"
+#include "common/obs/log.h"
+
+namespace r1r::orchestrator {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+v1::PreferencePrompt ToPreference(const data::PreferenceSample& s) {
+  v1::PreferencePrompt p;
+  p.mutable_sample()->set_sample_id(s.id);
+  p.mutable_sample()->set_image_path(s.image_path);
+  p.set_question(s.question);
+  p.set_response1(s.response1);
+  p.set_response2(s.response2);
+  p.set_label(s.label);
+  return p;
+}
+
+struct EvalResult {
+  double accuracy = 0, format_rate = 0, consistency_rate = 0, voting_accuracy = -1;
+};
+
+}  // namespace
+
+// One job's execution: the spec, its work dir, the cluster and the persisted progress.
+class JobRunner::Run {
+ public:
+  Run(jobs::JobStore* store, obs::Metrics* metrics, v1::Job job, config::JobSpec spec, std::unique_ptr<Cluster> cluster,
+      const std::atomic<bool>* stopping)
+      : store_(store), metrics_(metrics), job_(std::move(job)), spec_(std::move(spec)), cluster_(std::move(cluster)),
+        stopping_(stopping) {
+    work_dir_ = fs::absolute(job_.work_dir()).string();
+    model_dir_ = work_dir_ + "/model";
+  }
+
+  absl::Status Execute() {
+    if (absl::Status s = Phase(v1::PHASE_DATA_PREP, [&] { return DataPrep(); }); !s.ok()) return s;
+    if (spec_.sft.enabled) {
+      if (absl::Status s = Phase(v1::PHASE_SFT, [&] { return Sft(); }); !s.ok()) return s;
+    }
+    if (spec_.rl.enabled) {
+      if (absl::Status s = Phase(v1::PHASE_RL, [&] { return Rl(); }); !s.ok()) return s;
+    }
+    if (absl::Status s = Phase(v1::PHASE_EVAL, [&] { return FinalEval(); }); !s.ok()) return s;
+    return Phase(v1::PHASE_PUBLISH, [&] { return Publish(); });
+  }
+
+ private:
+  // Runs `body` unless the phase already SUCCEEDED (resume), recording state and wall time.
+  absl::Status Phase(v1::Phase phase, const std::function<absl::Status()>& body) {
+    if (PhaseState(phase) == v1::JOB_STATE_SUCCEEDED && phase != v1::PHASE_DATA_PREP) return absl::OkStatus();
+    const auto start = Clock::now();
+    current_phase_ = phase;
+    phase_start_ = start;
+    if (absl::Status s = UpdatePhase(phase, [](v1::PhaseProgress& p) { p.set_state(v1::JOB_STATE_RUNNING); },
+                                     absl::StrCat(v1::Phase_Name(phase).substr(6), " started"));
+        !s.ok())
+      return s;
+    absl::Status s = body();
+    const double seconds = Since(start);
+    metrics_->Gauge("r1r_orchestrator_phase_seconds", "Wall seconds of the last run of each phase.",
+                    {{"phase", v1::Phase_Name(phase)}})
+        .Set(seconds);
+    if (!s.ok()) {
+      if (absl::IsAborted(s)) return s;  // stopping: the phase stays RUNNING and resumes
+      (void)UpdatePhase(phase, [&](v1::PhaseProgress& p) { p.set_state(absl::IsCancelled(s) ? v1::JOB_STATE_CANCELLED : v1::JOB_STATE_FAILED); },
+                        absl::StrCat(v1::Phase_Name(phase).substr(6), " stopped: ", s.message()));
+      return s;
+    }
+    return UpdatePhase(phase,
+                       [&](v1::PhaseProgress& p) {
+                         p.set_state(v1::JOB_STATE_SUCCEEDED);
+                         p.set_wall_seconds(p.wall_seconds() + seconds);
+                       },
+                       absl::StrFormat("%s done in %.1fs", v1::Phase_Name(phase).substr(6), seconds));
+  }
+
+  v1::JobState PhaseState(v1::Phase phase) const {
+    for (const auto& p : job_.phases()) {
+      if (p.phase() == phase) return p.state();
+    }
+    return v1::JOB_STATE_UNSPECIFIED;
+  }
+
+  absl::Status UpdatePhase(v1::Phase phase, const std::function<void(v1::PhaseProgress&)>& fn, const std::string& msg) {
+    auto job = store_->Update(
+        job_.id(),
+        [&](v1::Job& j) {
+          for (auto& p : *j.mutable_phases()) {
+            if (p.phase() == phase) fn(p);
+          }
+          j.set_policy_version(version_);
+        },
+        msg, phase);
+    if (!job.ok()) return job.status();
+    job_ = *job;
+    return absl::OkStatus();
+  }
+
+  absl::Status Progress(int64_t step, int64_t total, const std::map<std::string, double>& metrics,
+                        const std::string& msg) {
+    return UpdatePhase(current_phase_,
+                       [&](v1::PhaseProgress& p) {
+                         p.set_step(step);
+                         p.set_total_steps(total);
+                         p.set_wall_seconds(Since(phase_start_));
+                         for (const auto& [k, v] : metrics) (*p.mutable_metrics())[k] = v;
+                       },
+                       msg);
+  }
+
+  absl::Status CheckCancelled() {
+    // A stopping orchestrator leaves the job RUNNING on disk; the next start re-queues and resumes it.
+    if (stopping_->load()) return absl::AbortedError("orchestrator stopping");
+    auto job = store_->Get(job_.id());
+    if (job.ok() && job->state() == v1::JOB_STATE_CANCELLED) return absl::CancelledError("job cancelled");
+    return absl::OkStatus();
+  }
+
+  absl::Status DataPrep() {
+    auto data = PrepareData(spec_, work_dir_);
+    if (!data.ok()) return data.status();
+    data_ = std::move(*data);
+    if (absl::Status s = PrepareTokenizer(spec_, data_, model_dir_); !s.ok()) return s;
+    return Progress(1, 1,
+                    {{"sft_samples", static_cast<double>(data_.sft.size())},
+                     {"rl_samples", static_cast<double>(data_.rl.size())},
+                     {"heldout_samples", static_cast<double>(data_.heldout.size())},
+                     {"bad_rows", static_cast<double>(data_.bad_rows)}},
+                    data_.report);
+  }
+
+  absl::StatusOr<v1::LearnerState> InitLearner(const std::string& phase, int64_t total_steps) {
+    v1::InitRequest req;
+    req.set_job_id(job_.id());
+    req.set_spec_yaml(job_.spec_yaml());
+    req.set_work_dir(work_dir_);
+    req.set_resume(fs::exists(work_dir_ + "/checkpoints/LATEST"));
+    req.set_phase(phase);
+    req.set_total_steps(total_steps);
+    auto state = cluster_->InitLearner(req);
+    if (!state.ok()) return state.status();
+    version_ = state->policy_version();
+    return state;
+  }
+
+  absl::Status SyncActors() {
+    auto seconds = cluster_->SyncActors(version_, model_dir_);
+    if (!seconds.ok()) return seconds.status();
+    metrics_->Histogram("r1r_orchestrator_weight_sync_seconds", "Time for all actors to load new weights in seconds.")
+        .Observe(*seconds);
+    return absl::OkStatus();
+  }
+
+  std::vector<v1::Prompt> Prompts(const std::vector<data::PreferenceSample>& set, const std::vector<size_t>& idx,
+                                  const std::string& prefix, int copies = 1) {
+    std::vector<v1::Prompt> out;
+    for (size_t i : idx) {
+      for (int k = 0; k < copies; ++k) {
+        v1::Prompt p;
+        p.set_prompt_id(absl::StrCat(prefix, "-", i, "-", k));
+        *p.mutable_preference() = ToPreference(set[i]);
+        out.push_back(std::move(p));
+      }
+    }
+    return out;
+  }
+
+  v1::RewardWeights Weights() const {
+    v1::RewardWeights w;
+    w.set_use_explicit(true);
+    w.set_format_weight(static_cast<float>(spec_.rl.format_weight));
+    w.set_consistency_weight(static_cast<float>(spec_.rl.consistency_weight));
+    return w;
+  }
+
+  // Accuracy, format and consistency rates of greedy answers on the held-out set (and voting@K).
+  absl::StatusOr<EvalResult> Evaluate(const std::string& stage, bool with_voting) {
+    EvalResult r;
+    if (data_.heldout.empty()) return r;
+    std::vector<size_t> all(data_.heldout.size());
+    std::iota(all.begin(), all.end(), 0);
+    v1::SamplingParams greedy;
+    greedy.set_temperature(0);
+    greedy.set_max_new_tokens(static_cast<int32_t>(spec_.rl.max_new_tokens));
+    greedy.set_seed(1);
+    auto traj = cluster_->Generate(Prompts(data_.heldout, all, stage), greedy, version_);
+    if (!traj.ok()) return traj.status();
+    auto rewards = cluster_->Score(*traj, Weights());
+    if (!rewards.ok()) return rewards.status();
+    for (const auto& b : *rewards) {
+      r.accuracy += b.result();
+      r.format_rate += b.format();
+      r.consistency_rate += b.consistency() > 0 ? 1 : 0;
+    }
+    const double n = static_cast<double>(rewards->size());
+    r.accuracy /= n;
+    r.format_rate /= n;
+    r.consistency_rate /= n;
+    if (with_voting && spec_.eval.votes > 1) {
+      const int k = static_cast<int>(spec_.eval.votes);
+      v1::SamplingParams sample;
+      sample.set_temperature(static_cast<float>(spec_.eval.vote_temperature));
+      sample.set_max_new_tokens(static_cast<int32_t>(spec_.rl.max_new_tokens));
+      sample.set_seed(7);
+      auto votes = cluster_->Generate(Prompts(data_.heldout, all, stage + "-vote", k), sample, version_);
+      if (!votes.ok()) return votes.status();
+      eval::Tally tally;
+      for (size_t i = 0; i < data_.heldout.size(); ++i) {
+        std::vector<eval::Outcome> outcomes;
+        for (int j = 0; j < k; ++j) {
+          outcomes.push_back(eval::OutcomeFor(eval::ParseChoice((*votes)[i * k + j].response_text()),
+                                              data_.heldout[i].label));
+        }
+        tally.Add(eval::MajorityVote(outcomes) == eval::Outcome::kCorrect);
+      }
+      r.voting_accuracy = tally.Accuracy();
+    }
+    return r;
+  }
+
+  absl::Status RecordEval(const std::string& stage, bool with_voting) {
+    if (job_.phases().empty()) return absl::OkStatus();
+    for (const auto& p : job_.phases()) {
+      if (p.phase() == v1::PHASE_EVAL && p.metrics().count(stage + ".accuracy")) return absl::OkStatus();  // resumed
+    }
+    auto r = Evaluate(stage, with_voting);
+    if (!r.ok()) return r.status();
+    std::map<std::string, double> m = {{stage + ".accuracy", r->accuracy},
+                                       {stage + ".format_rate", r->format_rate},
+                                       {stage + ".consistency_rate", r->consistency_rate}};
+    if (r->voting_accuracy >= 0) m[stage + ".voting_accuracy"] = r->voting_accuracy;
+    metrics_->Gauge("r1r_eval_accuracy_ratio", "Held-out accuracy by stage.", {{"stage", stage}}).Set(r->accuracy);
+    metrics_->Gauge("r1r_eval_format_rate_ratio", "Held-out format rate by stage.", {{"stage", stage}}).Set(r->format_rate);
+    return UpdatePhase(v1::PHASE_EVAL,
+                       [&](v1::PhaseProgress& p) {
+                         for (const auto& [k, v] : m) (*p.mutable_metrics())[k] = v;
+                       },
+                       absl::StrFormat("eval %s: accuracy %.3f, format %.3f, consistency %.3f", stage, r->accuracy,
+                                       r->format_rate, r->consistency_rate));
+  }
+
+  absl::Status Sft() {
+    const int64_t batch = spec_.sft.batch_size;
+    const int64_t n = static_cast<int64_t>(data_.sft.size());
+    if (n == 0) return absl::FailedPreconditionError("the SFT set is empty");
+    const int64_t per_epoch = (n + batch - 1) / batch;
+    const int64_t total = per_epoch * spec_.sft.epochs;
+    auto state = InitLearner("sft", total);
+    if (!state.ok()) return state.status();
+    if (absl::Status s = SyncActors(); !s.ok()) return s;
+    if (absl::Status s = RecordEval("before_sft", false); !s.ok()) return s;
+    data::EpochSampler sampler(static_cast<size_t>(n), 0, 1, {static_cast<uint64_t>(spec_.data.seed), 0, 0});
+    for (int64_t skip = 0; skip < state->sft_steps(); ++skip) sampler.NextBatch(static_cast<size_t>(batch));
+    for (int64_t step = state->sft_steps(); step < total; ++step) {
+      if (absl::Status s = CheckCancelled(); !s.ok()) return s;
+      v1::SftStepRequest req;
+      for (size_t i : sampler.NextBatch(static_cast<size_t>(batch))) {
+        const auto& sample = data_.sft[i];
+        if (!sample.reasoning) continue;  // rows without a trace cannot teach the format
+        v1::SftExample* ex = req.add_examples();
+        *ex->mutable_preference() = ToPreference(sample);
+        ex->set_target_text(*sample.reasoning);
+      }
+      if (req.examples_size() == 0) return absl::FailedPreconditionError("SFT rows have no reasoning traces");
+      auto m = cluster_->SftStep(req);
+      if (!m.ok()) return m.status();
+      version_ = m->policy_version();
+      if (absl::Status s = Progress(step + 1, total, {{"loss", m->loss()}, {"learning_rate", m->learning_rate()}},
+                                    absl::StrFormat("sft step %d/%d loss %.4f", step + 1, total, m->loss()));
+          !s.ok())
+        return s;
+    }
+    auto saved = cluster_->SaveCheckpoint(total, "");
+    if (!saved.ok()) return saved.status();
+    if (absl::Status s = SyncActors(); !s.ok()) return s;
+    return RecordEval("after_sft", false);
+  }
+
+  absl::Status Rl() {
+    const config::RlSpec& rl = spec_.rl;
+    const int64_t n = static_cast<int64_t>(data_.rl.size());
+    if (n == 0) return absl::FailedPreconditionError("the RL set is empty");
+    const int64_t steps = rl.steps > 0 ? rl.steps : rl.epochs * ((n + rl.rollout_batch_size - 1) / rl.rollout_batch_size);
+    const int64_t optimizer_steps = steps * rl.ppo_epochs * (rl.rollout_batch_size / rl.train_batch_size);
+    auto state = InitLearner("rl", optimizer_steps);
+    if (!state.ok()) return state.status();
+    if (absl::Status s = SyncActors(); !s.ok()) return s;
+    if (!spec_.sft.enabled) {
+      if (absl::Status s = RecordEval("after_sft", false); !s.ok()) return s;
+    }
+    const int64_t prompts_per_step = std::max<int64_t>(1, rl.rollout_batch_size / rl.samples_per_prompt);
+    data::EpochSampler sampler(static_cast<size_t>(n), 0, 1, {static_cast<uint64_t>(spec_.data.seed) + 17, 0, 0});
+    for (int64_t skip = 0; skip < state->rl_steps(); ++skip) sampler.NextBatch(static_cast<size_t>(prompts_per_step));
+    for (int64_t step = state->rl_steps(); step < steps; ++step) {
+      if (absl::Status s = CheckCancelled(); !s.ok()) return s;
+      const auto t0 = Clock::now();
+      std::vector<size_t> idx = sampler.NextBatch(static_cast<size_t>(prompts_per_step));
+      std::vector<v1::Prompt> prompts = Prompts(data_.rl, idx, absl::StrCat("rl", step), static_cast<int>(rl.samples_per_prompt));
+      v1::SamplingParams sampling;
+      sampling.set_temperature(static_cast<float>(rl.temperature));
+      sampling.set_top_p(static_cast<float>(rl.top_p));
+      sampling.set_top_k(static_cast<int32_t>(rl.top_k));
+      sampling.set_max_new_tokens(static_cast<int32_t>(rl.max_new_tokens));
+      sampling.set_seed(static_cast<uint64_t>(1000 + step));
+      auto traj = cluster_->Generate(prompts, sampling, version_);
+      if (!traj.ok()) return traj.status();
+      const double gen_s = Since(t0);
+      const auto t1 = Clock::now();
+      auto rewards = cluster_->Score(*traj, Weights());
+      if (!rewards.ok()) return rewards.status();
+      const double reward_s = Since(t1);
+      v1::ExperienceBatch batch;
+      for (const auto& t : *traj) *batch.add_trajectories() = t;
+      for (const auto& r : *rewards) *batch.add_rewards() = r;
+      const auto t2 = Clock::now();
+      auto m = cluster_->RlStep(batch);
+      if (!m.ok()) return m.status();
+      const double learn_s = Since(t2);
+      version_ = m->policy_version();
+      const auto t3 = Clock::now();
+      if (absl::Status s = SyncActors(); !s.ok()) return s;
+      const double sync_s = Since(t3);
+      const double total_s = Since(t0);
+      double acc = 0, fmt = 0, reward = 0;
+      for (const auto& r : *rewards) {
+        acc += r.result();
+        fmt += r.format();
+        reward += r.total();
+      }
+      const double k = static_cast<double>(rewards->size());
+      std::map<std::string, double> metrics = {{"reward_mean", reward / k},   {"accuracy", acc / k},
+                                               {"format_rate", fmt / k},      {"loss", m->loss()},
+                                               {"generation_seconds", gen_s}, {"reward_seconds", reward_s},
+                                               {"learner_seconds", learn_s},  {"weight_sync_seconds", sync_s},
+                                               {"step_seconds", total_s}};
+      for (const auto& [key, v] : m->metrics()) metrics[key] = v;
+      for (const char* part : {"generation", "reward", "learner", "weight_sync"}) {
+        metrics_->Histogram("r1r_orchestrator_rl_part_seconds", "RL step time by part in seconds.", {{"part", part}})
+            .Observe(metrics[absl::StrCat(part, "_seconds")]);
+      }
+      metrics_->Histogram("r1r_orchestrator_rl_step_seconds", "Wall time of one RL step in seconds.").Observe(total_s);
+      metrics_->Gauge("r1r_orchestrator_policy_version", "Policy version of the running job.").Set(static_cast<double>(version_));
+      if (absl::Status s = Progress(step + 1, steps, metrics,
+                                    absl::StrFormat("rl step %d/%d reward %.3f accuracy %.3f loss %.4f", step + 1, steps,
+                                                    reward / k, acc / k, m->loss()));
+          !s.ok())
+        return s;
+    }
+    auto saved = cluster_->SaveCheckpoint(steps, "");
+    return saved.ok() ? absl::OkStatus() : saved.status();
+  }
+
+  absl::Status FinalEval() {
+    if (!spec_.sft.enabled && !spec_.rl.enabled) return RecordEval("final", true);
+    return RecordEval(spec_.rl.enabled ? "after_rl" : "after_sft_final", true);
+  }
+
+  absl::Status Publish() {
+    auto saved = cluster_->SaveCheckpoint(0, work_dir_ + "/published");
+    if (!saved.ok()) return saved.status();
+    return Progress(1, 1, {{"policy_version", static_cast<double>(version_)}},
+                    absl::StrCat("published ", work_dir_, "/published"));
+  }
+
+  jobs::JobStore* store_;
+  obs::Metrics* metrics_;
+  v1::Job job_;
+  config::JobSpec spec_;
+  std::unique_ptr<Cluster> cluster_;
+  std::string work_dir_, model_dir_;
+  PreparedData data_;
+  int64_t version_ = 0;
+  v1::Phase current_phase_ = v1::PHASE_UNSPECIFIED;
+  Clock::time_point phase_start_;
+  const std::atomic<bool>* stopping_;
+};
+
+JobRunner::JobRunner(jobs::JobStore* store, std::optional<ClusterTargets> targets, obs::Metrics* metrics)
+    : store_(store), targets_(std::move(targets)), metrics_(metrics) {}
+
+JobRunner::~JobRunner() { Stop(); }
+
+void JobRunner::Start() {
+  if (!targets_) {
+    spdlog::warn("no --learner/--actors/--reward given: jobs are accepted and stored but not run");
+    return;
+  }
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void JobRunner::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void JobRunner::Loop() {
+  while (!stop_) {
+    auto id = store_->NextQueued();
+    if (!id) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    auto job = store_->Update(*id, [](v1::Job& j) { j.set_state(v1::JOB_STATE_RUNNING); }, "job started");
+    if (!job.ok()) continue;
+    absl::Status s;
+    auto spec = config::ParseJobSpec(job->spec_yaml());
+    auto cluster = Cluster::Connect(*targets_);
+    if (!spec.ok()) {
+      s = spec.status();
+    } else if (!cluster.ok()) {
+      s = cluster.status();
+    } else {
+      Run run(store_, metrics_, *job, *spec, std::move(*cluster), &stop_);
+      s = run.Execute();
+    }
+    if (absl::IsCancelled(s)) continue;  // CancelJob already set the state
+    if (absl::IsAborted(s) && stop_) return;  // resumes after restart
+    (void)store_->Update(
+        *id,
+        [&](v1::Job& j) {
+          j.set_state(s.ok() ? v1::JOB_STATE_SUCCEEDED : v1::JOB_STATE_FAILED);
+          if (!s.ok()) j.set_error(std::string(s.message()));
+        },
+        s.ok() ? "job succeeded" : absl::StrCat("job failed: ", s.message()));
+    metrics_->Counter("r1r_orchestrator_jobs_total", "Jobs finished, by outcome.",
+                      {{"outcome", s.ok() ? "succeeded" : "failed"}})
+        .Increment();
+    if (!s.ok()) spdlog::error("job {} failed: {}", *id, s.message());
+  }
+}
+
+}  // namespace r1r::orchestrator

@@ -1,0 +1,41 @@
+// Runs queued jobs one at a time: data prep -> SFT -> RL -> eval -> publish, driving the learner,
+// the actors and the reward aggregator over gRPC. Progress is persisted in the job record after
+// every step, so `r1r watch` shows it live and a restarted orchestrator resumes the job from the
+// learner's last checkpoint.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <absl/status/status.h>
+
+#include "common/config/job_spec.h"
+#include "common/jobs/job_store.h"
+#include "common/obs/metrics.h"
+#include "services/orchestrator/cluster.h"
+#include "services/orchestrator/data_prep.h"
+
+namespace r1r::orchestrator {
+
+class JobRunner {
+ public:
+  JobRunner(jobs::JobStore* store, std::optional<ClusterTargets> targets, obs::Metrics* metrics);
+  ~JobRunner();
+  void Start();
+  void Stop();
+
+ private:
+  class Run;  // one job's execution state
+  void Loop();
+
+  jobs::JobStore* store_;
+  std::optional<ClusterTargets> targets_;
+  obs::Metrics* metrics_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace r1r::orchestrator
