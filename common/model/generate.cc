@@ -54,6 +54,10 @@ absl::Status ValidateRequests(const std::vector<GenerationRequest>& requests, co
         return absl::InvalidArgumentError(absl::StrCat("request ", i, ": token id ", id, " outside the vocabulary"));
       }
     }
+    const bool has_pixels = r.pixel_values.defined() && r.pixel_values.numel() > 0;
+    if (has_pixels && (!r.image_grid_thw.defined() || r.image_grid_thw.numel() % 3 != 0)) {
+      return absl::InvalidArgumentError(absl::StrCat("request ", i, ": pixel_values need image_grid_thw [images, 3]"));
+    }
     const SamplingParams& s = r.sampling;
     if (s.max_new_tokens <= 0 || s.top_p <= 0.0 || s.top_p > 1.0 || s.top_k < 0 || !std::isfinite(s.temperature)) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -38,7 +38,7 @@ int64_t KvCache::BytesPerToken(const ModelConfig& config, at::ScalarType dtype) 
 // ---- Qwen2_5_VL ----
 
 Qwen2_5_VL::Qwen2_5_VL(const ModelConfig& config, const ModelOptions& options, uint64_t seed, bool random_init)
-    : config_(config), options_(options) {
+    : config_(config) {
   ParamInit init{at::make_generator<at::CPUGeneratorImpl>(seed), random_init,
                  torch::TensorOptions().dtype(options.dtype).device(options.device)};
   // Vision first, text second: the order only fixes which random numbers each tensor gets.
@@ -73,6 +73,11 @@ absl::StatusOr<std::shared_ptr<Qwen2_5_VL>> Qwen2_5_VL::CreateImpl(const ModelCo
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("cannot create the model: ", e.what_without_backtrace()));
   }
+}
+
+ModelOptions Qwen2_5_VL::options() const {
+  const at::Tensor& w = text_->embed_tokens->weight;
+  return ModelOptions{w.scalar_type(), w.device()};
 }
 
 at::Tensor Qwen2_5_VL::output_weight() const {
@@ -184,7 +189,7 @@ absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
   if (!in.input_ids.defined() || in.input_ids.dim() != 2) {
     return absl::InvalidArgumentError("input_ids must be [batch, length]");
   }
-  const at::Device device = options_.device;
+  const at::Device device = options().device;
   const int64_t B = in.input_ids.size(0), L = in.input_ids.size(1);
   KvCache* cache = in.cache;
   const int64_t past = cache ? cache->length() : 0;

@@ -54,7 +54,8 @@ class Qwen2_5_VL : public torch::nn::Module {
                                                                           const ModelOptions& options);
 
   const ModelConfig& config() const { return config_; }
-  const ModelOptions& options() const { return options_; }
+  // Current dtype/device of the parameters (follows torch::nn::Module::to()).
+  ModelOptions options() const;
 
   absl::StatusOr<ForwardOutput> Forward(const ForwardInput& input);
 
@@ -83,7 +84,6 @@ class Qwen2_5_VL : public torch::nn::Module {
                                                                 uint64_t seed, bool random_init);
 
   ModelConfig config_;
-  ModelOptions options_;
   std::shared_ptr<TextModel> text_;
   std::shared_ptr<VisionModel> vision_;
   std::shared_ptr<LinearParams> lm_head_;  // null when tied
