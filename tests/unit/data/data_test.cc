@@ -208,6 +208,14 @@ TEST(data, ShuffleShardAndResumableCursor) {
   for (int k = 2; k < 5; ++k) EXPECT_EQ(resumed.NextBatch(4), batches[static_cast<size_t>(k)]);
   EXPECT_EQ(resumed.cursor(), full.cursor());
   EXPECT_FALSE(DataCursor::Parse("r1r-cursor-v1 1 2").ok());
+
+  // Two ranks: equal, disjoint shards of every epoch.
+  EpochSampler rank0(11, 0, 2, DataCursor{3, 0, 0}), rank1(11, 1, 2, DataCursor{3, 0, 0});
+  const std::vector<size_t> a0 = rank0.NextBatch(5), a1 = rank1.NextBatch(5);
+  std::set<size_t> both(a0.begin(), a0.end());
+  both.insert(a1.begin(), a1.end());
+  EXPECT_EQ(both.size(), 10u);  // 11 - 11 % 2 items per epoch, none shared
+  EXPECT_EQ(rank0.cursor(), rank1.cursor());
   EXPECT_FALSE(DataCursor::Parse("r1r-cursor-v1 1 2 3 4").ok());
 }
 

@@ -136,6 +136,27 @@ TEST(rl, GroupBaselines) {
   EXPECT_TRUE(torch::allclose(rloo, F64({0.75, -0.75, 0.0, 1.5, 1.5, -3.0})));
 }
 
+TEST(rl, GroupEstimatorsThroughTheWholePipeline) {
+  // Two prompts x 2 samples, 3 tokens each (the second sample of prompt 2 has 2), beta = 0.
+  const torch::Tensor reward = F64({1.0, 0.0, 2.0, 0.5});
+  const torch::Tensor mask = torch::tensor({{1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 0}});
+  const RlAlgorithmConfig grpo = ConfigFor(Algorithm::kGrpo, 2);
+  ASSERT_TRUE(Validate(grpo).ok());
+  const WhitenedAdvantages g = ComputeAdvantages({reward, mask, {}, {}}, grpo.advantage);
+  const double s = 1.0 / std::sqrt(2.0);
+  EXPECT_TRUE(torch::allclose(g.advantages, torch::tensor({{s, s, s}, {-s, -s, -s}, {s, s, s}, {-s, -s, 0.0}},
+                                                          torch::kFloat64), 1e-6, 1e-6));
+  // RLOO: R - mean(others) = {1, -1, 1.5, -1.5}, then global whitening over the 11 valid tokens.
+  const RlAlgorithmConfig rloo = ConfigFor(Algorithm::kRloo, 2);
+  const WhitenedAdvantages r = ComputeAdvantages({reward, mask, {}, {}}, rloo.advantage);
+  const torch::Tensor baseline = torch::tensor({1.0, -1.0, 1.5, -1.5}, torch::kFloat64);
+  const torch::Tensor tokens = baseline.unsqueeze(1).expand({4, 3}).masked_select(mask.to(torch::kBool));
+  const double mean = tokens.mean().item<double>(), sd = tokens.std(/*unbiased=*/false).item<double>();
+  EXPECT_NEAR(r.advantages[2][0].item<double>(), (1.5 - mean) / sd, 1e-9);
+  EXPECT_NEAR(r.advantages[3][1].item<double>(), (-1.5 - mean) / sd, 1e-9);
+  EXPECT_EQ(r.advantages[3][2].item<double>(), 0.0);
+}
+
 TEST(rl, AllReduceStatisticsOfTwoHalvesEqualWhole) {
   torch::manual_seed(7);
   const torch::Tensor returns = torch::randn({6, 9}, torch::kFloat64) * 2.0 + 0.7;
