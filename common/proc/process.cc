@@ -1,4 +1,4 @@
-#include "tests/integration/process.h"
+#include "common/proc/process.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -11,10 +11,7 @@
 
 #include <absl/strings/str_cat.h>
 
-namespace r1r::testing {
-
-std::string BinDir() { return std::string(R1R_BINARY_DIR) + "/services"; }
-std::string CliPath() { return std::string(R1R_BINARY_DIR) + "/tools/cli/r1r"; }
+namespace r1r::proc {
 
 absl::StatusOr<Process> Process::Start(const std::string& binary, const std::vector<std::string>& args,
                                        const std::string& log_path, absl::Duration ready_timeout) {
@@ -105,4 +102,4 @@ CommandResult RunCommand(const std::string& command_line, bool merge_stderr) {
   return r;
 }
 
-}  // namespace r1r::testing
+}  // namespace r1r::proc
