@@ -23,6 +23,27 @@ double VisionParams(double h, double depth, double inter, double out_hidden) {
   return patch + depth * block + merger;
 }
 
+// The published Qwen2.5-VL configs, for planning before the weights are on this machine.
+nlohmann::json KnownConfig(const std::string& path) {
+  struct Known {
+    const char* tag;
+    int hidden, layers, heads, kv, inter;
+    bool tied;
+  };
+  static const Known kKnown[] = {{"-3B", 2048, 36, 16, 2, 11008, true},
+                                 {"-7B", 3584, 28, 28, 4, 18944, false},
+                                 {"-32B", 5120, 64, 40, 8, 27648, false},
+                                 {"-72B", 8192, 80, 64, 8, 29568, false}};
+  for (const Known& k : kKnown) {
+    if (path.find(k.tag) == std::string::npos) continue;
+    return {{"hidden_size", k.hidden}, {"num_hidden_layers", k.layers}, {"num_attention_heads", k.heads},
+            {"num_key_value_heads", k.kv}, {"intermediate_size", k.inter}, {"vocab_size", k.tied ? 151936 : 152064},
+            {"tie_word_embeddings", k.tied},
+            {"vision_config", {{"hidden_size", 1280}, {"depth", 32}, {"intermediate_size", 3420}, {"out_hidden_size", k.hidden}}}};
+  }
+  return nullptr;
+}
+
 double Num(const nlohmann::json& j, const char* key, double fallback) {
   return j.contains(key) && j[key].is_number() ? j[key].get<double>() : fallback;
 }
@@ -46,9 +67,12 @@ ModelSize EstimateModelSize(const JobSpec& spec) {
     return m;
   }
   std::ifstream in(spec.model.path + "/config.json");
-  if (!in) return m;
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return m;
+  nlohmann::json j = in ? nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false) : nlohmann::json();
+  if (!in || j.is_discarded()) {
+    j = KnownConfig(spec.model.path);
+    if (j.is_null()) return m;
+    m.from_published_config = true;
+  }
   const nlohmann::json& text = j.contains("text_config") ? j["text_config"] : j;
   const double h = Num(text, "hidden_size", 0), heads = Num(text, "num_attention_heads", 0);
   if (h == 0 || heads == 0) return m;
@@ -105,7 +129,8 @@ std::string DescribePlan(const JobSpec& spec) {
                                 std::max<int64_t>(1, spec.rl.num_actors) *
                                 (spec.rl.max_new_tokens + 2048);  // + a typical prompt with an image
   const double actor = p * weight_bytes + kv_per_token * rollout_tokens;
-  absl::StrAppendFormat(&out, "model: %.3g parameters, %s\n", p, spec.model.dtype);
+  absl::StrAppendFormat(&out, "model: %.3g parameters, %s%s\n", p, spec.model.dtype,
+                        m.from_published_config ? " (published Qwen2.5-VL config; config.json not readable here)" : "");
   absl::StrAppend(&out, "memory per role: learner ", Gib(learner), " (weights, fp32 master, grads, AdamW)",
                   spec.rl.kl_coef > 0 ? absl::StrCat(" + reference ", Gib(p * weight_bytes)) : "", "; actor ",
                   Gib(actor), " (weights + KV cache ", Gib(kv_per_token * rollout_tokens), ")",

@@ -15,6 +15,7 @@ struct ModelSize {
   double num_kv_heads = 0;
   double head_dim = 0;
   bool known = false;
+  bool from_published_config = false;  // matched by name (e.g. "-7B") because config.json was not readable
 };
 
 // From <model.path>/config.json, or the tiny spec; unknown when neither is available.

@@ -8,6 +8,8 @@
 #include <absl/time/time.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "common/config/job_spec.h"
+#include "common/config/plan.h"
 #include "common/jobs/atomic_file.h"
 #include "common/rpc/status.h"
 #include "r1r/v1/jobs.grpc.pb.h"
@@ -112,6 +114,20 @@ int SubmitCommand(int argc, char** argv) {
     req.set_spec_yaml(*text);
   }
   req.set_dry_run(p->flags.Has("dry-run"));
+  if (req.dry_run() && !p->flags.Has("server-path")) {
+    // Validated and planned locally: no orchestrator needed to check a spec.
+    auto spec = config::ParseJobSpec(req.spec_yaml());
+    if (!spec.ok()) return Fail(spec.status());
+    if (p->ctx.json) {
+      v1::SubmitJobResponse resp;
+      resp.mutable_job()->set_name(spec->name);
+      resp.set_plan(config::DescribePlan(*spec));
+      std::printf("%s\n", Json(resp).c_str());
+    } else {
+      std::printf("spec is valid (dry run; nothing submitted)\n%s", config::DescribePlan(*spec).c_str());
+    }
+    return kExitOk;
+  }
   auto stub = v1::JobService::NewStub(p->ctx.channel);
   v1::SubmitJobResponse resp;
   grpc::Status st = rpc::CallWithRetry(p->ctx.options, {}, [&](grpc::ClientContext& c) {
