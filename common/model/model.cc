@@ -254,7 +254,7 @@ absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
     at::Tensor k_pos = torch::arange(0, past + L, torch::dtype(torch::kLong).device(device)).unsqueeze(0);
     at::Tensor allowed = k_pos.le(q_pos).unsqueeze(0).logical_and(key_mask.unsqueeze(1)).unsqueeze(1);
 
-    at::Tensor hidden = text_->Forward(embeds, rotary, allowed, cache);
+    at::Tensor hidden = text_->Forward(embeds, rotary, allowed, cache, in.checkpoint_layers);
     if (cache != nullptr) cache->Advance(L);
     return ForwardOutput{hidden, rope_deltas};
   } catch (const c10::Error& e) {

@@ -36,6 +36,9 @@ struct ForwardInput {
   at::Tensor pixel_values;    // [num_patches, C*T*P*P] (HF layout); undefined = no images
   at::Tensor image_grid_thw;  // [num_images, 3] int64, images in batch order
   KvCache* cache = nullptr;   // prefill when cache->length() == 0; Forward advances it by L
+  // Activation checkpointing of the decoder layers when grad mode is on: saves memory for a second
+  // forward per layer in backward. Parameter gradients then reach .grad only via loss.backward().
+  bool checkpoint_layers = false;
 };
 
 struct ForwardOutput {

@@ -137,14 +137,59 @@ RotaryTables TextModel::Rotary(const at::Tensor& position_ids, at::ScalarType dt
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 
+namespace {
+
+at::Tensor LayerForward(const TextLayer& layer, const TextConfig& config, const at::Tensor& x,
+                        const RotaryTables& rotary, const at::Tensor& allowed, KvCache* cache, int64_t index) {
+  at::Tensor h = x + Attention(*layer.self_attn, config, layer.input_layernorm->Forward(x), rotary, allowed, cache, index);
+  return h + layer.mlp->Forward(layer.post_attention_layernorm->Forward(h));
+}
+
+// Activation checkpointing of one decoder layer: forward keeps only the layer input; backward
+// re-runs the layer with grad enabled and back-propagates through it re-entrantly (as PyTorch's
+// reentrant torch.utils.checkpoint does), which accumulates the layer's parameter gradients into
+// their .grad. Hence it supports loss.backward(), not torch::autograd::grad w.r.t. parameters.
+struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos,
+                            const at::Tensor& sin, const at::Tensor& allowed, int64_t model_address, int64_t index) {
+    ctx->save_for_backward({x, cos, sin, allowed});
+    ctx->saved_data["model"] = model_address;
+    ctx->saved_data["index"] = index;
+    const auto* model = reinterpret_cast<const TextModel*>(model_address);
+    return LayerForward(*model->layers[index], model->config, x, {cos, sin}, allowed, nullptr, index);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto* model = reinterpret_cast<const TextModel*>(ctx->saved_data["model"].toInt());
+    const int64_t index = ctx->saved_data["index"].toInt();
+    at::Tensor x = saved[0].detach().requires_grad_(true);
+    at::Tensor out;
+    {
+      torch::AutoGradMode enable_grad(true);
+      out = LayerForward(*model->layers[index], model->config, x, {saved[1], saved[2]}, saved[3], nullptr, index);
+    }
+    torch::autograd::backward({out}, {grads[0]});
+    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
 at::Tensor TextModel::Forward(const at::Tensor& embeds, const RotaryTables& rotary, const at::Tensor& allowed,
-                              KvCache* cache) const {
+                              KvCache* cache, bool checkpoint_layers) const {
   at::Tensor h = embeds;
+  const bool checkpoint = checkpoint_layers && cache == nullptr && torch::GradMode::is_enabled();
+  // A checkpointed layer only runs its backward when its input requires grad (e.g. frozen
+  // embeddings would otherwise silently cut the gradient to every layer).
+  if (checkpoint && !h.requires_grad()) h = h.detach().requires_grad_(true);
   for (size_t i = 0; i < layers.size(); ++i) {
-    const TextLayer& layer = *layers[i];
-    h = h + Attention(*layer.self_attn, config, layer.input_layernorm->Forward(h), rotary, allowed, cache,
-                      static_cast<int64_t>(i));
-    h = h + layer.mlp->Forward(layer.post_attention_layernorm->Forward(h));
+    const auto index = static_cast<int64_t>(i);
+    if (checkpoint) {
+      h = CheckpointedLayer::apply(h, rotary.cos, rotary.sin, allowed, reinterpret_cast<int64_t>(this), index);
+    } else {
+      h = LayerForward(*layers[i], config, h, rotary, allowed, cache, index);
+    }
   }
   return norm->Forward(h);
 }

@@ -1,8 +1,11 @@
 // Generation (sampling, cache, batching, finish reasons) and teacher-forced chunked log-probs.
 #include <cmath>
+#include <map>
+#include <string>
 
 #include "common/model/generate.h"
 #include "common/model/logprobs.h"
+#include "common/model/modules.h"
 #include "tests/unit/model/test_util.h"
 
 namespace r1r::model {
@@ -207,6 +210,39 @@ TEST(model, TeacherForcedLogProbsTrainTheModel) {
     ASSERT_TRUE(p->grad().defined()) << name;
     EXPECT_GT(p->grad().abs().sum().item<double>(), 0.0) << name;
   }
+}
+
+TEST(model, CheckpointedLayersGiveTheSameGradients) {
+  const ModelConfig c = MakeTinyConfig();
+  ForwardInput in;
+  in.input_ids = Ids(PromptWithImage(c, 4, 8, 2, 5));
+  in.pixel_values = RandomPixels(c, 4, 8, 3);
+  in.image_grid_thw = Grid(4, 8);
+  std::vector<std::map<std::string, at::Tensor>> grads;
+  std::vector<at::Tensor> values;
+  for (bool checkpoint : {false, true}) {
+    auto model = MakeTinyModel({}, at::kFloat, /*seed=*/21);
+    // Frozen embeddings: the checkpointed layers must still receive gradients.
+    model->text().embed_tokens->weight.set_requires_grad(false);
+    in.checkpoint_layers = checkpoint;
+    auto scored = ComputeTokenLogProbs(*model, in, {.chunk_size = 5});
+    ASSERT_TRUE(scored.ok()) << scored.status();
+    (-scored->logprobs.sum()).backward();
+    values.push_back(scored->logprobs.detach());
+    std::map<std::string, at::Tensor> g;
+    for (const auto& item : model->named_parameters()) {
+      if (item.value().grad().defined()) g[item.key()] = item.value().grad().clone();
+    }
+    grads.push_back(std::move(g));
+  }
+  EXPECT_TRUE(torch::equal(values[0], values[1]));
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  EXPECT_EQ(grads[0].count("model.embed_tokens.weight"), 0u);
+  for (const auto& [name, g] : grads[0]) {
+    ASSERT_EQ(grads[1].count(name), 1u) << name;
+    EXPECT_LT(MaxAbsDiff(g, grads[1].at(name)), 1e-6) << name;
+  }
+  EXPECT_GT(grads[1].at("model.layers.0.mlp.up_proj.weight").abs().sum().item<double>(), 0.0);
 }
 
 }  // namespace
