@@ -1,0 +1,210 @@
+// The whole system as real processes on loopback: judge, reward, learner, two actors and the
+// orchestrator run a tiny job (data prep -> SFT -> StableReinforce -> eval -> publish). Checks that
+// it succeeds with finite numbers, that the policy version advances on the actors, that the
+// metrics appear, and that a job killed mid-RL resumes from its checkpoint with the same step count.
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "common/rpc/client.h"
+#include "r1r/v1/actor.grpc.pb.h"
+#include "r1r/v1/jobs.grpc.pb.h"
+#include "tests/integration/http_get.h"
+#include "tests/integration/process.h"
+#include "tests/integration/prometheus_text.h"
+
+namespace r1r::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string JobYaml(int rl_steps) {
+  return R"(name: tiny-loop
+model:
+  init: tiny
+  dtype: float32
+  device: cpu
+  tiny: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64,
+         vision_hidden_size: 32, vision_depth: 1, vision_heads: 2}
+tokenizer: {train_vocab_size: 320}
+data: {source: synthetic, synthetic_n: 40, seed: 3, heldout_fraction: 0.1, sft_split: all,
+       min_pixels: 3136, max_pixels: 6272}
+sft: {epochs: 1, batch_size: 12, optim: {lr: 0.003}}
+rl:
+  steps: )" + std::to_string(rl_steps) + R"(
+  rollout_batch_size: 8
+  train_batch_size: 4
+  max_new_tokens: 12
+  checkpoint_every: 1
+  optim: {lr: 0.0003, warmup_ratio: 0.0}
+judge: {backend: rule}
+eval: {votes: 2}
+)";
+}
+
+class Cluster {
+ public:
+  explicit Cluster(const std::string& name) : dir_(::testing::TempDir() + "/pipeline_" + name) {
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    judge_ = Start("judge", "judge", {"--backend", "rule"});
+    reward_ = Start("reward", "reward", {"--judge-target", Addr(judge_)});
+    learner_ = Start("learner", "learner", {});
+    for (int i = 0; i < 2; ++i) {
+      actors_.push_back(Start("actor", "actor" + std::to_string(i), {"--actor-id", "a" + std::to_string(i)}));
+    }
+    StartOrchestrator();
+  }
+
+  void StartOrchestrator() {
+    orchestrator_ = Start("orchestrator", "orchestrator",
+                          {"--state-dir", dir_ + "/state", "--work-root", dir_ + "/jobs", "--learner", Addr(learner_),
+                           "--actors", Addr(actors_[0]) + "," + Addr(actors_[1]), "--reward", Addr(reward_)});
+    rpc::ClientOptions o;
+    o.target = Addr(orchestrator_);
+    jobs_ = v1::JobService::NewStub(*rpc::MakeChannel(o));
+  }
+
+  std::string Submit(const std::string& yaml) {
+    grpc::ClientContext ctx;
+    v1::SubmitJobRequest req;
+    req.set_spec_yaml(yaml);
+    v1::SubmitJobResponse resp;
+    grpc::Status s = jobs_->SubmitJob(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.job().id();
+  }
+
+  v1::Job Get(const std::string& id) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::GetJobRequest req;
+    req.set_id(id);
+    v1::Job job;
+    (void)jobs_->GetJob(&ctx, req, &job);
+    return job;
+  }
+
+  // Polls until `done(job)` or the timeout; returns the last job record.
+  v1::Job WaitFor(const std::string& id, const std::function<bool(const v1::Job&)>& done, absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    v1::Job job;
+    while (absl::Now() < deadline) {
+      job = Get(id);
+      if (done(job)) break;
+      absl::SleepFor(absl::Milliseconds(300));
+    }
+    return job;
+  }
+
+  int64_t ActorVersion(int i) {
+    rpc::ClientOptions o;
+    o.target = Addr(actors_[i]);
+    auto stub = v1::RolloutActor::NewStub(*rpc::MakeChannel(o));
+    grpc::ClientContext ctx;
+    v1::ActorInfo info;
+    (void)stub->GetInfo(&ctx, v1::ActorInfoRequest(), &info);
+    return info.policy_version();
+  }
+
+  Process& learner() { return learner_; }
+  Process& orchestrator() { return orchestrator_; }
+  void RestartLearner() { learner_ = Start("learner", "learner", {}); }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  static std::string Addr(const Process& p) { return "127.0.0.1:" + std::to_string(p.port()); }
+
+  Process Start(const std::string& service, const std::string& log, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto p = Process::Start(BinDir() + "/r1r-" + service, args, dir_ + "/" + log + ".log");
+    EXPECT_TRUE(p.ok()) << p.status();
+    return std::move(*p);
+  }
+
+  std::string dir_;
+  Process judge_, reward_, learner_, orchestrator_;
+  std::vector<Process> actors_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+};
+
+const v1::PhaseProgress* PhaseOf(const v1::Job& job, v1::Phase phase) {
+  for (const auto& p : job.phases()) {
+    if (p.phase() == phase) return &p;
+  }
+  return nullptr;
+}
+
+bool Finished(const v1::Job& j) {
+  return j.state() == v1::JOB_STATE_SUCCEEDED || j.state() == v1::JOB_STATE_FAILED || j.state() == v1::JOB_STATE_CANCELLED;
+}
+
+TEST(loop, ShortRunLearnsFiniteAdvancesVersionsAndExportsMetrics) {
+  Cluster c("short");
+  const std::string id = c.Submit(JobYaml(3));
+  v1::Job job = c.WaitFor(id, Finished, absl::Minutes(8));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
+  const v1::PhaseProgress* rl = PhaseOf(job, v1::PHASE_RL);
+  ASSERT_NE(rl, nullptr);
+  EXPECT_EQ(rl->step(), 3);
+  ASSERT_TRUE(rl->metrics().count("loss"));
+  EXPECT_TRUE(std::isfinite(rl->metrics().at("loss")));
+  EXPECT_GE(rl->metrics().at("adv_filtered_fraction"), 0.0);
+  EXPECT_GE(job.policy_version(), 3);  // one published version per RL step (after the SFT ones)
+  EXPECT_EQ(c.ActorVersion(0), job.policy_version());
+  EXPECT_EQ(c.ActorVersion(1), job.policy_version());
+  const v1::PhaseProgress* eval = PhaseOf(job, v1::PHASE_EVAL);
+  ASSERT_NE(eval, nullptr);
+  for (const char* key : {"before_sft.accuracy", "after_sft.accuracy", "after_rl.accuracy", "after_rl.voting_accuracy"}) {
+    ASSERT_TRUE(eval->metrics().count(key)) << key;
+    EXPECT_GE(eval->metrics().at(key), 0.0);
+    EXPECT_LE(eval->metrics().at(key), 1.0);
+  }
+  EXPECT_TRUE(std::filesystem::exists(job.work_dir() + "/published/config.json"));
+
+  auto body = HttpGet(c.orchestrator().metrics_port(), "/metrics");
+  ASSERT_TRUE(body.ok());
+  ASSERT_TRUE(ParsePrometheusText(*body).ok());
+  EXPECT_THAT(*body, HasSubstr("r1r_orchestrator_rl_part_seconds_count{part=\"generation\""));
+  auto learner_metrics = HttpGet(c.learner().metrics_port(), "/metrics");
+  ASSERT_TRUE(learner_metrics.ok());
+  ASSERT_TRUE(ParsePrometheusText(*learner_metrics).ok());
+  EXPECT_THAT(*learner_metrics, HasSubstr("r1r_rl_clip_fraction"));
+  EXPECT_THAT(*learner_metrics, HasSubstr("r1r_rl_adv_filtered_fraction"));
+}
+
+TEST(loop, JobKilledMidRlResumesFromCheckpointWithSameStepCount) {
+  Cluster c("resume");
+  const std::string id = c.Submit(JobYaml(5));
+  v1::Job job = c.WaitFor(
+      id,
+      [](const v1::Job& j) {
+        const v1::PhaseProgress* rl = PhaseOf(j, v1::PHASE_RL);
+        return Finished(j) || (rl && rl->step() >= 2);
+      },
+      absl::Minutes(6));
+  ASSERT_FALSE(Finished(job)) << "finished before it could be interrupted: " << job.error();
+  const int64_t step_at_kill = PhaseOf(job, v1::PHASE_RL)->step();
+  c.orchestrator().Signal(SIGKILL);
+  c.learner().Signal(SIGKILL);
+  c.orchestrator().Wait(absl::Seconds(10));
+  c.learner().Wait(absl::Seconds(10));
+  c.RestartLearner();
+  c.StartOrchestrator();
+  job = c.WaitFor(id, Finished, absl::Minutes(6));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
+  const v1::PhaseProgress* rl = PhaseOf(job, v1::PHASE_RL);
+  EXPECT_EQ(rl->step(), 5);
+  EXPECT_EQ(rl->total_steps(), 5);
+  EXPECT_GE(step_at_kill, 2);
+  // The learner resumed at its last checkpoint (every step), so the version is one per RL step too.
+  EXPECT_EQ(c.ActorVersion(0), job.policy_version());
+}
+
+}  // namespace
+}  // namespace r1r::testing
