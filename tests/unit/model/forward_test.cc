@@ -242,6 +242,136 @@ TEST(model, VisionBatchEqualsImagesAlone) {
   EXPECT_GT(MaxAbsDiff(changed->narrow(0, 0, 1), only_a->narrow(0, 0, 1)), 0.0);
 }
 
+// The vision tower against a literal transcription of HF's forward (per-segment attention loop with
+// torch::split, index-based window permutation, argsort un-permutation) using the model's weights.
+at::Tensor HfLiteralVision(VisionModel& v, const at::Tensor& pixels, const std::vector<GridThw>& grids) {
+  const VisionConfig& c = v.config;
+  auto rms = [](const at::Tensor& x, const at::Tensor& w) {
+    return w * (x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-6));
+  };
+  auto linear = [](const LinearParams& l, const at::Tensor& x) { return torch::matmul(x, l.weight.t()) + l.bias; };
+  auto rotate_half = [](const at::Tensor& x) {
+    auto halves = x.chunk(2, -1);
+    return torch::cat({-halves[1], halves[0]}, -1);
+  };
+  at::Tensor x = torch::conv3d(pixels.view({-1, 3, 2, 14, 14}), v.patch_embed->weight).view({-1, c.hidden_size});
+  const int64_t N = x.size(0), hd = c.head_dim();
+  PatchCoordinates pc = ComputePatchCoordinates(grids, 2);
+  at::Tensor inv = 1.0 / torch::pow(10000.0, torch::arange(0, hd / 2, 2, torch::kFloat) / (hd / 2));
+  at::Tensor table = torch::outer(torch::arange(64, torch::kFloat), inv);
+  at::Tensor rpe = torch::cat({table.index_select(0, torch::tensor(pc.rows)), table.index_select(0, torch::tensor(pc.cols))}, 1);
+  WindowIndex w = ComputeWindowIndex(grids, c);
+  at::Tensor widx = torch::tensor(w.window_index);
+  x = x.reshape({N / 4, 4, -1}).index({widx}).reshape({N, -1});
+  rpe = rpe.reshape({N / 4, 4, -1}).index({widx}).reshape({N, -1});
+  at::Tensor emb = torch::cat({rpe, rpe}, -1);
+  at::Tensor cos = emb.cos().unsqueeze(-2), sin = emb.sin().unsqueeze(-2);
+  std::vector<int64_t> full = ComputeFullAttentionSeqlens(grids);
+  for (int64_t b = 0; b < c.depth; ++b) {
+    const VisionBlock& blk = *v.blocks[b];
+    const bool is_full = std::count(c.fullatt_block_indexes.begin(), c.fullatt_block_indexes.end(), b) > 0;
+    const std::vector<int64_t>& cu = is_full ? full : w.cu_window_seqlens;
+    at::Tensor n = rms(x, blk.norm1->weight);
+    auto qkv = linear(*blk.attn->qkv, n).reshape({N, 3, c.num_heads, -1}).permute({1, 0, 2, 3}).unbind(0);
+    at::Tensor q = qkv[0] * cos + rotate_half(qkv[0]) * sin;
+    at::Tensor k = qkv[1] * cos + rotate_half(qkv[1]) * sin;
+    std::vector<int64_t> lengths;
+    for (size_t i = 0; i + 1 < cu.size(); ++i) lengths.push_back(cu[i + 1] - cu[i]);
+    auto qs = q.transpose(0, 1).split_with_sizes(lengths, 1);
+    auto ks = k.transpose(0, 1).split_with_sizes(lengths, 1);
+    auto vs = qkv[2].transpose(0, 1).split_with_sizes(lengths, 1);
+    std::vector<at::Tensor> outs;
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      at::Tensor a = torch::softmax(torch::matmul(qs[i], ks[i].transpose(1, 2)) / std::sqrt(double(hd)), -1);
+      outs.push_back(torch::matmul(a, vs[i]).transpose(0, 1));
+    }
+    x = x + linear(*blk.attn->proj, torch::cat(outs, 0).reshape({N, -1}));
+    at::Tensor m = rms(x, blk.norm2->weight);
+    x = x + linear(*blk.mlp->down_proj,
+                   torch::silu(linear(*blk.mlp->gate_proj, m)) * linear(*blk.mlp->up_proj, m));
+  }
+  at::Tensor y = rms(x, v.merger->ln_q->weight).view({-1, 4 * c.hidden_size});
+  y = linear(*v.merger->fc2, torch::gelu(linear(*v.merger->fc1, y)));
+  return y.index({torch::argsort(widx)});
+}
+
+TEST(model, VisionTowerMatchesHfLiteralTranscription) {
+  torch::NoGradGuard no_grad;
+  auto model = MakeTinyModel({.vision_depth = 3});
+  const ModelConfig& c = model->config();
+  // Uneven windows (10x6 cells -> windows of 16, 8, 8, 4 cells...) and two images.
+  const std::vector<GridThw> grids = {{1, 20, 12}, {1, 8, 18}};
+  at::Tensor pixels = torch::cat({RandomPixels(c, 20, 12, 1), RandomPixels(c, 8, 18, 2)}, 0);
+  auto mine = model->EncodeImages(pixels, torch::cat({Grid(20, 12), Grid(8, 18)}, 0));
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  at::Tensor reference = HfLiteralVision(model->vision(), pixels, grids);
+  EXPECT_LT(MaxAbsDiff(*mine, reference), 1e-5);
+}
+
+// The text decoder against a literal transcription of HF's eager path (apply_multimodal_rotary_pos_emb
+// split/cat, repeat_kv, additive causal mask with finfo.min) on a prompt with an image.
+TEST(model, TextDecoderMatchesHfLiteralTranscription) {
+  torch::NoGradGuard no_grad;
+  auto model = MakeTinyModel();
+  const ModelConfig& c = model->config();
+  const TextConfig& t = c.text;
+  std::vector<int64_t> ids = PromptWithImage(c, 8, 12, 3, 5);
+  ForwardInput in;
+  in.input_ids = Ids(ids);
+  in.pixel_values = RandomPixels(c, 8, 12, 4);
+  in.image_grid_thw = Grid(8, 12);
+  at::Tensor mine = Logits(*model, in);
+
+  TextModel& tm = model->text();
+  const int64_t L = static_cast<int64_t>(ids.size()), D = t.head_dim, nh = t.num_attention_heads,
+                nkv = t.num_key_value_heads;
+  at::Tensor x = tm.embed_tokens->weight.index_select(0, in.input_ids[0]).unsqueeze(0);
+  at::Tensor image = *model->EncodeImages(in.pixel_values, in.image_grid_thw);
+  x = x.masked_scatter(in.input_ids.eq(c.image_token_id).unsqueeze(-1).expand_as(x), image);
+  at::Tensor pos = model->ComputePositionIds(in.input_ids, at::Tensor(), in.image_grid_thw)->first;
+  at::Tensor inv = 1.0 / torch::pow(t.rope_theta, torch::arange(0, D, 2, torch::kLong).to(torch::kFloat) / D);
+  at::Tensor freqs = pos.to(torch::kFloat).unsqueeze(-1) * inv;
+  at::Tensor emb = torch::cat({freqs, freqs}, -1);  // [3, 1, L, D]
+  std::vector<int64_t> sections = t.mrope_section;
+  sections.insert(sections.end(), t.mrope_section.begin(), t.mrope_section.end());
+  auto cos_split = emb.cos().split_with_sizes(sections, -1), sin_split = emb.sin().split_with_sizes(sections, -1);
+  std::vector<at::Tensor> cp, sp;
+  for (size_t i = 0; i < sections.size(); ++i) {
+    cp.push_back(cos_split[i][i % 3]);
+    sp.push_back(sin_split[i][i % 3]);
+  }
+  at::Tensor cos = torch::cat(cp, -1).unsqueeze(1), sin = torch::cat(sp, -1).unsqueeze(1);
+  auto rotate_half = [](const at::Tensor& v) {
+    auto h = v.chunk(2, -1);
+    return torch::cat({-h[1], h[0]}, -1);
+  };
+  auto rms = [&](const at::Tensor& v, const at::Tensor& w) {
+    return w * (v * torch::rsqrt(v.pow(2).mean(-1, true) + t.rms_norm_eps));
+  };
+  auto repeat_kv = [&](const at::Tensor& v) {
+    return v.unsqueeze(2).expand({1, nkv, nh / nkv, L, D}).reshape({1, nh, L, D});
+  };
+  at::Tensor causal = torch::full({L, L}, std::numeric_limits<float>::lowest()).triu(1);
+  for (auto& layer : tm.layers) {
+    const TextAttention& a = *layer->self_attn;
+    at::Tensor n = rms(x, layer->input_layernorm->weight);
+    at::Tensor q = at::linear(n, a.q_proj->weight, a.q_proj->bias).view({1, L, -1, D}).transpose(1, 2);
+    at::Tensor k = at::linear(n, a.k_proj->weight, a.k_proj->bias).view({1, L, -1, D}).transpose(1, 2);
+    at::Tensor v = at::linear(n, a.v_proj->weight, a.v_proj->bias).view({1, L, -1, D}).transpose(1, 2);
+    q = q * cos + rotate_half(q) * sin;
+    k = k * cos + rotate_half(k) * sin;
+    at::Tensor w = torch::matmul(q, repeat_kv(k).transpose(2, 3)) * (1.0 / std::sqrt(double(D))) + causal;
+    at::Tensor o = torch::matmul(torch::softmax(w, -1), repeat_kv(v)).transpose(1, 2).reshape({1, L, -1});
+    x = x + at::linear(o, a.o_proj->weight);
+    at::Tensor m = rms(x, layer->post_attention_layernorm->weight);
+    const GatedMlp& mlp = *layer->mlp;
+    x = x + at::linear(torch::silu(at::linear(m, mlp.gate_proj->weight)) * at::linear(m, mlp.up_proj->weight),
+                       mlp.down_proj->weight);
+  }
+  at::Tensor reference = at::linear(rms(x, tm.norm->weight), model->output_weight());
+  EXPECT_LT(MaxAbsDiff(mine, reference), 1e-5);
+}
+
 TEST(model, Bf16ForwardRunsAndTracksFp32) {
   torch::NoGradGuard no_grad;
   auto fp32 = MakeTinyModel({}, at::kFloat, 3);
