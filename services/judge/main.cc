@@ -1,6 +1,7 @@
 // r1r-judge: the consistency referee (--backend rule | openai | model).
 #include <memory>
 
+#include "common/judge/model_backend.h"
 #include "common/judge/openai_backend.h"
 #include "common/rpc/service_main.h"
 #include "services/judge/judge_service.h"
@@ -13,7 +14,7 @@ int main(int argc, char** argv) {
   m.default_metrics = "0.0.0.0:9105";
   m.declare_flags = [](r1r::config::Flags& f) {
     f.Value("backend", "rule", "rule | openai | model")
-        .Value("endpoint", "", "openai: base URL such as http://vllm:8000/v1")
+        .Value("endpoint", "", "openai: base URL such as http://vllm:8000/v1; model: the model directory")
         .Value("model-name", "", "openai: model id (default: the first listed)")
         .Value("api-key-env", "OPENAI_API_KEY", "openai: environment variable holding the API key")
         .Value("temperature", "0.1", "sampling temperature of the referee")
@@ -21,7 +22,10 @@ int main(int argc, char** argv) {
         .Value("timeout-seconds", "60", "per request")
         .Value("retries", "3", "transport retries per request")
         .Value("rate-limit-qps", "0", "requests per second to the endpoint (0 = unlimited)")
-        .Value("concurrency", "8", "requests in flight");
+        .Value("concurrency", "8", "requests in flight")
+        .Value("device", "cpu", "model: cpu | cuda")
+        .Value("dtype", "float32", "model: float32 | bfloat16")
+        .Value("batch", "8", "model: responses per generation batch");
   };
   m.setup = [&](const r1r::config::Flags& f, r1r::rpc::Server& server) -> absl::Status {
     std::unique_ptr<r1r::judge::RefereeBackend> backend;
@@ -52,7 +56,22 @@ int main(int argc, char** argv) {
       o.concurrency = static_cast<int>(*concurrency);
       backend = r1r::judge::MakeOpenAiBackend(o);
     } else if (kind == "model") {
-      return absl::UnimplementedError("--backend model needs the LibTorch referee (issue #5); use rule or openai");
+      r1r::judge::ModelBackendOptions o;
+      o.model_dir = f.Get("endpoint");
+      o.device = f.Get("device");
+      o.dtype = f.Get("dtype");
+      auto temperature = f.GetDouble("temperature");
+      auto max_tokens = f.GetInt("max-tokens");
+      auto batch = f.GetInt("batch");
+      for (const absl::Status& s : {temperature.status(), max_tokens.status(), batch.status()}) {
+        if (!s.ok()) return s;
+      }
+      o.temperature = *temperature;
+      o.max_tokens = static_cast<int>(std::min<int64_t>(*max_tokens, 4096));
+      o.batch_size = static_cast<int>(*batch);
+      auto model = r1r::judge::MakeModelBackend(o);
+      if (!model.ok()) return model.status();
+      backend = std::move(*model);
     } else {
       return absl::InvalidArgumentError("--backend must be rule, openai or model, got '" + kind + "'");
     }
