@@ -40,6 +40,17 @@ SampledToken SampleToken(const at::Tensor& logits, const SamplingParams& params,
   return {token, logp[token].item<float>(), static_cast<float>(std::log(p))};
 }
 
+at::Tensor ApplyRepetitionPenalty(const at::Tensor& logits, const std::vector<int64_t>& seen, double penalty) {
+  if (penalty == 1.0 || seen.empty()) return logits;
+  std::vector<int64_t> distinct = seen;
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  at::Tensor ids = torch::tensor(distinct, torch::kLong).to(logits.device());
+  at::Tensor values = logits.index_select(0, ids);
+  values = torch::where(values.lt(0), values * penalty, values / penalty);
+  return logits.index_copy(0, ids, values);
+}
+
 namespace {
 
 // Uniform double in [0, 1) from 53 random bits: the same on every standard library.
@@ -59,9 +70,11 @@ absl::Status ValidateRequests(const std::vector<GenerationRequest>& requests, co
       return absl::InvalidArgumentError(absl::StrCat("request ", i, ": pixel_values need image_grid_thw [images, 3]"));
     }
     const SamplingParams& s = r.sampling;
-    if (s.max_new_tokens <= 0 || s.top_p <= 0.0 || s.top_p > 1.0 || s.top_k < 0 || !std::isfinite(s.temperature)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "request ", i, ": need max_new_tokens > 0, 0 < top_p <= 1, top_k >= 0 and a finite temperature"));
+    if (s.max_new_tokens <= 0 || s.top_p <= 0.0 || s.top_p > 1.0 || s.top_k < 0 || !std::isfinite(s.temperature) ||
+        !(s.repetition_penalty > 0.0)) {
+      return absl::InvalidArgumentError(absl::StrCat("request ", i,
+                                                     ": need max_new_tokens > 0, 0 < top_p <= 1, top_k >= 0, a finite "
+                                                     "temperature and repetition_penalty > 0"));
     }
   }
   return absl::OkStatus();
@@ -135,8 +148,14 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(Qwen2_5_VL& model, const 
       for (int64_t b = 0; b < B; ++b) {
         if (done[b]) continue;
         const SamplingParams& s = requests[b].sampling;
-        SampledToken t = SampleToken(logits[b], s, NextUniform(rngs[b]));
         GenerationResult& res = results[b];
+        at::Tensor row = logits[b];
+        if (s.repetition_penalty != 1.0) {
+          std::vector<int64_t> seen = requests[b].prompt_ids;
+          seen.insert(seen.end(), res.token_ids.begin(), res.token_ids.end());
+          row = ApplyRepetitionPenalty(row, seen, s.repetition_penalty);
+        }
+        SampledToken t = SampleToken(row, s, NextUniform(rngs[b]));
         res.token_ids.push_back(t.token);
         res.logprobs.push_back(t.logprob);
         res.sampling_logprobs.push_back(t.sampling_logprob);

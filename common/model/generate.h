@@ -19,6 +19,10 @@ struct SamplingParams {
   uint64_t seed = 0;       // per request: the same request samples the same tokens in any batch
   int64_t max_new_tokens = 256;
   std::vector<int64_t> stop_token_ids;  // the stop token is included in the output
+  // HF RepetitionPenaltyLogitsProcessor over prompt + generated ids (image pads included), applied
+  // before everything else; 1 = off. Qwen2.5-VL's generation_config uses 1.05 (with temperature 1e-6,
+  // i.e. greedy). Log-probs are then of the penalised logits and no longer match teacher forcing.
+  double repetition_penalty = 1.0;
 };
 
 struct GenerationRequest {
@@ -63,5 +67,7 @@ struct SampledToken {
   float sampling_logprob;
 };
 SampledToken SampleToken(const at::Tensor& logits, const SamplingParams& params, double uniform);
+// logit > 0 ? logit / penalty : logit * penalty for every id in `seen` (duplicates allowed).
+at::Tensor ApplyRepetitionPenalty(const at::Tensor& logits, const std::vector<int64_t>& seen, double penalty);
 
 }  // namespace r1r::model

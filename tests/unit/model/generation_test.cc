@@ -127,6 +127,24 @@ TEST(model, SampleTokenFilters) {
   EXPECT_NEAR(hot.sampling_logprob, hot.logprob, 1e-6);
 }
 
+TEST(model, RepetitionPenaltyFollowsHf) {
+  at::Tensor logits = torch::tensor({2.0f, -1.0f, 0.5f, 3.0f});
+  at::Tensor out = ApplyRepetitionPenalty(logits, {0, 1, 1}, 2.0);
+  EXPECT_TRUE(torch::allclose(out, torch::tensor({1.0f, -2.0f, 0.5f, 3.0f})));
+  EXPECT_TRUE(torch::equal(ApplyRepetitionPenalty(logits, {0}, 1.0), logits));
+  // In generation a strong penalty forbids repeating the greedy token.
+  auto model = MakeTinyModel();
+  GenerationRequest r;
+  r.prompt_ids = TextPrompt(3);
+  r.sampling = {.temperature = 0.0, .max_new_tokens = 12, .repetition_penalty = 1e6};
+  auto out_tokens = MustGenerate(*model, {r}, {})[0].token_ids;
+  std::vector<int64_t> all = r.prompt_ids;
+  for (int64_t token : out_tokens) {
+    EXPECT_EQ(std::count(all.begin(), all.end(), token), 0) << token;
+    all.push_back(token);
+  }
+}
+
 TEST(model, GenerationLogProbsMatchTeacherForced) {
   auto model = MakeTinyModel();
   const ModelConfig& c = model->config();
