@@ -119,13 +119,19 @@ absl::StatusOr<std::string> LoadTrainingCheckpoint(const std::string& dir, Polic
     if (absl::Status s = model::LoadWeights(policy.model(), *tensors); !s.ok()) return s;
   }
   if (optimizer && fs::exists(dir + "/optimizer.pt")) {
-    try {
-      torch::load(*optimizer, dir + "/optimizer.pt");
-    } catch (const c10::Error& e) {
-      return absl::DataLossError(absl::StrCat("optimizer state in ", dir, ": ", e.what_without_backtrace()));
-    }
+    if (absl::Status s = LoadOptimizerState(dir, *optimizer); !s.ok()) return s;
   }
   return ReadText(dir + "/state.json");
+}
+
+absl::Status LoadOptimizerState(const std::string& dir, torch::optim::Optimizer& optimizer) {
+  if (!fs::exists(dir + "/optimizer.pt")) return absl::NotFoundError(absl::StrCat("no optimizer.pt in ", dir));
+  try {
+    torch::load(optimizer, dir + "/optimizer.pt");
+  } catch (const c10::Error& e) {
+    return absl::DataLossError(absl::StrCat("optimizer state in ", dir, ": ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace r1r::train

@@ -28,6 +28,9 @@ absl::StatusOr<std::string> LatestCheckpoint(const std::string& root);
 absl::StatusOr<std::string> LoadTrainingCheckpoint(const std::string& dir, Policy& policy,
                                                    torch::optim::Optimizer* optimizer);
 
+// The optimizer state of a checkpoint alone (NOT_FOUND when it has none).
+absl::Status LoadOptimizerState(const std::string& dir, torch::optim::Optimizer& optimizer);
+
 // Weights + model files only (what serve and actors load), written atomically into `dir`.
 absl::Status ExportModelDir(Policy& policy, const std::string& dir);
 

@@ -34,6 +34,37 @@ absl::Status WritePreprocessorConfig(const vision::ImageProcessorOptions& o, con
 
 }  // namespace
 
+absl::StatusOr<model::ModelOptions> ParseModelOptions(const std::string& dtype, const std::string& device) {
+  model::ModelOptions o;
+  if (dtype == "float32") {
+    o.dtype = torch::kFloat;
+  } else if (dtype == "bfloat16") {
+    o.dtype = torch::kBFloat16;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("dtype must be float32 or bfloat16, got '", dtype, "'"));
+  }
+  if (device == "cpu") return o;
+  if (device.rfind("cuda", 0) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("device must be cpu, cuda or cuda:N, got '", device, "'"));
+  }
+  if (!torch::cuda::is_available()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device '", device, "' asked for, but this build of LibTorch sees no CUDA device; use device: cpu"));
+  }
+  try {
+    o.device = at::Device(device);
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(absl::StrCat("device '", device, "': ", e.what_without_backtrace()));
+  }
+  return o;
+}
+
+int64_t Policy::parameter_count() {
+  int64_t n = 0;
+  for (const auto& p : model_->parameters()) n += p.numel();
+  return n;
+}
+
 absl::StatusOr<std::unique_ptr<Policy>> Policy::Load(const std::string& model_dir, const model::ModelOptions& options,
                                                      bool with_weights) {
   std::unique_ptr<Policy> p(new Policy());
@@ -59,7 +90,8 @@ absl::StatusOr<std::unique_ptr<Policy>> Policy::Load(const std::string& model_di
   } else {
     auto config = model::LoadModelConfig(model_dir + "/config.json");
     if (!config.ok()) return config.status();
-    auto m = model::Qwen2_5_VL::Create(*config, options);
+    // Weights follow over the wire (actors): skip the random initialisation.
+    auto m = model::Qwen2_5_VL::CreateUninitialized(*config, options);
     if (!m.ok()) return m.status();
     p->model_ = *m;
   }

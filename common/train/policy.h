@@ -18,6 +18,10 @@
 
 namespace r1r::train {
 
+// "float32" | "bfloat16" and "cpu" | "cuda" | "cuda:N"; FAILED_PRECONDITION when CUDA is asked for
+// but this LibTorch has none (or no device is visible).
+absl::StatusOr<model::ModelOptions> ParseModelOptions(const std::string& dtype, const std::string& device);
+
 class Policy {
  public:
   // Loads config, tokenizer, image processor options and (when `with_weights`) the weights.
@@ -36,6 +40,7 @@ class Policy {
   const std::string& model_dir() const { return model_dir_; }
   int64_t end_of_turn_id() const { return end_of_turn_id_; }  // <|im_end|>: stop token, kept in responses
   int64_t pad_id() const { return pad_id_; }                  // <|endoftext|>
+  int64_t parameter_count();
 
   // log p(response token | prefix) for every response position: [B, R] float32 (mask with
   // batch.response_mask). Differentiable when grad mode is on.

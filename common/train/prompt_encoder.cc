@@ -10,6 +10,12 @@
 
 namespace r1r::train {
 
+std::string ResolveImagePath(const std::string& dataset_root, const std::string& image_path) {
+  if (image_path.empty()) return "";
+  if (image_path.front() == '/' || dataset_root.empty()) return image_path;
+  return dataset_root.back() == '/' ? dataset_root + image_path : dataset_root + "/" + image_path;
+}
+
 PromptEncoder::PromptEncoder(std::shared_ptr<const tokenizer::Tokenizer> tokenizer,
                              vision::ImageProcessorOptions image_options, reward::ImagePlacement placement)
     : tokenizer_(std::move(tokenizer)), image_options_(image_options), placement_(placement) {}
@@ -32,15 +38,40 @@ absl::StatusOr<EncodedPrompt> PromptEncoder::LoadImage(const std::string& path) 
 }
 
 absl::StatusOr<EncodedPrompt> PromptEncoder::Encode(const PromptInput& input) {
+  if (input.image_path.empty()) return EncodeWithImage(input, nullptr);
+  auto image = LoadImage(input.image_path);
+  if (!image.ok()) return image.status();
+  return EncodeWithImage(input, &*image);
+}
+
+absl::StatusOr<EncodedPrompt> PromptEncoder::ProcessImage(const vision::RgbImage& rgb) const {
+  auto batch = vision::ProcessImages(absl::MakeConstSpan(&rgb, 1), image_options_);
+  if (!batch.ok()) return batch.status();
+  EncodedPrompt image;
+  image.pixel_values = batch->pixel_values;
+  image.image_grid_thw = batch->image_grid_thw;
+  image.ids.assign(static_cast<size_t>(batch->image_tokens.at(0)), 0);  // only the count matters here
+  return image;
+}
+
+absl::StatusOr<EncodedPrompt> PromptEncoder::Encode(const PromptInput& input, const vision::RgbImage& rgb) const {
+  auto image = ProcessImage(rgb);
+  if (!image.ok()) return image.status();
+  return EncodeWithImage(input, &*image);
+}
+
+absl::StatusOr<EncodedPrompt> PromptEncoder::Encode(const PromptInput& input, const EncodedPrompt& image) const {
+  return EncodeWithImage(input, &image);
+}
+
+absl::StatusOr<EncodedPrompt> PromptEncoder::EncodeWithImage(const PromptInput& input, const EncodedPrompt* image) const {
   EncodedPrompt out;
   tokenizer::ChatMessage user;
   user.role = "user";
   const std::string text = reward::RenderComparisonPrompt(input.question, input.response1, input.response2);
-  if (input.image_path.empty()) {
+  if (image == nullptr) {
     user.content.push_back(tokenizer::ContentItem::Text(text));
   } else {
-    auto image = LoadImage(input.image_path);
-    if (!image.ok()) return image.status();
     out.pixel_values = image->pixel_values;
     out.image_grid_thw = image->image_grid_thw;
     const auto image_item = tokenizer::ContentItem::Image(static_cast<int64_t>(image->ids.size()));

@@ -14,6 +14,7 @@
 
 #include "common/reward/chat.h"
 #include "common/tokenizer/tokenizer.h"
+#include "common/vision/image.h"
 #include "common/vision/image_processor.h"
 
 namespace r1r::train {
@@ -31,12 +32,22 @@ struct EncodedPrompt {
   at::Tensor image_grid_thw;  // [1, 3] or undefined
 };
 
+// A sample's image file: `image_path` when absolute, else dataset_root/image_path; "" when none.
+std::string ResolveImagePath(const std::string& dataset_root, const std::string& image_path);
+
 class PromptEncoder {
  public:
   PromptEncoder(std::shared_ptr<const tokenizer::Tokenizer> tokenizer, vision::ImageProcessorOptions image_options,
                 reward::ImagePlacement placement = reward::ImagePlacement::kBeforeText);
 
   absl::StatusOr<EncodedPrompt> Encode(const PromptInput& input);
+  // Same, with an already decoded image (serve: inline image bytes); `input.image_path` is ignored and
+  // nothing is cached.
+  absl::StatusOr<EncodedPrompt> Encode(const PromptInput& input, const vision::RgbImage& image) const;
+  // Same, with an image already processed by ProcessImage or LoadImage (one image, many prompts).
+  absl::StatusOr<EncodedPrompt> Encode(const PromptInput& input, const EncodedPrompt& image) const;
+  // Pixel values of a decoded image (not cached); ids.size() is its <|image_pad|> count.
+  absl::StatusOr<EncodedPrompt> ProcessImage(const vision::RgbImage& image) const;
   // Pixel values of one image (cached), for re-scoring a prompt whose ids are already known.
   absl::StatusOr<EncodedPrompt> LoadImage(const std::string& path);
   // Ids of a response text (no chat markup); the caller appends the end-of-turn token.
@@ -44,6 +55,9 @@ class PromptEncoder {
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
 
  private:
+  // The chat-templated ids around `image` (ids.size() = its <|image_pad|> count), or text only when null.
+  absl::StatusOr<EncodedPrompt> EncodeWithImage(const PromptInput& input, const EncodedPrompt* image) const;
+
   std::shared_ptr<const tokenizer::Tokenizer> tokenizer_;
   vision::ImageProcessorOptions image_options_;
   reward::ImagePlacement placement_;

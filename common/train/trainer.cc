@@ -83,7 +83,7 @@ absl::StatusOr<StepResult> Trainer::SftStep(const std::vector<SftItem>& items) {
   optimizer_->zero_grad();
   std::vector<size_t> order(items.size());
   std::iota(order.begin(), order.end(), 0);
-  double loss_sum = 0;
+  double loss_sum = 0, forward = 0, backward = 0;
   for (const auto& micro : MicroBatches<SftItem>(order, options_.micro_batch)) {
     std::vector<const EncodedPrompt*> prompts;
     std::vector<std::vector<int64_t>> targets;
@@ -93,15 +93,20 @@ absl::StatusOr<StepResult> Trainer::SftStep(const std::vector<SftItem>& items) {
     }
     auto batch = BuildSequenceBatch(prompts, targets, policy_->pad_id());
     if (!batch.ok()) return batch.status();
+    auto t0 = Clock::now();
     auto logp = policy_->ResponseLogProbs(*batch);
     if (!logp.ok()) return logp.status();
     // Token-mean cross-entropy over the whole step: each micro-batch adds its share of the sum.
-    auto loss = -(*logp * batch->response_mask).sum() / total_tokens;
+    auto loss = -(*logp * batch->response_mask.to(logp->device())).sum() / total_tokens;
+    forward += Seconds(t0);
+    t0 = Clock::now();
     loss.backward();
+    backward += Seconds(t0);
     loss_sum += loss.item<double>();
   }
   StepResult r;
   r.loss = loss_sum;
+  const auto t0 = Clock::now();
   if (!std::isfinite(loss_sum) || !ApplyGradients(&r.grad_norm, &r.learning_rate)) {
     optimizer_->zero_grad();
     r.skipped_steps = 1;
@@ -109,6 +114,9 @@ absl::StatusOr<StepResult> Trainer::SftStep(const std::vector<SftItem>& items) {
     r.optimizer_steps = 1;
   }
   r.metrics["tokens"] = total_tokens;
+  r.metrics["forward_seconds"] = forward;
+  r.metrics["backward_seconds"] = backward;
+  r.metrics["optimizer_seconds"] = Seconds(t0);
   r.seconds = Seconds(start);
   return r;
 }
@@ -133,7 +141,10 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
   auto logp_ref = torch::zeros({n, width});
   auto mask = torch::zeros({n, width});
   auto behaviour = torch::zeros({n, width});
+  auto behaviour_mask = torch::zeros({n, width});  // rows whose actor log-probs came along
+  double forward = 0, backward = 0, optimizer_seconds = 0;
   {
+    const auto t0 = Clock::now();
     torch::NoGradGuard no_grad;
     policy_->model().eval();
     for (const auto& micro : MicroBatches<RlItem>(order, options_.micro_batch)) {
@@ -156,9 +167,11 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
         const auto& b = items[micro[k]].behaviour_logprobs;
         if (static_cast<int64_t>(b.size()) == len) {
           behaviour[row].narrow(0, 0, len).copy_(torch::tensor(b));
+          behaviour_mask[row].narrow(0, 0, len).fill_(1.0);
         }
       }
     }
+    forward += Seconds(t0);
   }
   // 2. Advantages: token rewards, returns, whitening over all valid tokens, 3-sigma filter.
   std::vector<float> rewards;
@@ -172,8 +185,9 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
   r.metrics["adv_std"] = adv.std;
   r.metrics["reward_mean"] = torch::tensor(rewards).mean().item<double>();
   r.metrics["response_length_mean"] = mask.sum(1).mean().item<double>();
-  r.metrics["logprob_mismatch"] =
-      ((behaviour - logp_old).abs() * mask).sum().item<double>() / std::max(1.0, mask.sum().item<double>());
+  // Mean |logp_behaviour - logp_old| per token: actor/learner numerics drift (or a stale actor).
+  r.metrics["logprob_mismatch"] = ((behaviour - logp_old).abs() * behaviour_mask).sum().item<double>() /
+                                  std::max(1.0, behaviour_mask.sum().item<double>());
   if (use_kl) r.metrics["kl"] = ((logp_old - logp_ref) * mask).sum().item<double>() / mask.sum().item<double>();
 
   // 3. Minibatch epochs of the pre-clipped PPO loss.
@@ -196,18 +210,23 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
       for (const auto& micro : MicroBatches<RlItem>(minibatch, options_.micro_batch)) {
         auto batch = BatchOf(items, micro, policy_->pad_id());
         if (!batch.ok()) return batch.status();
+        auto t0 = Clock::now();
         auto logp = policy_->ResponseLogProbs(*batch);
         if (!logp.ok()) return logp.status();
         auto rows = torch::tensor(std::vector<int64_t>(micro.begin(), micro.end()));
         const int64_t w = logp->size(1);
-        auto slice = [&](const at::Tensor& t) { return t.index_select(0, rows).narrow(1, 0, w); };
+        // Rollout tensors live on the CPU (the fused advantage pass); the loss runs where logp is.
+        auto slice = [&](const at::Tensor& t) { return t.index_select(0, rows).narrow(1, 0, w).to(logp->device()); };
         rl::PolicyLossResult pl = rl::PolicyLoss(*logp, slice(logp_old), slice(adv.advantages), slice(mask),
                                                  options.algorithm.loss, true, minibatch_tokens);
         // Sequence-mean aggregation: this micro-batch's mean counts with weight b / minibatch size.
         const bool seq_mean = options.algorithm.loss.aggregation == rl::LossAggregation::kSequenceMeanOfTokenMeans;
         auto loss = seq_mean ? pl.loss * (static_cast<double>(micro.size()) / static_cast<double>(minibatch.size()))
                              : pl.loss;
+        forward += Seconds(t0);
+        t0 = Clock::now();
         loss.backward();
+        backward += Seconds(t0);
         minibatch_loss += loss.item<double>();
         const double t = static_cast<double>(pl.diagnostics.valid_tokens);
         clip += pl.diagnostics.clip_fraction * t;
@@ -218,7 +237,10 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
         ratio_max = std::max(ratio_max, pl.diagnostics.ratio_max);
       }
       double grad_norm = 0, lr = 0;
-      if (!std::isfinite(minibatch_loss) || !ApplyGradients(&grad_norm, &lr)) {
+      const auto t0 = Clock::now();
+      const bool applied = std::isfinite(minibatch_loss) && ApplyGradients(&grad_norm, &lr);
+      optimizer_seconds += Seconds(t0);
+      if (!applied) {
         optimizer_->zero_grad();
         ++r.skipped_steps;
         continue;
@@ -237,6 +259,10 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
   r.metrics["approx_kl"] = tokens ? approx_kl / tokens : 0;
   r.metrics["ratio_min"] = ratio_min;
   r.metrics["ratio_max"] = ratio_max;
+  r.metrics["tokens"] = mask.sum().item<double>();
+  r.metrics["forward_seconds"] = forward;
+  r.metrics["backward_seconds"] = backward;
+  r.metrics["optimizer_seconds"] = optimizer_seconds;
   r.seconds = Seconds(start);
   return r;
 }

@@ -1,11 +1,48 @@
-// r1r-actor: see ../shared/DESIGN.md for its role.
+// r1r-actor: a policy replica that samples rollouts and pulls new weights from the learner.
+#include <memory>
+
+#include <absl/strings/str_cat.h>
+
+#include "common/rpc/auth.h"
 #include "common/rpc/service_main.h"
+#include "services/actor/actor_service.h"
 
 int main(int argc, char** argv) {
+  std::unique_ptr<r1r::actor::ActorServiceImpl> service;
   r1r::rpc::ServiceMain m;
   m.name = "actor";
   m.default_listen = "0.0.0.0:50053";
   m.default_metrics = "0.0.0.0:9103";
-  m.setup = [](const r1r::config::Flags&, r1r::rpc::Server&) { return absl::OkStatus(); };
+  m.declare_flags = [](r1r::config::Flags& f) {
+    f.Value("actor-id", "actor-0", "name reported in trajectories and GetInfo")
+        .Value("max-batch", "16", "prompts per generation batch")
+        .Value("dtype", "float32", "float32 | bfloat16")
+        .Value("device", "cpu", "cpu | cuda | cuda:N")
+        .Value("learner-token-file", "", "bearer token for the learner (default: R1R_AUTH_TOKEN)")
+        .Value("learner-ca", "", "CA file to verify the learner's TLS certificate")
+        .Value("weight-sync-timeout-seconds", "600", "deadline of one weight pull");
+  };
+  m.setup = [&](const r1r::config::Flags& f, r1r::rpc::Server& server) -> absl::Status {
+    r1r::actor::ActorOptions o;
+    o.actor_id = f.Get("actor-id");
+    if (o.actor_id.empty()) return absl::InvalidArgumentError("--actor-id must not be empty");
+    auto max_batch = f.GetInt("max-batch");
+    if (!max_batch.ok()) return max_batch.status();
+    if (*max_batch < 1 || *max_batch > 1024) return absl::InvalidArgumentError("--max-batch must be 1..1024");
+    o.max_batch = *max_batch;
+    o.dtype = f.Get("dtype");
+    o.device = f.Get("device");
+    auto token = r1r::rpc::LoadToken(f.Get("learner-token-file"));
+    if (!token.ok()) return token.status();
+    o.learner.auth_token = *token;
+    o.learner.tls_ca_file = f.Get("learner-ca");
+    auto timeout = f.GetDouble("weight-sync-timeout-seconds");
+    if (!timeout.ok()) return timeout.status();
+    if (!(*timeout > 0)) return absl::InvalidArgumentError("--weight-sync-timeout-seconds must be > 0");
+    o.learner.timeout = absl::Seconds(*timeout);
+    service = std::make_unique<r1r::actor::ActorServiceImpl>(o, &server.metrics());
+    server.AddService(service.get());
+    return absl::OkStatus();
+  };
   return r1r::rpc::RunServiceMain(m, argc, argv);
 }

@@ -1,11 +1,27 @@
-// r1r-learner: see ../shared/DESIGN.md for its role.
+// r1r-learner: SFT and StableReinforce steps, checkpoints, and the weights stream actors pull.
+#include <memory>
+
 #include "common/rpc/service_main.h"
+#include "services/learner/learner_service.h"
 
 int main(int argc, char** argv) {
+  std::unique_ptr<r1r::learner::LearnerServiceImpl> service;
   r1r::rpc::ServiceMain m;
   m.name = "learner";
   m.default_listen = "0.0.0.0:50052";
   m.default_metrics = "0.0.0.0:9102";
-  m.setup = [](const r1r::config::Flags&, r1r::rpc::Server&) { return absl::OkStatus(); };
+  m.declare_flags = [](r1r::config::Flags& f) {
+    f.Value("micro-batch", "8", "sequences per forward/backward pass (memory knob)");
+  };
+  m.setup = [&](const r1r::config::Flags& f, r1r::rpc::Server& server) -> absl::Status {
+    r1r::learner::LearnerOptions o;
+    auto micro = f.GetInt("micro-batch");
+    if (!micro.ok()) return micro.status();
+    if (*micro < 1) return absl::InvalidArgumentError("--micro-batch must be >= 1");
+    o.micro_batch = *micro;
+    service = std::make_unique<r1r::learner::LearnerServiceImpl>(o, &server.metrics());
+    server.AddService(service.get());
+    return absl::OkStatus();
+  };
   return r1r::rpc::RunServiceMain(m, argc, argv);
 }

@@ -1,0 +1,531 @@
+#include "services/learner/learner_service.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <absl/strings/str_cat.h>
+#include <nlohmann/json.hpp>
+
+#include "common/model/weights.h"
+#include "common/rpc/auth.h"
+#include "common/rpc/status.h"
+#include "common/train/checkpoint.h"
+#include "common/train/weight_codec.h"
+#include "services/learner/spec_options.h"
+
+namespace r1r::learner {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kMaxExamples = 4096;
+constexpr size_t kMaxTextBytes = 64 << 10;
+constexpr int kMaxTokens = 32768;
+constexpr int kDefaultChunkBytes = 1 << 20;
+constexpr int kMinChunkBytes = 64 << 10;
+constexpr int kMaxChunkBytes = 4 << 20;
+
+double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+grpc::Status Invalid(const std::string& msg) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg); }
+grpc::Status Precondition(const std::string& msg) {
+  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, msg);
+}
+
+grpc::Status ValidatePreference(const v1::PreferencePrompt& p, const std::string& field, bool need_label) {
+  for (const auto& [name, text] : {std::pair<const char*, const std::string*>{"question", &p.question()},
+                                   {"response1", &p.response1()},
+                                   {"response2", &p.response2()}}) {
+    if (text->size() > kMaxTextBytes) return Invalid(absl::StrCat(field, ".", name, ": over 64 KiB"));
+  }
+  if (p.sample().image_path().size() > 4096) return Invalid(absl::StrCat(field, ".sample.image_path: over 4096 bytes"));
+  if (need_label && p.label() != 1 && p.label() != 2) {
+    return Invalid(absl::StrCat(field, ".label: must be 1 or 2, got ", p.label()));
+  }
+  return grpc::Status::OK;
+}
+
+train::PromptInput InputOf(const v1::PreferencePrompt& p) {
+  return {p.question(), p.response1(), p.response2(),
+          train::ResolveImagePath(p.sample().dataset(), p.sample().image_path())};
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// model.path files into work_dir/model: small files are copied (a tokenizer.json already written by
+// data prep wins), weights are symlinked.
+absl::Status LinkModelFiles(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  if (!fs::is_directory(from)) return absl::InvalidArgumentError(absl::StrCat("model.path: no directory ", from));
+  for (const auto& entry : fs::directory_iterator(from, ec)) {
+    const std::string name = entry.path().filename().string();
+    const fs::path target = fs::path(to) / name;
+    if (fs::exists(target)) continue;
+    const bool weights = name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json");
+    if (weights) {
+      fs::create_symlink(fs::absolute(entry.path()), target, ec);
+    } else if (name.ends_with(".json") || name.ends_with(".txt") || name.ends_with(".jinja")) {
+      fs::copy_file(entry.path(), target, ec);
+    }
+    if (ec) return absl::InternalError(absl::StrCat("linking ", name, " into ", to, ": ", ec.message()));
+  }
+  return ec ? absl::InternalError(absl::StrCat("listing ", from, ": ", ec.message())) : absl::OkStatus();
+}
+
+}  // namespace
+
+LearnerServiceImpl::LearnerServiceImpl(LearnerOptions options, obs::Metrics* metrics)
+    : options_(options), metrics_(metrics) {}
+
+LearnerServiceImpl::~LearnerServiceImpl() = default;
+
+absl::Status LearnerServiceImpl::LoadPolicy(const config::JobSpec& spec, const std::string& work_dir) {
+  auto model_options = train::ParseModelOptions(spec.model.dtype, spec.model.device);
+  if (!model_options.ok()) return absl::Status(model_options.status().code(),
+                                               absl::StrCat("model: ", model_options.status().message()));
+  const std::string model_dir = (fs::path(work_dir) / "model").string();
+  std::error_code ec;
+  fs::create_directories(model_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("mkdir ", model_dir, ": ", ec.message()));
+  const bool configured = fs::exists(fs::path(model_dir) / "config.json");
+  absl::StatusOr<std::unique_ptr<train::Policy>> policy;
+  if (spec.model.init == "tiny" && !configured) {
+    if (!fs::exists(fs::path(model_dir) / "tokenizer.json")) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("model.init tiny: ", model_dir, "/tokenizer.json is missing (data prep writes it)"));
+    }
+    policy = train::Policy::CreateTiny(model_dir, TinyOptionsFromSpec(spec.model.tiny),
+                                       ImageOptionsFromSpec(spec.data), *model_options,
+                                       static_cast<uint64_t>(spec.data.seed));
+  } else {
+    if (spec.model.init == "path" && !configured) {
+      if (absl::Status s = LinkModelFiles(spec.model.path, model_dir); !s.ok()) return s;
+    }
+    policy = train::Policy::Load(model_dir, *model_options);
+  }
+  if (!policy.ok()) return policy.status();
+  policy_ = std::move(*policy);
+  reference_.reset();
+  return absl::OkStatus();
+}
+
+absl::Status LearnerServiceImpl::LoadReference() {
+  const std::string dir = (fs::path(work_dir_) / "reference").string();
+  if (!fs::exists(fs::path(dir) / "config.json")) {
+    if (absl::Status s = train::ExportModelDir(*policy_, dir); !s.ok()) return s;
+  }
+  auto reference = train::Policy::Load(dir, policy_->model().options());
+  if (!reference.ok()) return reference.status();
+  reference_ = std::move(*reference);
+  reference_->model().eval();
+  for (auto& p : reference_->model().parameters()) p.set_requires_grad(false);
+  return absl::OkStatus();
+}
+
+std::string LearnerServiceImpl::StateJson() const {
+  nlohmann::json j = {{"job_id", job_id_},
+                      {"phase", phase_},
+                      {"policy_version", policy_version_},
+                      {"sft_steps", sft_steps_},
+                      {"rl_steps", rl_steps_},
+                      {"skipped_steps", skipped_steps_},
+                      {"data_cursor", data_cursor_},
+                      {"optimizer_steps", trainer_ ? trainer_->steps_done() : 0}};
+  return j.dump(2);
+}
+
+absl::Status LearnerServiceImpl::RestoreState(const std::string& text) {
+  try {
+    const auto j = nlohmann::json::parse(text);
+    policy_version_ = j.at("policy_version").get<int64_t>();
+    sft_steps_ = j.at("sft_steps").get<int64_t>();
+    rl_steps_ = j.at("rl_steps").get<int64_t>();
+    skipped_steps_ = j.value("skipped_steps", int64_t{0});
+    data_cursor_ = j.value("data_cursor", int64_t{0});
+    // The schedule continues only within the phase it was written in.
+    if (trainer_ && j.value("phase", std::string()) == phase_) {
+      trainer_->set_steps_done(j.value("optimizer_steps", int64_t{0}));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat("state.json: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LearnerServiceImpl::InitLocked(const v1::InitRequest& req) {
+  auto spec = config::ParseJobSpec(req.spec_yaml());
+  if (!spec.ok()) return absl::InvalidArgumentError(absl::StrCat("spec_yaml: ", spec.status().message()));
+  const std::string& phase = req.phase();
+  const bool reload = !policy_ || req.work_dir() != work_dir_ || req.job_id() != job_id_ ||
+                      spec->model.dtype != spec_.model.dtype || spec->model.device != spec_.model.device;
+  if (reload) {
+    initialised_ = false;
+    trainer_.reset();
+    if (absl::Status s = LoadPolicy(*spec, req.work_dir()); !s.ok()) return s;
+    policy_version_ = sft_steps_ = rl_steps_ = skipped_steps_ = data_cursor_ = 0;
+    last_checkpoint_.clear();
+  }
+  spec_ = *spec;
+  job_id_ = req.job_id();
+  work_dir_ = req.work_dir();
+  phase_ = phase;
+  if (phase == "rl") {
+    auto rl = RlOptionsFromSpec(spec_.rl);
+    if (!rl.ok()) return rl.status();
+    rl_options_ = *rl;
+  }
+  // Resume: weights and counters first (the reference below may be made from them), the optimizer
+  // once the trainer exists, and only when the checkpoint was written in this phase.
+  std::string resumed_dir, resumed_phase;
+  if (req.resume()) {
+    auto dir = train::LatestCheckpoint((fs::path(work_dir_) / "checkpoints").string());
+    if (dir.ok()) {
+      auto state_text = train::LoadTrainingCheckpoint(*dir, *policy_, nullptr);
+      if (!state_text.ok()) return state_text.status();
+      trainer_.reset();
+      if (absl::Status s = RestoreState(*state_text); !s.ok()) return s;
+      resumed_dir = last_checkpoint_ = *dir;
+      resumed_phase = nlohmann::json::parse(*state_text, nullptr, false).value("phase", std::string());
+    } else if (dir.status().code() != absl::StatusCode::kNotFound) {
+      return dir.status();
+    }
+  }
+  reference_.reset();
+  if (phase == "rl" && spec_.rl.kl_coef > 0) {
+    if (absl::Status s = LoadReference(); !s.ok()) return s;
+  }
+  const config::OptimSpec& optim = phase == "sft" ? spec_.sft.optim : spec_.rl.optim;
+  // A new phase (or a re-Init) gets a fresh optimizer and schedule.
+  trainer_ = std::make_unique<train::Trainer>(policy_.get(), reference_.get(),
+                                              OptimizerOptionsFromSpec(optim, req.total_steps(), options_.micro_batch));
+  if (!resumed_dir.empty() && resumed_phase == phase_) {
+    if (absl::Status s = train::LoadOptimizerState(resumed_dir, trainer_->optimizer()); !s.ok()) return s;
+    auto state_text = ReadFile(resumed_dir + "/state.json");
+    if (!state_text.ok()) return state_text.status();
+    if (absl::Status s = RestoreState(*state_text); !s.ok()) return s;  // now also the schedule position
+  }
+  initialised_ = true;
+  metrics_->Gauge("r1r_learner_policy_version", "Policy version the learner holds.").Set(policy_version_);
+  metrics_->Gauge("r1r_learner_parameters", "Trainable parameters of the policy.").Set(policy_->parameter_count());
+  return absl::OkStatus();
+}
+
+grpc::Status LearnerServiceImpl::Init(grpc::ServerContext* ctx, const v1::InitRequest* req, v1::LearnerState* resp) {
+  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+  if (req->job_id().empty() || req->job_id().size() > 256) return Invalid("job_id: need 1..256 bytes");
+  if (req->work_dir().empty()) return Invalid("work_dir: required");
+  if (req->phase() != "sft" && req->phase() != "rl") {
+    return Invalid(absl::StrCat("phase: must be sft or rl, got '", req->phase(), "'"));
+  }
+  if (req->total_steps() < 0) return Invalid("total_steps: must be >= 0");
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = InitLocked(*req); !s.ok()) return rpc::ToGrpc(s);
+  FillState(resp);
+  return grpc::Status::OK;
+}
+
+void LearnerServiceImpl::FillState(v1::LearnerState* out) const {
+  out->set_job_id(job_id_);
+  out->set_policy_version(policy_version_);
+  out->set_sft_steps(sft_steps_);
+  out->set_rl_steps(rl_steps_);
+  out->set_phase(phase_);
+  out->set_skipped_steps(skipped_steps_);
+  out->set_last_checkpoint(last_checkpoint_);
+  out->set_data_cursor(data_cursor_);
+  out->set_model_dir(policy_ ? policy_->model_dir() : "");
+}
+
+void LearnerServiceImpl::RecordStep(const std::string& phase, const train::StepResult& r) {
+  const prometheus::Labels labels = {{"phase", phase}};
+  metrics_->Histogram("r1r_learner_step_seconds", "Wall time of one learner step in seconds.", labels)
+      .Observe(r.seconds);
+  for (const char* part : {"forward", "backward", "optimizer"}) {
+    auto it = r.metrics.find(absl::StrCat(part, "_seconds"));
+    if (it == r.metrics.end()) continue;
+    metrics_->Histogram("r1r_learner_step_part_seconds", "Learner step time by part in seconds.",
+                        {{"phase", phase}, {"part", part}})
+        .Observe(it->second);
+  }
+  if (std::isfinite(r.loss)) metrics_->Gauge("r1r_learner_loss", "Loss of the last step.", labels).Set(r.loss);
+  metrics_->Gauge("r1r_learner_grad_norm", "Gradient norm (before clipping) of the last step.", labels).Set(r.grad_norm);
+  metrics_->Gauge("r1r_learner_learning_rate", "Learning rate of the last optimizer step.", labels).Set(r.learning_rate);
+  metrics_->Counter("r1r_learner_steps_total", "Learner steps served.", labels).Increment();
+  metrics_->Counter("r1r_learner_optimizer_steps_total", "Optimizer steps taken.", labels)
+      .Increment(static_cast<double>(r.optimizer_steps));
+  metrics_->Counter("r1r_learner_skipped_steps_total", "Optimizer steps skipped for a non-finite loss or gradient.",
+                    labels)
+      .Increment(static_cast<double>(r.skipped_steps));
+  if (auto it = r.metrics.find("tokens"); it != r.metrics.end() && r.seconds > 0) {
+    metrics_->Gauge("r1r_learner_tokens_per_second", "Trained tokens per second in the last step.", labels)
+        .Set(it->second / r.seconds);
+  }
+  if (phase != "rl") return;
+  struct Named {
+    const char* key;
+    const char* name;
+    const char* help;
+  };
+  for (const Named& m : {Named{"clip_fraction", "r1r_rl_clip_fraction", "Share of tokens whose ratio was clipped."},
+                         Named{"preclip_fraction", "r1r_rl_preclip_fraction",
+                               "Share of tokens whose log-ratio hit the pre-clip bounds."},
+                         Named{"adv_filtered_fraction", "r1r_rl_adv_filtered_fraction",
+                               "Share of tokens dropped by the advantage filter."},
+                         Named{"kl", "r1r_rl_kl", "Mean per-token KL(policy || reference) before the step."},
+                         Named{"approx_kl", "r1r_rl_approx_kl", "Mean per-token approximate KL(old || new)."},
+                         Named{"reward_mean", "r1r_learner_reward_mean", "Mean total reward of the last rollout."},
+                         Named{"response_length_mean", "r1r_learner_response_length_tokens",
+                               "Mean response length of the last rollout in tokens."},
+                         Named{"logprob_mismatch", "r1r_learner_logprob_mismatch_nats",
+                               "Mean |actor - learner| log-prob per token of the last rollout, in nats."}}) {
+    if (auto it = r.metrics.find(m.key); it != r.metrics.end() && std::isfinite(it->second)) {
+      metrics_->Gauge(m.name, m.help).Set(it->second);
+    }
+  }
+}
+
+grpc::Status LearnerServiceImpl::SftStep(grpc::ServerContext* ctx, const v1::SftStepRequest* req,
+                                         v1::StepMetrics* resp) {
+  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+  if (req->examples_size() < 1 || req->examples_size() > kMaxExamples) {
+    return Invalid(absl::StrCat("examples: need 1..", kMaxExamples, ", got ", req->examples_size()));
+  }
+  for (int i = 0; i < req->examples_size(); ++i) {
+    const auto& e = req->examples(i);
+    const std::string field = absl::StrCat("examples[", i, "]");
+    if (auto s = ValidatePreference(e.preference(), field + ".preference", true); !s.ok()) return s;
+    if (e.target_text().empty() || e.target_text().size() > kMaxTextBytes) {
+      return Invalid(absl::StrCat(field, ".target_text: need 1 byte .. 64 KiB, got ", e.target_text().size()));
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  if (!initialised_) return Precondition("learner not initialised: call Init first");
+  if (phase_ != "sft") return Precondition(absl::StrCat("SftStep in phase '", phase_, "': Init with phase sft"));
+  std::vector<train::SftItem> items;
+  items.reserve(req->examples_size());
+  for (int i = 0; i < req->examples_size(); ++i) {
+    const auto& e = req->examples(i);
+    train::SftItem item;
+    auto prompt = policy_->encoder().Encode(InputOf(e.preference()));
+    if (!prompt.ok()) {
+      return Invalid(absl::StrCat("examples[", i, "].preference: ", prompt.status().message()));
+    }
+    auto target = policy_->encoder().EncodeText(e.target_text());
+    if (!target.ok()) return Invalid(absl::StrCat("examples[", i, "].target_text: ", target.status().message()));
+    item.prompt = std::move(*prompt);
+    item.target_ids = std::move(*target);
+    item.target_ids.push_back(policy_->end_of_turn_id());
+    items.push_back(std::move(item));
+  }
+  auto r = trainer_->SftStep(items);
+  if (!r.ok()) return rpc::ToGrpc(r.status());
+  ++sft_steps_;
+  skipped_steps_ += r->skipped_steps;
+  RecordStep("sft", *r);
+  resp->set_policy_version(policy_version_);
+  resp->set_loss(r->loss);
+  resp->set_grad_norm(r->grad_norm);
+  resp->set_learning_rate(r->learning_rate);
+  resp->set_skipped(r->optimizer_steps == 0);
+  resp->set_seconds(r->seconds);
+  for (const auto& [k, v] : r->metrics) (*resp->mutable_metrics())[k] = v;
+  return grpc::Status::OK;
+}
+
+grpc::Status LearnerServiceImpl::RlStep(grpc::ServerContext* ctx, const v1::ExperienceBatch* req,
+                                        v1::StepMetrics* resp) {
+  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+  const int n = req->trajectories_size();
+  if (n < 1 || n > kMaxExamples) return Invalid(absl::StrCat("trajectories: need 1..", kMaxExamples, ", got ", n));
+  if (req->rewards_size() != n) {
+    return Invalid(absl::StrCat("rewards: need one per trajectory (", n, "), got ", req->rewards_size()));
+  }
+  for (int i = 0; i < n; ++i) {
+    const auto& t = req->trajectories(i);
+    const std::string field = absl::StrCat("trajectories[", i, "]");
+    if (req->rewards(i).prompt_id() != t.prompt_id()) {
+      return Invalid(absl::StrCat("rewards[", i, "].prompt_id: '", req->rewards(i).prompt_id(), "' does not match ",
+                                  field, ".prompt_id '", t.prompt_id(), "'"));
+    }
+    if (!std::isfinite(req->rewards(i).total())) return Invalid(absl::StrCat("rewards[", i, "].total: not finite"));
+    if (t.prompt_token_ids_size() < 1 || t.prompt_token_ids_size() > kMaxTokens) {
+      return Invalid(absl::StrCat(field, ".prompt_token_ids: need 1..", kMaxTokens, " tokens"));
+    }
+    if (t.response_token_ids_size() < 1 || t.response_token_ids_size() > kMaxTokens) {
+      return Invalid(absl::StrCat(field, ".response_token_ids: need 1..", kMaxTokens, " tokens"));
+    }
+    if (t.behaviour_logprobs_size() != 0 && t.behaviour_logprobs_size() != t.response_token_ids_size()) {
+      return Invalid(absl::StrCat(field, ".behaviour_logprobs: need one per response token or none"));
+    }
+    if (auto s = ValidatePreference(t.preference(), field + ".preference", false); !s.ok()) return s;
+  }
+  absl::MutexLock lock(&mu_);
+  if (!initialised_) return Precondition("learner not initialised: call Init first");
+  if (phase_ != "rl") return Precondition(absl::StrCat("RlStep in phase '", phase_, "': Init with phase rl"));
+  const int64_t vocab = policy_->model().config().text.vocab_size;
+  std::vector<train::RlItem> items;
+  items.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    const auto& t = req->trajectories(i);
+    if (t.policy_version() != policy_version_) {
+      return Precondition(absl::StrCat("trajectories[", i, "].policy_version: ", t.policy_version(),
+                                       " but the learner holds version ", policy_version_, " (on-policy only)"));
+    }
+    train::RlItem item;
+    const std::string image =
+        train::ResolveImagePath(t.preference().sample().dataset(), t.preference().sample().image_path());
+    if (!image.empty()) {
+      auto pixels = policy_->encoder().LoadImage(image);
+      if (!pixels.ok()) {
+        return Invalid(absl::StrCat("trajectories[", i, "].preference.sample.image_path: ", pixels.status().message()));
+      }
+      item.prompt.pixel_values = pixels->pixel_values;
+      item.prompt.image_grid_thw = pixels->image_grid_thw;
+    }
+    for (int32_t id : t.prompt_token_ids()) {
+      if (id < 0 || id >= vocab) return Invalid(absl::StrCat("trajectories[", i, "].prompt_token_ids: id ", id, " out of range"));
+      item.prompt.ids.push_back(id);
+    }
+    for (int32_t id : t.response_token_ids()) {
+      if (id < 0 || id >= vocab) {
+        return Invalid(absl::StrCat("trajectories[", i, "].response_token_ids: id ", id, " out of range"));
+      }
+      item.response_ids.push_back(id);
+    }
+    item.behaviour_logprobs.assign(t.behaviour_logprobs().begin(), t.behaviour_logprobs().end());
+    item.reward = req->rewards(i).total();
+    items.push_back(std::move(item));
+  }
+  train::RlStepOptions options = rl_options_;
+  options.shuffle_seed = static_cast<uint64_t>(rl_steps_) + 1;
+  auto r = trainer_->RlStep(items, options);
+  if (!r.ok()) {
+    const auto code = r.status().code() == absl::StatusCode::kInvalidArgument ? grpc::StatusCode::INVALID_ARGUMENT
+                                                                              : grpc::StatusCode::INTERNAL;
+    return grpc::Status(code, absl::StrCat("RlStep: ", r.status().message()));
+  }
+  ++rl_steps_;
+  skipped_steps_ += r->skipped_steps;
+  if (r->optimizer_steps > 0) ++policy_version_;  // a rollout that changed nothing publishes nothing new
+  RecordStep("rl", *r);
+  metrics_->Gauge("r1r_learner_policy_version", "Policy version the learner holds.").Set(policy_version_);
+  if (spec_.rl.checkpoint_every > 0 && rl_steps_ % spec_.rl.checkpoint_every == 0) {
+    auto dir = WriteCheckpoint();
+    if (!dir.ok()) return rpc::ToGrpc(dir.status());
+  }
+  resp->set_policy_version(policy_version_);
+  resp->set_loss(r->loss);
+  resp->set_grad_norm(r->grad_norm);
+  resp->set_learning_rate(r->learning_rate);
+  resp->set_skipped(r->optimizer_steps == 0);
+  resp->set_seconds(r->seconds);
+  for (const auto& [k, v] : r->metrics) (*resp->mutable_metrics())[k] = v;
+  (*resp->mutable_metrics())["optimizer_steps"] = static_cast<double>(r->optimizer_steps);
+  (*resp->mutable_metrics())["skipped_steps"] = static_cast<double>(r->skipped_steps);
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<std::string> LearnerServiceImpl::WriteCheckpoint() {
+  const auto start = Clock::now();
+  auto dir = train::SaveTrainingCheckpoint((fs::path(work_dir_) / "checkpoints").string(), sft_steps_ + rl_steps_,
+                                           *policy_, &trainer_->optimizer(), StateJson());
+  if (!dir.ok()) return dir.status();
+  last_checkpoint_ = *dir;
+  metrics_->Histogram("r1r_learner_checkpoint_seconds", "Time to write a training checkpoint in seconds.")
+      .Observe(SecondsSince(start));
+  return dir;
+}
+
+grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* ctx, const v1::SaveCheckpointRequest* req,
+                                                v1::SaveCheckpointResponse* resp) {
+  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+  if (req->data_cursor() < 0) return Invalid("data_cursor: must be >= 0");
+  if (req->export_dir().size() > 4096) return Invalid("export_dir: over 4096 bytes");
+  absl::MutexLock lock(&mu_);
+  if (!initialised_) return Precondition("learner not initialised: call Init first");
+  data_cursor_ = req->data_cursor();
+  auto dir = WriteCheckpoint();
+  if (!dir.ok()) return rpc::ToGrpc(dir.status());
+  if (!req->export_dir().empty()) {
+    if (absl::Status s = train::ExportModelDir(*policy_, req->export_dir()); !s.ok()) return rpc::ToGrpc(s);
+  }
+  resp->set_path(*dir);
+  return grpc::Status::OK;
+}
+
+grpc::Status LearnerServiceImpl::StreamWeights(grpc::ServerContext* ctx, const v1::StreamWeightsRequest* req,
+                                               grpc::ServerWriter<v1::WeightChunk>* writer) {
+  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+  const int chunk_bytes = req->chunk_bytes() == 0 ? kDefaultChunkBytes : req->chunk_bytes();
+  if (chunk_bytes < kMinChunkBytes || chunk_bytes > kMaxChunkBytes) {
+    return Invalid(absl::StrCat("chunk_bytes: need 64 KiB..4 MiB (or 0), got ", req->chunk_bytes()));
+  }
+  const auto start = Clock::now();
+  std::vector<train::WireTensor> wire;
+  int64_t version = 0;
+  {
+    // Encode under the training lock (a consistent snapshot), stream after releasing it.
+    absl::MutexLock lock(&mu_);
+    if (!initialised_) return Precondition("learner not initialised: call Init first");
+    if (req->min_version() > policy_version_) {
+      return Precondition(absl::StrCat("min_version: ", req->min_version(), " requested, the learner holds version ",
+                                       policy_version_));
+    }
+    auto encoded = train::EncodeTensors(model::ExportWeights(policy_->model()));
+    if (!encoded.ok()) return rpc::ToGrpc(encoded.status());
+    wire = std::move(*encoded);
+    version = policy_version_;
+  }
+  uint32_t crc = 0;
+  int64_t total = 0;
+  for (const train::WireTensor& t : wire) {
+    size_t offset = 0;
+    do {
+      if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "client cancelled the weight stream");
+      const size_t n = std::min(static_cast<size_t>(chunk_bytes), t.bytes.size() - offset);
+      v1::WeightChunk chunk;
+      chunk.set_version(version);
+      chunk.set_tensor_name(t.name);
+      chunk.set_dtype(t.dtype);
+      for (int64_t d : t.shape) chunk.add_shape(d);
+      chunk.set_offset(static_cast<int64_t>(offset));
+      chunk.set_data(t.bytes.data() + offset, n);
+      offset += n;
+      chunk.set_last_chunk_of_tensor(offset == t.bytes.size());
+      crc = train::Crc32c(crc, t.bytes.data() + offset - n, n);
+      if (!writer->Write(chunk)) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "weight stream broken");
+    } while (offset < t.bytes.size());
+    total += static_cast<int64_t>(t.bytes.size());
+  }
+  // The trailer: no tensor, only the checksum and byte count of everything before it.
+  v1::WeightChunk trailer;
+  trailer.set_version(version);
+  trailer.set_end_of_stream(true);
+  trailer.set_crc32c(crc);
+  trailer.set_total_bytes(total);
+  if (!writer->Write(trailer)) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "weight stream broken");
+  metrics_->Histogram("r1r_learner_weight_sync_seconds", "Time to encode and stream the weights once in seconds.")
+      .Observe(SecondsSince(start));
+  metrics_->Counter("r1r_learner_weight_sync_bytes_total", "Weight bytes streamed to actors.")
+      .Increment(static_cast<double>(total));
+  return grpc::Status::OK;
+}
+
+grpc::Status LearnerServiceImpl::GetState(grpc::ServerContext* ctx, const v1::GetStateRequest*,
+                                          v1::LearnerState* resp) {
+  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  FillState(resp);
+  return grpc::Status::OK;
+}
+
+}  // namespace r1r::learner

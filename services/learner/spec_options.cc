@@ -1,0 +1,86 @@
+#include "services/learner/spec_options.h"
+
+#include <absl/strings/str_cat.h>
+
+namespace r1r::learner {
+
+model::TinyConfigOptions TinyOptionsFromSpec(const config::TinyModelSpec& tiny) {
+  model::TinyConfigOptions o;
+  o.hidden_size = tiny.hidden_size;
+  o.num_layers = tiny.num_layers;
+  o.num_heads = tiny.num_heads;
+  o.num_kv_heads = tiny.num_kv_heads;
+  o.intermediate_size = tiny.intermediate_size;
+  o.vision_hidden_size = tiny.vision_hidden_size;
+  o.vision_depth = tiny.vision_depth;
+  o.vision_heads = tiny.vision_heads;
+  o.vision_intermediate_size = 2 * tiny.vision_hidden_size;
+  o.tie_word_embeddings = true;  // halves the embedding parameters of a small-vocabulary model
+  return o;
+}
+
+vision::ImageProcessorOptions ImageOptionsFromSpec(const config::DataSpec& data) {
+  vision::ImageProcessorOptions o;
+  o.min_pixels = data.min_pixels;
+  o.max_pixels = data.max_pixels;
+  return o;
+}
+
+train::OptimizerOptions OptimizerOptionsFromSpec(const config::OptimSpec& optim, int64_t total_steps,
+                                                 int64_t micro_batch) {
+  train::OptimizerOptions o;
+  o.lr = optim.lr;
+  o.warmup_ratio = optim.warmup_ratio;
+  o.min_lr_ratio = optim.min_lr_ratio;
+  o.weight_decay = optim.weight_decay;
+  if (optim.adam_betas.size() == 2) {
+    o.beta1 = optim.adam_betas[0];
+    o.beta2 = optim.adam_betas[1];
+  }
+  o.grad_clip = optim.grad_clip;
+  o.total_steps = std::max<int64_t>(1, total_steps);
+  o.micro_batch = std::max<int64_t>(1, micro_batch);
+  return o;
+}
+
+absl::StatusOr<train::RlStepOptions> RlOptionsFromSpec(const config::RlSpec& rl) {
+  auto algorithm = rl::ParseAlgorithm(rl.algorithm);
+  if (!algorithm.ok()) return absl::InvalidArgumentError(absl::StrCat("rl.algorithm: ", algorithm.status().message()));
+  train::RlStepOptions o;
+  o.algorithm = rl::ConfigFor(*algorithm, static_cast<int>(std::max<int64_t>(1, rl.samples_per_prompt)));
+  rl::PolicyLossConfig& loss = o.algorithm.loss;
+  loss.clip_eps_low = rl.eps_clip;
+  loss.clip_eps_high = rl.eps_clip_high > 0 ? rl.eps_clip_high : rl.eps_clip;
+  loss.pre_clip.ratio_min = rl.preclip_min;
+  loss.pre_clip.ratio_max = rl.preclip_max;
+  rl::AdvantageConfig& adv = o.algorithm.advantage;
+  if (rl.adv_filter == "none") {
+    adv.filter.enabled = false;
+  } else if (rl.adv_filter == "code_mean3") {
+    adv.filter.window = rl::FilterWindow::kReleasedCodeMeanShift;
+  } else if (rl.adv_filter == "sigma3") {
+    adv.filter.window = rl::FilterWindow::kPaperSymmetric;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rl.adv_filter: must be sigma3, code_mean3 or none, got '", rl.adv_filter, "'"));
+  }
+  adv.kl_coef = rl.kl_coef;
+  if (rl.kl_estimator == "k1") {
+    adv.kl_estimator = rl::KlEstimator::kK1;
+  } else if (rl.kl_estimator == "k2") {
+    adv.kl_estimator = rl::KlEstimator::kK2;
+  } else if (rl.kl_estimator == "k3") {
+    adv.kl_estimator = rl::KlEstimator::kK3;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("rl.kl_estimator: must be k1, k2 or k3, got '", rl.kl_estimator, "'"));
+  }
+  adv.gamma = rl.gamma;
+  o.train_batch_size = std::max<int64_t>(1, rl.train_batch_size);
+  o.ppo_epochs = std::max<int64_t>(1, rl.ppo_epochs);
+  if (absl::Status s = rl::Validate(o.algorithm); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("rl: ", s.message()));
+  }
+  return o;
+}
+
+}  // namespace r1r::learner

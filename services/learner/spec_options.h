@@ -1,0 +1,26 @@
+// The job spec's model/optim/rl sections as the option structs of common/train and common/rl.
+#pragma once
+
+#include <absl/status/statusor.h>
+
+#include "common/config/job_spec.h"
+#include "common/model/config.h"
+#include "common/train/trainer.h"
+#include "common/vision/image_processor.h"
+
+namespace r1r::learner {
+
+// model.tiny → TinyConfigOptions (vocab size comes from the tokenizer later).
+model::TinyConfigOptions TinyOptionsFromSpec(const config::TinyModelSpec& tiny);
+
+// data.min_pixels/max_pixels over the Qwen2-VL processor defaults.
+vision::ImageProcessorOptions ImageOptionsFromSpec(const config::DataSpec& data);
+
+train::OptimizerOptions OptimizerOptionsFromSpec(const config::OptimSpec& optim, int64_t total_steps,
+                                                 int64_t micro_batch);
+
+// rl.algorithm picks the variant; rl.eps_clip(_high), preclip_min/max, adv_filter, kl_coef/estimator
+// and gamma then override its constants (a variant that disables pre-clip or the filter keeps it off).
+absl::StatusOr<train::RlStepOptions> RlOptionsFromSpec(const config::RlSpec& rl);
+
+}  // namespace r1r::learner

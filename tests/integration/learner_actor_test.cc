@@ -1,0 +1,408 @@
+// r1r-learner + r1r-actor as real processes on loopback: SFT steps, weights v0 to the actor,
+// rollouts, a StableReinforce step, weights v1 to the actor, version checks, and a learner killed
+// with SIGKILL that resumes from its checkpoint with the same version, counters and weights.
+#include <signal.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "common/data/synthetic.h"
+#include "common/reward/prompt_template.h"
+#include "common/rpc/client.h"
+#include "common/tokenizer/bpe_trainer.h"
+#include "r1r/v1/actor.grpc.pb.h"
+#include "r1r/v1/learner.grpc.pb.h"
+#include "tests/integration/http_get.h"
+#include "tests/integration/process.h"
+
+namespace r1r::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kSpec[] = R"(name: loop-test
+model:
+  init: tiny
+  dtype: float32
+  device: cpu
+  tiny: {hidden_size: 32, num_layers: 2, num_heads: 4, num_kv_heads: 2, intermediate_size: 64,
+         vision_hidden_size: 32, vision_depth: 2, vision_heads: 2}
+data: {source: synthetic, synthetic_n: 8, min_pixels: 3136, max_pixels: 4096}
+sft: {optim: {lr: 0.005, warmup_ratio: 0.0}}
+rl: {rollout_batch_size: 4, train_batch_size: 4, checkpoint_every: 100, optim: {lr: 0.001, warmup_ratio: 0.0}}
+judge: {backend: rule}
+)";
+
+struct World {
+  std::string dir, work_dir, data_dir;
+  std::vector<data::SyntheticItem> items;
+};
+
+// What the orchestrator's data prep leaves behind: a dataset and work_dir/model/tokenizer.json.
+World MakeWorld(const std::string& name) {
+  World w;
+  w.dir = ::testing::TempDir() + "/loop_" + name;
+  fs::remove_all(w.dir);
+  w.work_dir = w.dir + "/work";
+  w.data_dir = w.dir + "/data";
+  fs::create_directories(w.work_dir + "/model");
+  data::SynthOptions o;
+  o.n = 8;
+  o.image_size = 56;
+  EXPECT_TRUE(data::WriteSyntheticDataset(o, w.data_dir).ok());
+  std::vector<std::string> corpus;
+  for (int64_t i = 0; i < o.n; ++i) {
+    w.items.push_back(data::GenerateSyntheticItem(o, i));
+    const auto& s = w.items.back().sample;
+    corpus.push_back(reward::RenderComparisonPrompt(s.question, s.response1, s.response2));
+    corpus.push_back(s.reasoning.value_or(""));
+  }
+  tokenizer::BpeTrainerOptions bpe;
+  bpe.vocab_size = 400;
+  EXPECT_TRUE(tokenizer::TrainBpeTokenizerFile(corpus, bpe, w.work_dir + "/model/tokenizer.json").ok());
+  return w;
+}
+
+Process Start(const std::string& service, const std::string& dir, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto p = Process::Start(BinDir() + "/r1r-" + service, args, dir + "/" + service + ".log");
+  EXPECT_TRUE(p.ok()) << p.status();
+  return std::move(*p);
+}
+
+rpc::ClientOptions Client(int port) {
+  rpc::ClientOptions o;
+  o.target = "127.0.0.1:" + std::to_string(port);
+  o.timeout = absl::Seconds(120);
+  return o;
+}
+
+template <typename Stub>
+std::unique_ptr<Stub> Connect(int port) {
+  return std::make_unique<Stub>(*rpc::MakeChannel(Client(port)));
+}
+
+void FillPreference(const World& w, const data::SyntheticItem& item, v1::PreferencePrompt* p) {
+  p->mutable_sample()->set_dataset(w.data_dir);
+  p->mutable_sample()->set_sample_id(item.sample.id);
+  p->mutable_sample()->set_image_path(item.sample.image_path);
+  p->set_question(item.sample.question);
+  p->set_response1(item.sample.response1);
+  p->set_response2(item.sample.response2);
+  p->set_label(item.sample.label);
+}
+
+struct Learner {
+  std::unique_ptr<v1::Learner::Stub> stub;
+  int port;
+  grpc::Status Init(const World& w, const std::string& phase, bool resume, v1::LearnerState* state) {
+    v1::InitRequest req;
+    req.set_job_id("job-1");
+    req.set_spec_yaml(kSpec);
+    req.set_work_dir(w.work_dir);
+    req.set_phase(phase);
+    req.set_resume(resume);
+    req.set_total_steps(4);
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(port));
+    return stub->Init(&ctx, req, state);
+  }
+  grpc::Status Sft(const World& w, v1::StepMetrics* m) {
+    v1::SftStepRequest req;
+    for (int i = 0; i < 4; ++i) {
+      auto* e = req.add_examples();
+      FillPreference(w, w.items[i], e->mutable_preference());
+      e->set_target_text(w.items[i].sample.reasoning.value_or("<think>x</think><answer>1</answer>"));
+    }
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(port));
+    return stub->SftStep(&ctx, req, m);
+  }
+  grpc::Status State(v1::LearnerState* s) {
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(port));
+    return stub->GetState(&ctx, v1::GetStateRequest(), s);
+  }
+};
+
+struct Actor {
+  std::unique_ptr<v1::RolloutActor::Stub> stub;
+  int port;
+  grpc::Status Load(int learner_port, int64_t version, const std::string& model_dir, v1::LoadWeightsResponse* r) {
+    v1::LoadWeightsRequest req;
+    req.set_learner_target("127.0.0.1:" + std::to_string(learner_port));
+    req.set_version(version);
+    req.set_model_dir(model_dir);
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(port));
+    return stub->LoadWeights(&ctx, req, r);
+  }
+  grpc::Status Generate(const World& w, int64_t expected_version, std::vector<v1::Trajectory>* out) {
+    v1::GenerateRolloutsRequest req;
+    for (int i = 0; i < 4; ++i) {
+      auto* p = req.add_prompts();
+      p->set_prompt_id("p" + std::to_string(i));
+      FillPreference(w, w.items[i + 4], p->mutable_preference());
+    }
+    req.mutable_sampling()->set_temperature(1.0f);
+    req.mutable_sampling()->set_max_new_tokens(16);
+    req.mutable_sampling()->set_seed(11);
+    req.set_expected_policy_version(expected_version);
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(port));
+    auto reader = stub->GenerateRollouts(&ctx, req);
+    v1::Trajectory t;
+    out->clear();
+    while (reader->Read(&t)) out->push_back(t);
+    return reader->Finish();
+  }
+  int64_t Version() {
+    v1::ActorInfo info;
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(port));
+    EXPECT_TRUE(stub->GetInfo(&ctx, v1::ActorInfoRequest(), &info).ok());
+    return info.policy_version();
+  }
+};
+
+bool SameRollouts(const std::vector<v1::Trajectory>& a, const std::vector<v1::Trajectory>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].response_token_ids_size() != b[i].response_token_ids_size()) return false;
+    for (int j = 0; j < a[i].response_token_ids_size(); ++j) {
+      if (a[i].response_token_ids(j) != b[i].response_token_ids(j)) return false;
+      if (a[i].behaviour_logprobs(j) != b[i].behaviour_logprobs(j)) return false;
+    }
+  }
+  return true;
+}
+
+TEST(loop, LearnerAndActorTrainSyncWeightsAndResumeAfterKill) {
+  World w = MakeWorld("learner_actor");
+  auto learner_proc = std::make_unique<Process>(Start("learner", w.dir));
+  Process actor_proc = Start("actor", w.dir, {"--actor-id", "actor-a", "--max-batch", "2"});
+  Learner learner{Connect<v1::Learner::Stub>(learner_proc->port()), learner_proc->port()};
+  Actor actor{Connect<v1::RolloutActor::Stub>(actor_proc.port()), actor_proc.port()};
+
+  // SFT: the loss falls over a few steps on the same batch; the version stays 0.
+  v1::LearnerState state;
+  ASSERT_TRUE(learner.Init(w, "sft", false, &state).ok());
+  EXPECT_EQ(state.policy_version(), 0);
+  EXPECT_EQ(state.model_dir(), w.work_dir + "/model");
+  EXPECT_TRUE(fs::exists(w.work_dir + "/model/config.json"));
+  double first_loss = 0, last_loss = 0;
+  for (int i = 0; i < 3; ++i) {
+    v1::StepMetrics m;
+    grpc::Status s = learner.Sft(w, &m);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_TRUE(std::isfinite(m.loss()));
+    EXPECT_FALSE(m.skipped());
+    EXPECT_EQ(m.policy_version(), 0);
+    (i == 0 ? first_loss : last_loss) = m.loss();
+  }
+  EXPECT_LT(last_loss, first_loss);
+
+  // Weights v0 to the actor; rollouts carry version 0 and finite log-probs.
+  v1::LoadWeightsResponse loaded;
+  grpc::Status s = actor.Load(learner.port, 0, state.model_dir(), &loaded);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(loaded.version(), 0);
+  EXPECT_GT(loaded.bytes(), 10'000);
+  std::printf("weight sync: %.2f MB in %.3f s (%.1f MB/s)\n", loaded.bytes() / 1e6, loaded.seconds(),
+              loaded.bytes() / 1e6 / std::max(1e-9, loaded.seconds()));
+  EXPECT_EQ(actor.Version(), 0);
+  std::vector<v1::Trajectory> v0;
+  s = actor.Generate(w, 0, &v0);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(v0.size(), 4u);
+  for (const auto& t : v0) {
+    EXPECT_EQ(t.policy_version(), 0);
+    EXPECT_EQ(t.actor_id(), "actor-a");
+    EXPECT_GT(t.prompt_token_ids_size(), 10);
+    ASSERT_GE(t.response_token_ids_size(), 1);
+    EXPECT_LE(t.response_token_ids_size(), 16);
+    ASSERT_EQ(t.behaviour_logprobs_size(), t.response_token_ids_size());
+    for (float lp : t.behaviour_logprobs()) EXPECT_TRUE(std::isfinite(lp) && lp <= 0);
+    EXPECT_NE(t.finish_reason(), v1::FINISH_REASON_UNSPECIFIED);
+  }
+  std::vector<v1::Trajectory> again;
+  ASSERT_TRUE(actor.Generate(w, 0, &again).ok());
+  EXPECT_TRUE(SameRollouts(v0, again)) << "seeded sampling must repeat";
+
+  // RL: one StableReinforce step on those rollouts with made-up rewards publishes version 1.
+  ASSERT_TRUE(learner.Init(w, "rl", false, &state).ok());
+  EXPECT_EQ(state.policy_version(), 0);
+  v1::ExperienceBatch batch;
+  const float rewards[] = {2.0f, 0.0f, 1.0f, -0.5f};
+  for (size_t i = 0; i < v0.size(); ++i) {
+    *batch.add_trajectories() = v0[i];
+    auto* r = batch.add_rewards();
+    r->set_prompt_id(v0[i].prompt_id());
+    r->set_total(rewards[i]);
+  }
+  v1::StepMetrics rl;
+  {
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(learner.port));
+    s = learner.stub->RlStep(&ctx, batch, &rl);
+  }
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(std::isfinite(rl.loss()));
+  EXPECT_FALSE(rl.skipped());
+  EXPECT_EQ(rl.policy_version(), 1);
+  EXPECT_GE(rl.metrics().at("adv_filtered_fraction"), 0.0);
+  EXPECT_LE(rl.metrics().at("adv_filtered_fraction"), 1.0);
+  // Actor and learner ran the same float32 CPU model: their log-probs agree closely.
+  EXPECT_LT(rl.metrics().at("logprob_mismatch"), 1e-3);
+  std::printf("rl step: %.3f s, loss %.4f\n", rl.seconds(), rl.loss());
+
+  // The same (now stale) experience again: refused, the learner is at version 1.
+  {
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(learner.port));
+    v1::StepMetrics ignored;
+    EXPECT_EQ(learner.stub->RlStep(&ctx, batch, &ignored).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  // The actor still holds v0: asking it for v1 rollouts is refused.
+  std::vector<v1::Trajectory> none;
+  EXPECT_EQ(actor.Generate(w, 1, &none).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // Asking the learner for a version it does not hold is refused too.
+  EXPECT_EQ(actor.Load(learner.port, 5, state.model_dir(), &loaded).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  ASSERT_TRUE(actor.Load(learner.port, 1, "", &loaded).ok());
+  EXPECT_EQ(loaded.version(), 1);
+  EXPECT_EQ(actor.Version(), 1);
+  std::vector<v1::Trajectory> v1_rollouts;
+  ASSERT_TRUE(actor.Generate(w, 1, &v1_rollouts).ok());
+  for (const auto& t : v1_rollouts) EXPECT_EQ(t.policy_version(), 1);
+  EXPECT_FALSE(SameRollouts(v0, v1_rollouts)) << "new weights must change the sampled log-probs";
+
+  // Metrics of both processes.
+  auto learner_metrics = HttpGet(learner_proc->metrics_port(), "/metrics");
+  ASSERT_TRUE(learner_metrics.ok()) << learner_metrics.status();
+  for (const char* name : {"r1r_learner_step_seconds", "r1r_rl_clip_fraction", "r1r_rl_preclip_fraction",
+                           "r1r_rl_adv_filtered_fraction", "r1r_learner_policy_version", "r1r_learner_loss",
+                           "r1r_learner_weight_sync_bytes_total", "r1r_learner_skipped_steps_total"}) {
+    EXPECT_NE(learner_metrics->find(name), std::string::npos) << name;
+  }
+  auto actor_metrics = HttpGet(actor_proc.metrics_port(), "/metrics");
+  ASSERT_TRUE(actor_metrics.ok());
+  for (const char* name : {"r1r_actor_weight_sync_seconds", "r1r_actor_weight_sync_bytes_total",
+                           "r1r_actor_tokens_per_second", "r1r_actor_inflight_requests", "r1r_actor_policy_version"}) {
+    EXPECT_NE(actor_metrics->find(name), std::string::npos) << name;
+  }
+
+  // Resume: checkpoint, SIGKILL, restart, Init(resume) restores version, counters and weights.
+  v1::SaveCheckpointResponse saved;
+  {
+    v1::SaveCheckpointRequest req;
+    req.set_data_cursor(7);
+    req.set_export_dir(w.dir + "/published");
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(learner.port));
+    s = learner.stub->SaveCheckpoint(&ctx, req, &saved);
+  }
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(fs::exists(saved.path() + "/model.safetensors"));
+  EXPECT_TRUE(fs::exists(w.dir + "/published/config.json"));
+  v1::LearnerState before;
+  ASSERT_TRUE(learner.State(&before).ok());
+  learner_proc->Signal(SIGKILL);
+  learner_proc->Wait(absl::Seconds(10));
+  learner_proc = std::make_unique<Process>(Start("learner", w.dir));
+  learner = Learner{Connect<v1::Learner::Stub>(learner_proc->port()), learner_proc->port()};
+  v1::LearnerState after;
+  ASSERT_TRUE(learner.Init(w, "rl", true, &after).ok());
+  EXPECT_EQ(after.policy_version(), 1);
+  EXPECT_EQ(after.policy_version(), before.policy_version());
+  EXPECT_EQ(after.sft_steps(), 3);
+  EXPECT_EQ(after.rl_steps(), 1);
+  EXPECT_EQ(after.data_cursor(), 7);
+  EXPECT_EQ(after.last_checkpoint(), saved.path());
+  // The restarted learner serves the same weights: the actor samples exactly what it did before.
+  ASSERT_TRUE(actor.Load(learner.port, 1, "", &loaded).ok());
+  std::vector<v1::Trajectory> resumed;
+  ASSERT_TRUE(actor.Generate(w, 1, &resumed).ok());
+  EXPECT_TRUE(SameRollouts(v1_rollouts, resumed));
+}
+
+TEST(loop, LearnerAndActorValidateRequests) {
+  World w = MakeWorld("validate");
+  Process learner_proc = Start("learner", w.dir);
+  Process actor_proc = Start("actor", w.dir);
+  Learner learner{Connect<v1::Learner::Stub>(learner_proc.port()), learner_proc.port()};
+  Actor actor{Connect<v1::RolloutActor::Stub>(actor_proc.port()), actor_proc.port()};
+  v1::LearnerState state;
+  grpc::Status s = learner.Init(w, "warmup", false, &state);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("phase"), std::string::npos) << s.error_message();
+  {
+    v1::StepMetrics m;
+    EXPECT_EQ(learner.Sft(w, &m).error_code(), grpc::StatusCode::FAILED_PRECONDITION);  // no Init yet
+  }
+  {
+    v1::InitRequest req;
+    req.set_job_id("j");
+    req.set_work_dir(w.work_dir);
+    req.set_phase("sft");
+    req.set_spec_yaml("name: x\nmodel: {init: tiny, dtype: float64}\ndata: {source: synthetic, synthetic_n: 4}\n");
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(learner.port));
+    s = learner.stub->Init(&ctx, req, &state);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("dtype"), std::string::npos) << s.error_message();
+  }
+  ASSERT_TRUE(learner.Init(w, "sft", false, &state).ok());
+  {
+    v1::SftStepRequest req;
+    auto* e = req.add_examples();
+    FillPreference(w, w.items[0], e->mutable_preference());
+    e->mutable_preference()->set_label(3);
+    e->set_target_text("<answer>1</answer>");
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(learner.port));
+    v1::StepMetrics m;
+    s = learner.stub->SftStep(&ctx, req, &m);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("examples[0].preference.label"), std::string::npos) << s.error_message();
+  }
+  {
+    v1::StreamWeightsRequest req;
+    req.set_chunk_bytes(10);
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(learner.port));
+    auto reader = learner.stub->StreamWeights(&ctx, req);
+    v1::WeightChunk c;
+    while (reader->Read(&c)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  // No weights yet: rollouts are refused; bad sampling is named.
+  std::vector<v1::Trajectory> out;
+  EXPECT_EQ(actor.Generate(w, 0, &out).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  {
+    v1::GenerateRolloutsRequest req;
+    req.add_prompts()->set_prompt_id("a");
+    req.mutable_prompts(0)->mutable_preference()->set_question("q");
+    req.mutable_sampling()->set_max_new_tokens(0);
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(actor.port));
+    auto reader = actor.stub->GenerateRollouts(&ctx, req);
+    v1::Trajectory t;
+    while (reader->Read(&t)) {
+    }
+    s = reader->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("sampling.max_new_tokens"), std::string::npos) << s.error_message();
+  }
+  v1::LoadWeightsResponse r;
+  EXPECT_EQ(actor.Load(learner.port, 0, "", &r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // first load
+  EXPECT_EQ(actor.Version(), -1);
+}
+
+}  // namespace
+}  // namespace r1r::testing

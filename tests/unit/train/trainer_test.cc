@@ -1,0 +1,247 @@
+// SFT learns, log-probs do not depend on padding, StableReinforce steps move the weights and a bad
+// rollout never corrupts them, and the LR schedule has the documented shape.
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "common/train/schedule.h"
+#include "common/train/sequence_batch.h"
+#include "common/train/trainer.h"
+#include "tests/unit/train/tiny_world.h"
+
+namespace r1r::train {
+namespace {
+
+using testing::LoadPolicy;
+using testing::MakeSftItems;
+
+std::vector<at::Tensor> Snapshot(Policy& p) {
+  std::vector<at::Tensor> out;
+  for (const auto& t : p.model().parameters()) out.push_back(t.detach().clone());
+  return out;
+}
+
+double MaxAbsChange(Policy& p, const std::vector<at::Tensor>& before) {
+  double m = 0;
+  auto params = p.model().parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    m = std::max(m, (params[i].detach() - before[i]).abs().max().item<double>());
+  }
+  return m;
+}
+
+bool AllFinite(Policy& p) {
+  for (const auto& t : p.model().parameters()) {
+    if (!torch::isfinite(t).all().item<bool>()) return false;
+  }
+  return true;
+}
+
+OptimizerOptions FastOptimizer(int64_t total_steps) {
+  OptimizerOptions o;
+  o.lr = 5e-3;
+  o.warmup_ratio = 0;
+  o.min_lr_ratio = 1.0;
+  o.total_steps = total_steps;
+  o.micro_batch = 2;  // exercises accumulation over micro-batches
+  return o;
+}
+
+// RL items whose responses are the teacher traces of the SFT items, with the given rewards.
+std::vector<RlItem> MakeRlItems(Policy& policy, const std::vector<double>& rewards) {
+  std::vector<RlItem> out;
+  auto sft = MakeSftItems(policy, 0, static_cast<int>(rewards.size()));
+  for (size_t i = 0; i < rewards.size(); ++i) {
+    RlItem item;
+    item.prompt = sft[i].prompt;
+    // Short responses keep the step fast; different lengths exercise the masks.
+    const size_t len = std::min<size_t>(sft[i].target_ids.size(), 8 + 3 * i);
+    item.response_ids.assign(sft[i].target_ids.begin(), sft[i].target_ids.begin() + static_cast<long>(len));
+    item.reward = rewards[i];
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
+RlStepOptions StableReinforce(int64_t train_batch) {
+  RlStepOptions o;
+  o.algorithm = rl::ConfigFor(rl::Algorithm::kStableReinforce);
+  o.train_batch_size = train_batch;
+  return o;
+}
+
+TEST(train, SftStepsReduceLossOnAFixedBatch) {
+  auto policy = LoadPolicy();
+  auto items = MakeSftItems(*policy, 0, 3);
+  OptimizerOptions o = FastOptimizer(10);
+  o.lr = 1e-2;  // a 32-wide model from scratch: a large LR memorises one batch within 10 steps
+  Trainer trainer(policy.get(), nullptr, o);
+  double first = 0, last = 0;
+  for (int step = 0; step < 10; ++step) {
+    auto r = trainer.SftStep(items);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE(std::isfinite(r->loss));
+    EXPECT_EQ(r->optimizer_steps, 1);
+    if (step == 0) first = r->loss;
+    last = r->loss;
+  }
+  EXPECT_GT(first, 3.0);  // near ln(400) at random init
+  EXPECT_LT(last, 0.7 * first) << "first " << first << " last " << last;
+  EXPECT_EQ(trainer.steps_done(), 10);
+}
+
+TEST(train, ResponseLogProbsDoNotDependOnBatchPadding) {
+  auto policy = LoadPolicy();
+  auto items = MakeSftItems(*policy, 0, 3);
+  items[1].target_ids.resize(5);  // different response lengths
+  items[2].prompt.ids.erase(items[2].prompt.ids.begin() + 1, items[2].prompt.ids.begin() + 4);  // shorter prompt
+  torch::NoGradGuard no_grad;
+  policy->model().eval();
+  std::vector<const EncodedPrompt*> prompts;
+  std::vector<std::vector<int64_t>> responses;
+  for (const auto& it : items) {
+    prompts.push_back(&it.prompt);
+    responses.push_back(it.target_ids);
+  }
+  auto batch = BuildSequenceBatch(prompts, responses, policy->pad_id());
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  auto together = policy->ResponseLogProbs(*batch);
+  ASSERT_TRUE(together.ok()) << together.status();
+  for (size_t i = 0; i < items.size(); ++i) {
+    auto single_batch = BuildSequenceBatch({prompts[i]}, {responses[i]}, policy->pad_id());
+    ASSERT_TRUE(single_batch.ok());
+    auto alone = policy->ResponseLogProbs(*single_batch);
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    const int64_t len = static_cast<int64_t>(responses[i].size());
+    auto a = (*together)[static_cast<int64_t>(i)].narrow(0, 0, len);
+    auto b = (*alone)[0].narrow(0, 0, len);
+    EXPECT_TRUE(torch::allclose(a, b, /*rtol=*/1e-4, /*atol=*/1e-4))
+        << "row " << i << " max diff " << (a - b).abs().max().item<double>();
+    EXPECT_LT(a.max().item<double>(), 0.0);  // log-probs of a 400-token vocabulary
+  }
+}
+
+TEST(train, RlStepWithMixedRewardsMovesTheWeights) {
+  auto policy = LoadPolicy();
+  auto items = MakeRlItems(*policy, {1.5, 0.0, 1.0, -0.5, 0.5, 1.5});
+  Trainer trainer(policy.get(), nullptr, FastOptimizer(4));
+  const auto before = Snapshot(*policy);
+  auto r = trainer.RlStep(items, StableReinforce(/*train_batch=*/3));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->optimizer_steps, 2);  // a rollout of 6 in minibatches of 3
+  EXPECT_EQ(r->skipped_steps, 0);
+  EXPECT_TRUE(std::isfinite(r->loss));
+  EXPECT_GT(r->grad_norm, 0);
+  EXPECT_GT(MaxAbsChange(*policy, before), 1e-5);
+  const double filtered = r->metrics.at("adv_filtered_fraction");
+  EXPECT_GE(filtered, 0.0);
+  EXPECT_LE(filtered, 1.0);
+  EXPECT_NEAR(r->metrics.at("reward_mean"), 4.0 / 6.0, 1e-6);
+  // The first minibatch runs at ratio 1: nothing clipped there; the fraction is a share either way.
+  EXPECT_GE(r->metrics.at("clip_fraction"), 0.0);
+  EXPECT_LE(r->metrics.at("clip_fraction"), 1.0);
+  EXPECT_TRUE(AllFinite(*policy));
+}
+
+TEST(train, RlStepReportsLogProbMismatchAgainstBehaviourLogProbs) {
+  auto policy = LoadPolicy();
+  auto items = MakeRlItems(*policy, {1.0, 0.0});
+  // Behaviour log-probs that are the learner's own, shifted by 0.25 nats per token.
+  for (auto& it : items) {
+    auto batch = BuildSequenceBatch({&it.prompt}, {it.response_ids}, policy->pad_id());
+    ASSERT_TRUE(batch.ok());
+    torch::NoGradGuard no_grad;
+    policy->model().eval();
+    auto lp = policy->ResponseLogProbs(*batch);
+    ASSERT_TRUE(lp.ok());
+    for (int64_t j = 0; j < static_cast<int64_t>(it.response_ids.size()); ++j) {
+      it.behaviour_logprobs.push_back((*lp)[0][j].item<float>() - 0.25f);
+    }
+  }
+  Trainer trainer(policy.get(), nullptr, FastOptimizer(1));
+  auto r = trainer.RlStep(items, StableReinforce(2));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NEAR(r->metrics.at("logprob_mismatch"), 0.25, 1e-3);
+}
+
+TEST(train, NonFiniteRewardNeverCorruptsTheWeights) {
+  auto policy = LoadPolicy();
+  auto items = MakeRlItems(*policy, {1.0, std::nan(""), 0.0, 1.0});
+  Trainer trainer(policy.get(), nullptr, FastOptimizer(2));
+  const auto before = Snapshot(*policy);
+  auto r = trainer.RlStep(items, StableReinforce(4));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(AllFinite(*policy));
+  if (r->optimizer_steps == 0) {
+    EXPECT_EQ(r->skipped_steps, 1);
+    EXPECT_EQ(MaxAbsChange(*policy, before), 0.0);
+  } else {
+    EXPECT_TRUE(std::isfinite(r->loss));
+  }
+  // A huge reward is clipped (reward_clip) and whitened: the step stays finite.
+  auto huge = MakeRlItems(*policy, {1e30, 0.0, -1e30, 1.0});
+  auto r2 = trainer.RlStep(huge, StableReinforce(4));
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_TRUE(AllFinite(*policy));
+}
+
+TEST(train, HugeLogRatioIsPreClippedAndStaysFinite) {
+  // logp_old comes from the learner's own forward, so a huge ratio needs the weights to move a lot
+  // between minibatches: a very large LR with several minibatch epochs does that.
+  auto policy = LoadPolicy();
+  auto items = MakeRlItems(*policy, {2.0, -1.0, 1.0, 0.0});
+  OptimizerOptions o = FastOptimizer(8);
+  o.lr = 1.0;
+  o.grad_clip = 1e9;
+  Trainer trainer(policy.get(), nullptr, o);
+  RlStepOptions options = StableReinforce(1);
+  options.ppo_epochs = 2;
+  auto r = trainer.RlStep(items, options);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(AllFinite(*policy));
+  EXPECT_GE(r->metrics.at("preclip_fraction"), 0.0);
+  EXPECT_LE(r->metrics.at("preclip_fraction"), 1.0);
+}
+
+TEST(train, RlStepRejectsEmptyResponses) {
+  auto policy = LoadPolicy();
+  auto items = MakeRlItems(*policy, {1.0});
+  items[0].response_ids.clear();
+  Trainer trainer(policy.get(), nullptr, FastOptimizer(1));
+  EXPECT_EQ(trainer.RlStep(items, StableReinforce(1)).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(train, GenerateStopsAtEndOfTurnAndReturnsLogProbs) {
+  auto policy = LoadPolicy();
+  auto items = MakeSftItems(*policy, 0, 2);
+  model::SamplingParams s;
+  s.max_new_tokens = 12;
+  s.seed = 3;
+  auto out = policy->Generate({&items[0].prompt, &items[1].prompt}, {s, s});
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->size(), 2u);
+  for (const auto& g : *out) {
+    EXPECT_GE(g.token_ids.size(), 1u);
+    EXPECT_LE(g.token_ids.size(), 12u);
+    EXPECT_EQ(g.logprobs.size(), g.token_ids.size());
+    for (float lp : g.logprobs) EXPECT_TRUE(std::isfinite(lp) && lp <= 0);
+  }
+}
+
+TEST(train, LearningRateScheduleWarmsUpPeaksAndDecaysToTheFloor) {
+  LrSchedule s{.peak_lr = 1e-3, .warmup_ratio = 0.1, .min_lr_ratio = 0.1, .total_steps = 100};
+  EXPECT_NEAR(LearningRateAt(s, 0), 1e-4, 1e-12);   // 1/10 of the way up
+  EXPECT_NEAR(LearningRateAt(s, 4), 5e-4, 1e-12);
+  EXPECT_NEAR(LearningRateAt(s, 9), 1e-3, 1e-12);   // end of warmup: the peak
+  EXPECT_NEAR(LearningRateAt(s, 10), 1e-3, 1e-12);  // cosine starts at the peak
+  EXPECT_NEAR(LearningRateAt(s, 55), 1e-4 + 0.5 * 9e-4, 1e-12);  // half way: mid-point
+  EXPECT_NEAR(LearningRateAt(s, 100), 1e-4, 1e-12);  // the floor
+  EXPECT_NEAR(LearningRateAt(s, 1000), 1e-4, 1e-12);
+  LrSchedule none{.peak_lr = 2e-5, .warmup_ratio = 0.0, .min_lr_ratio = 0.0, .total_steps = 10};
+  EXPECT_NEAR(LearningRateAt(none, 0), 2e-5, 1e-15);
+}
+
+}  // namespace
+}  // namespace r1r::train
