@@ -8,6 +8,8 @@
 // the test is skipped: HF-logit parity is still open.
 #include <filesystem>
 
+#include "common/model/generate.h"
+#include "common/model/logprobs.h"
 #include "common/model/safetensors.h"
 #include "common/model/weights.h"
 #include "tests/unit/model/test_util.h"
@@ -45,6 +47,39 @@ TEST(model, HfParityTinyLogits) {
     ++checked;
   }
   EXPECT_EQ(checked, 2);
+}
+
+// Device parity: the same seed on CUDA (float32 and bfloat16) as on the CPU. Skipped without a GPU.
+TEST(model, CudaMatchesCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device in this LibTorch build/machine";
+  const ModelConfig c = MakeTinyConfig();
+  auto cpu = Qwen2_5_VL::Create(c, {at::kFloat, at::kCPU}, 5);
+  auto gpu = Qwen2_5_VL::Create(c, {at::kFloat, at::Device(at::kCUDA, 0)}, 5);
+  auto gpu16 = Qwen2_5_VL::Create(c, {at::kBFloat16, at::Device(at::kCUDA, 0)}, 5);
+  ASSERT_TRUE(cpu.ok() && gpu.ok() && gpu16.ok());
+  ForwardInput in;
+  in.input_ids = testing::Ids(testing::PromptWithImage(c, 8, 12, 3, 4));
+  in.pixel_values = testing::RandomPixels(c, 8, 12, 1);
+  in.image_grid_thw = testing::Grid(8, 12);
+  torch::NoGradGuard no_grad;
+  auto a = (*cpu)->Forward(in);
+  auto b = (*gpu)->Forward(in);
+  auto h = (*gpu16)->Forward(in);
+  ASSERT_TRUE(a.ok() && b.ok() && h.ok());
+  at::Tensor la = (*cpu)->ComputeLogits(a->hidden), lb = (*gpu)->ComputeLogits(b->hidden).cpu();
+  EXPECT_LT(testing::MaxAbsDiff(la, lb), 1e-4);
+  at::Tensor lh = (*gpu16)->ComputeLogits(h->hidden).cpu();
+  EXPECT_LT(testing::MaxAbsDiff(la, lh), 0.05 * la.abs().max().item<double>() + 0.05);
+
+  GenerationRequest r;
+  r.prompt_ids = testing::PromptWithImage(c, 8, 12, 3, 4);
+  r.pixel_values = in.pixel_values;
+  r.image_grid_thw = in.image_grid_thw;
+  r.sampling = {.temperature = 0.0, .max_new_tokens = 8};
+  auto ga = Generate(**cpu, {r});
+  auto gb = Generate(**gpu, {r});
+  ASSERT_TRUE(ga.ok() && gb.ok());
+  EXPECT_EQ((*ga)[0].token_ids, (*gb)[0].token_ids);
 }
 
 }  // namespace
