@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""Static checks of deploy/ against the code; no Docker engine or cluster needed.
+
+  python3 deploy/check.py            (from the repository root; needs python3-yaml)
+
+1. every YAML file parses (multi-document) and the dashboard JSON parses;
+2. `kubectl kustomize` renders each overlay, when kubectl is on PATH (client only, no cluster);
+3. every flag passed to an r1r process in compose or k8s is declared by that process
+   (services/<name>/main.cc plus common/rpc/server.cc AddServerFlags);
+4. the gRPC / metrics ports in compose, prometheus.yml and k8s match the services' defaults;
+5. every r1r_* metric the dashboard queries is registered under common/ or services/;
+6. the job specs copied under deploy/k8s are identical to configs/;
+7. the Dockerfile's RUN commands pass `sh -n`, its COPY sources exist, and the runtime stage
+   copies every binary the compose/k8s files start; deploy/**/*.sh pass sh -n (and shellcheck).
+Exit status 1 when any check fails.
+"""
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEPLOY = os.path.join(ROOT, "deploy")
+SERVICES = ["orchestrator", "learner", "actor", "reward", "judge", "serve"]
+errors = []
+
+
+def err(msg):
+    errors.append(msg)
+    print("FAIL", msg)
+
+
+def rel(p):
+    return os.path.relpath(p, ROOT)
+
+
+class ComposeLoader(yaml.SafeLoader):
+    pass
+
+
+# ---------------------------------------------------------------- 1. syntax
+yaml_files = sorted(glob.glob(os.path.join(DEPLOY, "**", "*.y*ml"), recursive=True))
+docs_by_file = {}
+for f in yaml_files:
+    try:
+        with open(f) as fh:
+            docs_by_file[f] = [d for d in yaml.safe_load_all(fh) if d is not None]
+    except yaml.YAMLError as e:
+        err(f"{rel(f)}: YAML: {e}")
+json_files = sorted(glob.glob(os.path.join(DEPLOY, "**", "*.json"), recursive=True))
+dashboards = {}
+for f in json_files:
+    try:
+        with open(f) as fh:
+            dashboards[f] = json.load(fh)
+    except json.JSONDecodeError as e:
+        err(f"{rel(f)}: JSON: {e}")
+print(f"syntax: {len(yaml_files)} YAML files, {len(json_files)} JSON files")
+
+# ---------------------------------------------------------------- 2. kustomize
+rendered = {}
+kubectl = shutil.which("kubectl")
+if kubectl:
+    for overlay in sorted(glob.glob(os.path.join(DEPLOY, "k8s", "overlays", "*"))):
+        token = os.path.join(overlay, "auth-token.txt")
+        created = not os.path.exists(token)
+        if created:  # the Secret's source file is local-only (gitignored); use a throwaway one
+            with open(token, "w") as fh:
+                fh.write("check-only-token\n")
+        try:
+            out = subprocess.run([kubectl, "kustomize", overlay], capture_output=True, text=True, timeout=120)
+        finally:
+            if created:
+                os.remove(token)
+        if out.returncode != 0:
+            err(f"kubectl kustomize {rel(overlay)}: {out.stderr.strip()}")
+            continue
+        rendered[os.path.basename(overlay)] = [d for d in yaml.safe_load_all(out.stdout) if d]
+        print(f"kustomize: {rel(overlay)} renders {len(rendered[os.path.basename(overlay)])} objects")
+    for comp in sorted(glob.glob(os.path.join(DEPLOY, "k8s", "components", "*"))):
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "kustomization.yaml"), "w") as fh:
+                fh.write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                         f"resources: [{os.path.relpath(os.path.join(DEPLOY, 'k8s', 'base'), tmp)}]\n"
+                         f"components: [{os.path.relpath(comp, tmp)}]\n")
+            out = subprocess.run([kubectl, "kustomize", tmp], capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            err(f"kubectl kustomize base + {rel(comp)}: {out.stderr.strip()}")
+        else:
+            n = len([d for d in yaml.safe_load_all(out.stdout) if d])
+            print(f"kustomize: base + {rel(comp)} renders {n} objects")
+else:
+    print("kustomize: kubectl not found; overlays not rendered")
+
+# ---------------------------------------------------------------- 3. flags
+flag_re = re.compile(r'\.(?:Value|Switch)\("([a-z0-9-]+)"')
+server_flags = set(flag_re.findall(open(os.path.join(ROOT, "common/rpc/server.cc")).read())) | {"help"}
+declared = {}
+for s in SERVICES:
+    main = os.path.join(ROOT, "services", s, "main.cc")
+    declared[s] = server_flags | set(flag_re.findall(open(main).read()))
+
+
+def check_args(where, argv):
+    if not argv:
+        return
+    name = argv[0].removeprefix("r1r-")
+    if name not in declared:
+        return
+    for a in argv[1:]:
+        if not isinstance(a, str) or not a.startswith("--"):
+            continue
+        flag = a[2:].split("=", 1)[0]
+        if flag not in declared[name]:
+            err(f"{where}: r1r-{name} has no flag --{flag}")
+
+
+def r1r_containers(objs):
+    for o in objs:
+        if o.get("kind") not in ("Deployment", "StatefulSet"):
+            continue
+        for c in o["spec"]["template"]["spec"]["containers"]:
+            if c.get("image", "").split("/")[-1].split(":")[0] == "r1r":
+                yield o, c
+
+
+ports = {"orchestrator": (50051, 9101), "learner": (50052, 9102), "actor": (50053, 9103),
+         "reward": (50054, 9104), "judge": (50055, 9105), "serve": (50056, 9106)}
+for s, (g, m) in ports.items():
+    src = open(os.path.join(ROOT, "services", s, "main.cc")).read()
+    if f'"0.0.0.0:{g}"' not in src or f'"0.0.0.0:{m}"' not in src:
+        err(f"services/{s}/main.cc: default ports are not {g}/{m} any more; update deploy/")
+
+def check_listen(where, argv):
+    want_g, want_m = ports[argv[0]]
+    for a in argv:
+        if a.startswith("--listen=") and not a.endswith(f":{want_g}"):
+            err(f"{where}: {a}, expected port {want_g}")
+        if a.startswith("--metrics-listen=") and not a.endswith(f":{want_m}"):
+            err(f"{where}: {a}, expected port {want_m}")
+
+
+compose_files = [f for f in yaml_files if "/compose/docker-compose" in f]
+for f in compose_files:
+    for doc in docs_by_file.get(f, []):
+        for svc, spec in (doc.get("services") or {}).items():
+            cmd = spec.get("command")
+            if isinstance(cmd, list) and cmd and cmd[0] in ports:
+                check_args(f"{rel(f)}:{svc}", cmd)
+                check_listen(f"{rel(f)}:{svc}", cmd)
+
+prom = docs_by_file.get(os.path.join(DEPLOY, "compose", "prometheus.yml"), [{}])[0]
+targets = {t for sc in prom.get("scrape_configs", []) for st in sc.get("static_configs", []) for t in st["targets"]}
+for want in ["orchestrator:9101", "learner:9102", "actor-0:9103", "actor-1:9103", "reward:9104", "judge:9105",
+             "serve:9106"]:
+    if want not in targets:
+        err(f"deploy/compose/prometheus.yml: no scrape target {want}")
+
+for overlay, objs in rendered.items():
+    for o, c in r1r_containers(objs):
+        where = f"k8s/{overlay}:{o['kind']}/{o['metadata']['name']}"
+        args = c.get("args", [])
+        check_args(where, args)
+        if args and args[0] in ports:
+            check_listen(where, args)
+            g, m = ports[args[0]]
+            cports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            if cports.get("grpc") != g or cports.get("metrics") != m:
+                err(f"{where}: container ports {cports}, expected grpc {g} metrics {m}")
+            for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+                if c.get(probe, {}).get("grpc", {}).get("port") != g:
+                    err(f"{where}: {probe} is not a gRPC probe on {g}")
+            ann = o["spec"]["template"]["metadata"].get("annotations", {})
+            if ann.get("prometheus.io/port") != str(m):
+                err(f"{where}: prometheus.io/port {ann.get('prometheus.io/port')}, expected {m}")
+            if "--auth-token-file=/etc/r1r/auth/token" not in args:
+                err(f"{where}: no --auth-token-file")
+        if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "r1r-actor":
+            n = o["spec"].get("replicas", 1)
+            orch = next(c2 for o2, c2 in r1r_containers(objs) if o2["metadata"]["name"] == "r1r-orchestrator")
+            actors = next(a for a in orch["args"] if a.startswith("--actors=")).split("=", 1)[1].split(",")
+            want = [f"r1r-actor-{i}.r1r-actor:50053" for i in range(n)]
+            if actors != want:
+                err(f"k8s/{overlay}: orchestrator --actors {actors} does not match {n} actor replicas")
+
+# ---------------------------------------------------------------- 5. metrics
+code_metrics = set()
+dynamic_prefixes = set()
+for path in glob.glob(os.path.join(ROOT, "common", "**", "*.cc"), recursive=True) + \
+        glob.glob(os.path.join(ROOT, "services", "**", "*.cc"), recursive=True):
+    src = open(path, errors="replace").read()
+    code_metrics |= set(re.findall(r'"(r1r_[a-z0-9_]+)"', src))
+    code_metrics |= set(re.findall(r'"(process_[a-z_]+)"', src))
+    # absl::StrCat("r1r_serve_", rpc, "_seconds") with rpc in {"compare", "rank"}
+    for pre, suf in re.findall(r'StrCat\("(r1r_[a-z_]+_)",\s*\w+,\s*"(_[a-z_]+)"\)', src):
+        dynamic_prefixes.add((pre, suf))
+for path in glob.glob(os.path.join(ROOT, "services", "serve", "*.cc")):
+    for rpc in re.findall(r'CountRequest\("([a-z]+)"', open(path).read()):
+        for pre, suf in dynamic_prefixes:
+            code_metrics.add(f"{pre}{rpc}{suf}")
+suffixes = ("_bucket", "_sum", "_count")
+for f, dash in dashboards.items():
+    used = set()
+    for p in dash.get("panels", []):
+        for t in p.get("targets", []):
+            used |= set(re.findall(r"\b((?:r1r|process)_[a-z0-9_]+)", t.get("expr", "")))
+    for v in dash.get("templating", {}).get("list", []):
+        used |= set(re.findall(r"\b(r1r_[a-z0-9_]+)", json.dumps(v.get("query", ""))))
+    missing = []
+    for name in sorted(used):
+        base = name
+        for s in suffixes:
+            if name.endswith(s) and name[: -len(s)] in code_metrics:
+                base = name[: -len(s)]
+        if base not in code_metrics:
+            missing.append(name)
+    for name in missing:
+        err(f"{rel(f)}: metric {name} is not registered anywhere under common/ or services/")
+    unused = sorted(m for m in code_metrics if m.startswith("r1r_") and m not in
+                    {u[: -len(s)] if u.endswith(s) else u for u in used for s in suffixes + ("",)}
+                    and not m.endswith("_"))
+    print(f"metrics: {rel(f)} queries {len(used)} names, all registered: {not missing}; "
+          f"registered but not on the dashboard: {', '.join(unused) or 'none'}")
+
+# ---------------------------------------------------------------- 6. copied specs
+for copy in glob.glob(os.path.join(DEPLOY, "k8s", "**", "configs", "*.yaml"), recursive=True):
+    orig = os.path.join(ROOT, "configs", os.path.basename(copy))
+    if not os.path.exists(orig) or open(orig).read() != open(copy).read():
+        err(f"{rel(copy)} differs from {rel(orig)}: cp {rel(orig)} {rel(copy)}")
+
+# ---------------------------------------------------------------- 7. Dockerfile
+dockerfile = os.path.join(DEPLOY, "docker", "Dockerfile")
+lines, cur = [], ""
+for raw in open(dockerfile).read().splitlines():
+    if raw.strip().startswith("#"):
+        continue  # Docker drops comment lines, also inside continued instructions
+    if raw.endswith("\\"):
+        cur += raw[:-1] + " "
+        continue
+    cur += raw
+    if cur.strip():
+        lines.append(cur.strip())
+    cur = ""
+stage = None
+runtime_bins = set()
+for ins in lines:
+    word, _, rest = ins.partition(" ")
+    word = word.upper()
+    if word == "FROM":
+        stage = rest.split()[-1]
+    elif word == "RUN":
+        body = re.sub(r"^(--mount=\S+\s+)+", "", rest)
+        r = subprocess.run(["sh", "-n", "-c", body], capture_output=True, text=True)
+        if r.returncode != 0:
+            err(f"deploy/docker/Dockerfile: RUN fails sh -n: {r.stderr.strip()}")
+    elif word == "COPY" and "--from=" not in rest:
+        for src in rest.split()[:-1]:
+            if not src.startswith("--") and not os.path.exists(os.path.join(ROOT, src)):
+                err(f"deploy/docker/Dockerfile: COPY source {src} does not exist")
+    if word == "RUN" and stage == "build":
+        runtime_bins |= set(re.findall(r"build/(?:services|tools/cli)/(r1r[a-z-]*)", rest))
+for s in SERVICES:
+    if f"r1r-{s}" not in runtime_bins:
+        err(f"deploy/docker/Dockerfile: the build stage does not copy r1r-{s}")
+    if not re.search(rf"add_executable\(r1r-{s}\b", open(os.path.join(ROOT, "services", s, "CMakeLists.txt")).read()):
+        err(f"services/{s}/CMakeLists.txt: no target r1r-{s} (the Dockerfile builds it)")
+print(f"dockerfile: {len(lines)} instructions, RUN bodies parse, binaries: {', '.join(sorted(runtime_bins))}")
+
+shellcheck = shutil.which("shellcheck")
+for sh in glob.glob(os.path.join(DEPLOY, "**", "*.sh"), recursive=True):
+    r = subprocess.run(["sh", "-n", sh], capture_output=True, text=True)
+    if r.returncode != 0:
+        err(f"{rel(sh)}: sh -n: {r.stderr.strip()}")
+    if shellcheck:
+        r = subprocess.run([shellcheck, sh], capture_output=True, text=True)
+        if r.returncode != 0:
+            err(f"{rel(sh)}: shellcheck:\n{r.stdout.strip()}")
+    if not os.access(sh, os.X_OK):
+        err(f"{rel(sh)}: not executable")
+print(f"scripts: sh -n{' and shellcheck' if shellcheck else ''} on deploy/**/*.sh")
+
+print("OK" if not errors else f"{len(errors)} problem(s)")
+sys.exit(1 if errors else 0)
