@@ -6,6 +6,8 @@
 #include <string>
 
 #include "tools/cli/cli_context.h"
+#include "tools/cli/compare_command.h"
+#include "tools/cli/eval_command.h"
 #include "tools/cli/health_command.h"
 #include "tools/cli/job_commands.h"
 #include "tools/cli/local_commands.h"
@@ -27,6 +29,8 @@ const std::map<std::string, Verb>& Verbs() {
       {"health", {r1r::cli::HealthCommand, "check the gRPC health of one or more servers"}},
       {"data", {r1r::cli::DataCommand, "synth: write the synthetic dataset; check: validate a dataset file"}},
       {"tokenize", {r1r::cli::TokenizeCommand, "JSONL text <-> ids with a tokenizer.json"}},
+      {"compare", {r1r::cli::CompareCommand, "ask r1r-serve which of two responses is better"}},
+      {"eval", {r1r::cli::EvalCommand, "score r1r-serve on a reward benchmark (VL-RewardBench, ...)"}},
   };
   return verbs;
 }

@@ -1,0 +1,55 @@
+#include "services/serve/tiny_model_dir.h"
+
+#include <filesystem>
+
+#include <absl/strings/str_cat.h>
+
+#include "common/data/synthetic.h"
+#include "common/model/config.h"
+#include "common/model/model.h"
+#include "common/reward/prompt_template.h"
+#include "common/tokenizer/bpe_trainer.h"
+#include "common/train/policy.h"
+
+namespace r1r::serve {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<TinyModelDir> MakeTinyModelDir(const std::string& root, const TinyModelDirOptions& options) {
+  TinyModelDir out;
+  out.model_dir = (fs::path(root) / "model").string();
+  out.data_dir = (fs::path(root) / "data").string();
+  std::error_code ec;
+  fs::create_directories(out.model_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", out.model_dir, ": ", ec.message()));
+
+  data::SynthOptions synth;
+  synth.n = options.synthetic_items;
+  synth.seed = options.seed;
+  synth.image_size = options.image_size;
+  if (absl::Status s = data::WriteSyntheticDataset(synth, out.data_dir); !s.ok()) return s;
+
+  std::vector<std::string> corpus;
+  for (int64_t i = 0; i < synth.n; ++i) {
+    const data::SyntheticItem item = data::GenerateSyntheticItem(synth, i);
+    const data::PreferenceSample& s = item.sample;
+    corpus.push_back(reward::RenderComparisonPrompt(s.question, s.response1, s.response2));
+    if (s.reasoning) corpus.push_back(*s.reasoning);
+    out.image_paths.push_back((fs::absolute(fs::path(out.data_dir) / s.image_path)).string());
+  }
+  tokenizer::BpeTrainerOptions bpe;
+  bpe.vocab_size = options.vocab_size;
+  if (absl::Status s = tokenizer::TrainBpeTokenizerFile(corpus, bpe, out.model_dir + "/tokenizer.json"); !s.ok()) {
+    return s;
+  }
+
+  model::TinyConfigOptions tiny;  // vocab_size comes from the tokenizer
+  vision::ImageProcessorOptions image;
+  image.min_pixels = 28 * 28;
+  image.max_pixels = 56 * 56;  // at most 4 image tokens: cheap on a CPU
+  auto policy = train::Policy::CreateTiny(out.model_dir, tiny, image, model::ModelOptions{}, options.seed);
+  if (!policy.ok()) return policy.status();
+  return out;
+}
+
+}  // namespace r1r::serve

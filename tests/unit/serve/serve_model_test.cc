@@ -1,0 +1,214 @@
+// The RewardModel service over a tiny random model, in-process: response structure and vote
+// invariants, determinism, batched == unbatched, images inline and by path, Rank, policy version.
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "services/serve/serve_service.h"
+#include "services/serve/tiny_model_dir.h"
+#include "services/serve/votes.h"
+
+namespace r1r::serve {
+namespace {
+
+const TinyModelDir& Tiny() {
+  static const TinyModelDir* dir = [] {
+    const std::string root = ::testing::TempDir() + "/serve_model_test";
+    std::filesystem::remove_all(root);
+    auto made = MakeTinyModelDir(root);
+    EXPECT_TRUE(made.ok()) << made.status();
+    return new TinyModelDir(made.ok() ? *made : TinyModelDir{});
+  }();
+  return *dir;
+}
+
+std::unique_ptr<RewardModelServiceImpl> Service(int max_batch, absl::Duration window, std::string model_dir = "") {
+  ServeOptions o;
+  o.model_dir = model_dir.empty() ? Tiny().model_dir : model_dir;
+  o.batching = BatcherOptions{.max_batch = max_batch, .window = window};
+  o.default_max_new_tokens = 24;
+  auto s = RewardModelServiceImpl::Create(o, nullptr);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? *std::move(s) : nullptr;
+}
+
+v1::CompareRequest Request(int votes, uint64_t seed, const std::string& question = "How many red circles are there?") {
+  v1::CompareRequest r;
+  r.set_question(question);
+  r.set_response1("There are 2 red circles.");
+  r.set_response2("There are 3 red circles.");
+  r.set_votes(votes);
+  r.set_temperature(1.0f);
+  r.set_seed(seed);
+  return r;
+}
+
+std::vector<std::string> Reasoning(const v1::CompareResponse& r) { return {r.reasoning().begin(), r.reasoning().end()}; }
+
+TEST(serve, CompareReturnsOneSamplePerVoteAndConsistentCounts) {
+  auto service = Service(8, absl::Milliseconds(1));
+  ASSERT_NE(service, nullptr);
+  auto r = service->DoCompare(Request(5, 11));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->reasoning_size(), 5);
+  EXPECT_EQ(r->votes_for_1() + r->votes_for_2() + r->unparsed(), 5);
+  EXPECT_EQ(r->policy_version(), 0);
+  EXPECT_GT(r->seconds(), 0.0);
+  // The choice is what the tally of the returned texts says.
+  const VoteTally t = TallyVotes(Reasoning(*r));
+  EXPECT_EQ(r->choice(), t.choice);
+  EXPECT_EQ(r->votes_for_1(), t.votes_for_1);
+  EXPECT_EQ(r->unparsed(), t.unparsed);
+  if (r->votes_for_1() + r->votes_for_2() > 0) {
+    EXPECT_THAT(r->choice(), ::testing::AnyOf(1, 2));
+  } else {
+    EXPECT_EQ(r->choice(), 0);
+  }
+  // Sampled votes differ from each other (different per-sample seeds) on a random model.
+  const auto texts = Reasoning(*r);
+  EXPECT_GT(std::set<std::string>(texts.begin(), texts.end()).size(), 1u);
+
+  // votes 0 and 1: one greedy sample.
+  auto greedy = service->DoCompare(Request(0, 11));
+  ASSERT_TRUE(greedy.ok()) << greedy.status();
+  EXPECT_EQ(greedy->reasoning_size(), 1);
+}
+
+TEST(serve, CompareIsDeterministicInTheSeedAndGreedyIsSeedFree) {
+  auto service = Service(8, absl::Milliseconds(1));
+  ASSERT_NE(service, nullptr);
+  auto a = service->DoCompare(Request(4, 3));
+  auto b = service->DoCompare(Request(4, 3));
+  auto c = service->DoCompare(Request(4, 4));
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(Reasoning(*a), Reasoning(*b));
+  EXPECT_NE(Reasoning(*a), Reasoning(*c));
+  // Seeds are per sample (seed + k): seed 4's first sample is seed 3's second.
+  EXPECT_EQ(a->reasoning(1), c->reasoning(0));
+  auto g1 = service->DoCompare(Request(1, 1));
+  auto g2 = service->DoCompare(Request(1, 999));
+  ASSERT_TRUE(g1.ok() && g2.ok());
+  EXPECT_EQ(Reasoning(*g1), Reasoning(*g2));
+}
+
+TEST(serve, BatchedResultsEqualUnbatchedOnes) {
+  auto unbatched = Service(1, absl::ZeroDuration());
+  auto batched = Service(16, absl::Milliseconds(500));
+  ASSERT_NE(unbatched, nullptr);
+  ASSERT_NE(batched, nullptr);
+  const std::vector<v1::CompareRequest> requests = {
+      Request(1, 0), Request(3, 5, "Which one?"), Request(2, 9, "How many blue squares are in the image?"),
+      Request(1, 0, "Count the triangles.")};
+  std::vector<absl::StatusOr<v1::CompareResponse>> together(requests.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    threads.emplace_back([&, i] { together[i] = batched->DoCompare(requests[i]); });
+  }
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < requests.size(); ++i) {
+    SCOPED_TRACE(i);
+    auto alone = unbatched->DoCompare(requests[i]);
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    ASSERT_TRUE(together[i].ok()) << together[i].status();
+    EXPECT_EQ(Reasoning(*alone), Reasoning(*together[i]));
+    EXPECT_EQ(alone->choice(), together[i]->choice());
+  }
+}
+
+TEST(serve, ImagesInlineAndByPathGiveTheSameAnswer) {
+  auto service = Service(8, absl::Milliseconds(1));
+  ASSERT_NE(service, nullptr);
+  ASSERT_FALSE(Tiny().image_paths.empty());
+  auto by_path = Request(2, 5);
+  by_path.mutable_image()->set_path(Tiny().image_paths[0]);
+  auto inline_bytes = Request(2, 5);
+  std::ifstream in(Tiny().image_paths[0], std::ios::binary);
+  const std::string png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string* bytes = &png;
+  ASSERT_GT(bytes->size(), 8u);
+  inline_bytes.mutable_image()->set_png_or_jpeg(*bytes);
+  auto a = service->DoCompare(by_path);
+  auto b = service->DoCompare(inline_bytes);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(Reasoning(*a), Reasoning(*b));
+  // The image is part of the prompt: another image (or none) changes the greedy text.
+  auto text_only = service->DoCompare(Request(1, 5));
+  auto with_image = Request(1, 5);
+  with_image.mutable_image()->set_path(Tiny().image_paths[0]);
+  auto image_answer = service->DoCompare(with_image);
+  ASSERT_TRUE(text_only.ok() && image_answer.ok());
+  EXPECT_NE(Reasoning(*text_only), Reasoning(*image_answer));
+
+  auto corrupt = Request(1, 5);
+  corrupt.mutable_image()->set_png_or_jpeg(bytes->substr(0, bytes->size() / 2));
+  const absl::Status s = service->DoCompare(corrupt).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("image.png_or_jpeg"));
+  auto big = Request(33, 5);
+  EXPECT_TRUE(absl::IsInvalidArgument(service->DoCompare(big).status()));
+}
+
+TEST(serve, RankJudgesEveryPairInBothOrders) {
+  auto service = Service(16, absl::Milliseconds(1));
+  ASSERT_NE(service, nullptr);
+  v1::RankRequest req;
+  req.set_question("How many red circles are there?");
+  for (const char* r : {"There is 1.", "There are 2.", "There are 3.", "None."}) req.add_responses(r);
+  req.set_votes(1);
+  auto r = service->DoRank(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->order_size(), 4);
+  ASSERT_EQ(r->wins_size(), 4);
+  EXPECT_THAT(std::vector<int>(r->order().begin(), r->order().end()), ::testing::UnorderedElementsAre(0, 1, 2, 3));
+  int wins = 0;
+  for (int w : r->wins()) wins += w;
+  EXPECT_LE(wins, 12);  // 4 x 3 ordered pairs, each one winner at most
+  EXPECT_EQ(r->best(), r->order(0));
+  for (int i = 1; i < 4; ++i) EXPECT_GE(r->wins(r->order(i - 1)), r->wins(r->order(i)));
+  // Rank is Compare over every ordered pair, aggregated.
+  std::vector<PairVerdict> verdicts;
+  for (const auto& [a, b] : AllOrderedPairs(4)) {
+    v1::CompareRequest pair = Request(1, 0, req.question());
+    pair.set_response1(req.responses(a));
+    pair.set_response2(req.responses(b));
+    auto c = service->DoCompare(pair);
+    ASSERT_TRUE(c.ok()) << c.status();
+    verdicts.push_back(PairVerdict{a, b, c->choice()});
+  }
+  const Ranking expected = RankFromVerdicts(4, verdicts);
+  EXPECT_EQ(std::vector<int>(r->wins().begin(), r->wins().end()), expected.wins);
+  EXPECT_EQ(std::vector<int>(r->order().begin(), r->order().end()), expected.order);
+}
+
+TEST(serve, PolicyVersionComesFromStateJson) {
+  const std::string dir = ::testing::TempDir() + "/serve_versioned";
+  std::filesystem::remove_all(dir);
+  std::filesystem::copy(Tiny().model_dir, dir, std::filesystem::copy_options::recursive);
+  std::ofstream(dir + "/state.json") << R"({"policy_version": 7, "phase": "rl", "step": 12})";
+  EXPECT_EQ(*ReadPolicyVersion(dir), 7);
+  auto service = Service(4, absl::Milliseconds(1), dir);
+  ASSERT_NE(service, nullptr);
+  auto r = service->DoCompare(Request(1, 0));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->policy_version(), 7);
+  std::ofstream(dir + "/state.json") << "{not json";
+  EXPECT_FALSE(ReadPolicyVersion(dir).ok());
+  EXPECT_EQ(*ReadPolicyVersion(Tiny().model_dir), 0);
+}
+
+TEST(serve, MissingModelDirFailsToLoadWithThePath) {
+  ServeOptions o;
+  o.model_dir = ::testing::TempDir() + "/no_such_model";
+  auto s = RewardModelServiceImpl::Create(o, nullptr);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("no_such_model"));
+}
+
+}  // namespace
+}  // namespace r1r::serve

@@ -1,0 +1,10 @@
+#pragma once
+
+namespace r1r::cli {
+
+// `r1r compare --image PATH --question Q --response1 A --response2 B [--votes K] [--temperature T]
+// [--seed S] [--target host:port] [--json]`: asks r1r-serve which response is better and prints the
+// choice, the votes and the first sample's reasoning.
+int CompareCommand(int argc, char** argv);
+
+}  // namespace r1r::cli
