@@ -146,6 +146,11 @@ absl::StatusOr<std::vector<model::GenerationResult>> Policy::Generate(const std:
     r.pixel_values = prompts[i]->pixel_values;
     r.image_grid_thw = prompts[i]->image_grid_thw;
     r.sampling = sampling[i];
+    // A sampled vision placeholder would be taken for an image slot when the response is re-scored.
+    const model::ModelConfig& c = model_->config();
+    for (int64_t id : {c.image_token_id, c.video_token_id, c.vision_start_token_id, c.vision_end_token_id}) {
+      r.sampling.suppress_token_ids.push_back(id);
+    }
     if (std::find(r.sampling.stop_token_ids.begin(), r.sampling.stop_token_ids.end(), end_of_turn_id_) ==
         r.sampling.stop_token_ids.end()) {
       r.sampling.stop_token_ids.push_back(end_of_turn_id_);

@@ -38,11 +38,41 @@ absl::StatusOr<at::ScalarType> DtypeOf(const std::string& name) {
 
 }  // namespace
 
-uint32_t Crc32c(uint32_t crc, const void* data, size_t size) {
+namespace {
+
+uint32_t Crc32cTable(uint32_t crc, const uint8_t* p, size_t size) {
   static const std::array<uint32_t, 256> kTable = MakeTable();
+  for (size_t i = 0; i < size; ++i) crc = kTable[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+  return crc;
+}
+
+#if defined(__x86_64__)
+// SSE4.2 has a CRC32C instruction: 8 bytes per step (GB/s instead of the table's ~0.4 GB/s), so
+// checksumming the weights never limits the weight sync.
+__attribute__((target("sse4.2"))) uint32_t Crc32cSse42(uint32_t crc, const uint8_t* p, size_t size) {
+  uint64_t c = crc;
+  for (; size >= 8; size -= 8, p += 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    c = __builtin_ia32_crc32di(c, word);
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  for (; size > 0; --size, ++p) c32 = __builtin_ia32_crc32qi(c32, *p);
+  return c32;
+}
+#endif
+
+}  // namespace
+
+uint32_t Crc32c(uint32_t crc, const void* data, size_t size) {
   const auto* p = static_cast<const uint8_t*>(data);
   crc = ~crc;
-  for (size_t i = 0; i < size; ++i) crc = kTable[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+#if defined(__x86_64__)
+  static const bool kHardware = __builtin_cpu_supports("sse4.2");
+  crc = kHardware ? Crc32cSse42(crc, p, size) : Crc32cTable(crc, p, size);
+#else
+  crc = Crc32cTable(crc, p, size);
+#endif
   return ~crc;
 }
 
@@ -82,6 +112,68 @@ absl::StatusOr<model::TensorMap> DecodeTensors(const std::vector<WireTensor>& wi
     out.emplace(w.name, t);
   }
   return out;
+}
+
+absl::StatusOr<WireTensorView> ViewTensor(const std::string& name, const at::Tensor& tensor) {
+  auto dtype = DtypeName(tensor.scalar_type());
+  if (!dtype.ok()) return absl::InvalidArgumentError(absl::StrCat(name, ": ", dtype.status().message()));
+  WireTensorView v;
+  v.name = name;
+  v.dtype = *dtype;
+  v.holder = tensor.detach().to(at::kCPU).contiguous();  // no copy for a contiguous CPU parameter
+  v.shape.assign(v.holder.sizes().begin(), v.holder.sizes().end());
+  v.data = static_cast<const char*>(v.holder.data_ptr());
+  v.size = static_cast<size_t>(v.holder.numel()) * v.holder.element_size();
+  return v;
+}
+
+absl::Status TensorAssembler::CheckCurrentComplete() const {
+  if (!current_.empty() && filled_ != expected_) {
+    return absl::DataLossError(absl::StrCat(current_, ": ", filled_, " of ", expected_, " bytes received"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TensorAssembler::Begin(const std::string& name, const std::string& dtype,
+                                    const std::vector<int64_t>& shape) {
+  if (absl::Status s = CheckCurrentComplete(); !s.ok()) return s;
+  if (name.empty()) return absl::DataLossError("a tensor without a name");
+  if (tensors_.count(name)) return absl::DataLossError(absl::StrCat(name, ": sent twice"));
+  auto type = DtypeOf(dtype);
+  if (!type.ok()) return absl::InvalidArgumentError(absl::StrCat(name, ": ", type.status().message()));
+  int64_t numel = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || (d > 0 && numel > (int64_t{1} << 40) / d)) {
+      return absl::DataLossError(absl::StrCat(name, ": bad shape"));
+    }
+    numel *= d;
+  }
+  tensor_ = torch::empty(shape, torch::TensorOptions().dtype(*type));
+  current_ = name;
+  expected_ = static_cast<size_t>(numel) * tensor_.element_size();
+  filled_ = 0;
+  tensors_.emplace(name, tensor_);
+  return absl::OkStatus();
+}
+
+absl::Status TensorAssembler::Append(int64_t offset, const void* data, size_t size) {
+  if (current_.empty()) return absl::DataLossError("data before any tensor");
+  if (offset < 0 || static_cast<size_t>(offset) != filled_) {
+    return absl::DataLossError(absl::StrCat(current_, ": chunk at offset ", offset, ", expected ", filled_));
+  }
+  if (size > expected_ - filled_) {
+    return absl::DataLossError(absl::StrCat(current_, ": more bytes than its shape holds (", expected_, ")"));
+  }
+  std::memcpy(static_cast<char*>(tensor_.data_ptr()) + filled_, data, size);
+  filled_ += size;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<model::TensorMap> TensorAssembler::Finish() {
+  if (absl::Status s = CheckCurrentComplete(); !s.ok()) return s;
+  current_.clear();
+  tensor_ = at::Tensor();
+  return std::move(tensors_);
 }
 
 }  // namespace r1r::train

@@ -2,11 +2,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include <absl/strings/str_cat.h>
 
 #include "common/model/weights.h"
+#include "common/obs/log.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/status.h"
 #include "common/train/weight_codec.h"
@@ -121,14 +123,16 @@ absl::Status ActorServiceImpl::PullWeights(const std::string& target, int64_t mi
   auto stub = v1::Learner::NewStub(*channel);
   v1::StreamWeightsRequest req;
   req.set_min_version(min_version);
-  std::vector<train::WireTensor> wire;
+  req.set_chunk_bytes(4 << 20);  // the largest chunk: fewer messages, higher throughput
+  std::optional<train::TensorAssembler> assembler;
   absl::Status integrity;
   grpc::Status s = rpc::CallWithRetry(client, options_.retry, [&](grpc::ClientContext& ctx) {
-    wire.clear();  // a retried attempt starts over
+    assembler.emplace();  // a retried attempt starts over
     integrity = absl::OkStatus();
     uint32_t crc = 0;
     int64_t total = 0;
     bool ended = false;
+    std::string current;
     auto reader = stub->StreamWeights(&ctx, req);
     v1::WeightChunk chunk;
     while (reader->Read(&chunk)) {
@@ -144,28 +148,17 @@ absl::Status ActorServiceImpl::PullWeights(const std::string& target, int64_t mi
         }
         continue;
       }
-      if (wire.empty() || wire.back().name != chunk.tensor_name()) {
-        if (chunk.offset() != 0) {
-          integrity = absl::DataLossError(absl::StrCat("weight stream: ", chunk.tensor_name(), " starts at offset ",
-                                                       chunk.offset()));
-          continue;
-        }
-        train::WireTensor t;
-        t.name = chunk.tensor_name();
-        t.dtype = chunk.dtype();
-        t.shape.assign(chunk.shape().begin(), chunk.shape().end());
-        wire.push_back(std::move(t));
-      } else if (chunk.offset() != static_cast<int64_t>(wire.back().bytes.size())) {
-        integrity = absl::DataLossError(absl::StrCat("weight stream: ", chunk.tensor_name(), " chunk at offset ",
-                                                     chunk.offset(), ", expected ", wire.back().bytes.size()));
-        continue;
-      }
       if (chunk.version() < min_version) {
         integrity = absl::FailedPreconditionError(absl::StrCat("learner sent version ", chunk.version()));
         continue;
       }
       *version = chunk.version();
-      wire.back().bytes.append(chunk.data());
+      if (chunk.tensor_name() != current) {
+        current = chunk.tensor_name();
+        integrity = assembler->Begin(current, chunk.dtype(), {chunk.shape().begin(), chunk.shape().end()});
+        if (!integrity.ok()) continue;
+      }
+      integrity = assembler->Append(chunk.offset(), chunk.data().data(), chunk.data().size());
       crc = train::Crc32c(crc, chunk.data().data(), chunk.data().size());
       total += static_cast<int64_t>(chunk.data().size());
     }
@@ -181,9 +174,9 @@ absl::Status ActorServiceImpl::PullWeights(const std::string& target, int64_t mi
                         absl::StrCat("StreamWeights from ", target, ": ", s.error_message()));
   }
   if (!integrity.ok()) return integrity;
-  auto decoded = train::DecodeTensors(wire);
-  if (!decoded.ok()) return decoded.status();
-  *tensors = std::move(*decoded);
+  auto assembled = assembler->Finish();
+  if (!assembled.ok()) return assembled.status();
+  *tensors = std::move(*assembled);
   return absl::OkStatus();
 }
 
@@ -199,10 +192,12 @@ grpc::Status ActorServiceImpl::LoadWeights(grpc::ServerContext* ctx, const v1::L
   const auto start = Clock::now();
   model::TensorMap tensors;
   int64_t version = -1, bytes = 0;
+  double pull_seconds = 0;
   if (absl::Status s = PullWeights(req->learner_target(), req->version(), &tensors, &version, &bytes); !s.ok()) {
     metrics_->Counter("r1r_actor_weight_sync_failures_total", "Weight pulls that failed.").Increment();
     return rpc::ToGrpc(s);
   }
+  pull_seconds = SecondsSince(start);
   // A new model directory (or the first load) builds a fresh replica off the lock.
   std::unique_ptr<train::Policy> fresh;
   {
@@ -233,6 +228,8 @@ grpc::Status ActorServiceImpl::LoadWeights(grpc::ServerContext* ctx, const v1::L
     version_ = version;
   }
   const double seconds = SecondsSince(start);
+  spdlog::info("loaded weights version={} bytes={} seconds={:.3f} pull_seconds={:.3f} mb_per_second={:.0f}", version,
+               bytes, seconds, pull_seconds, static_cast<double>(bytes) / 1e6 / std::max(seconds, 1e-9));
   metrics_->Histogram("r1r_actor_weight_sync_seconds", "Time to pull and load one weights version in seconds.")
       .Observe(seconds);
   metrics_->Counter("r1r_actor_weight_sync_bytes_total", "Weight bytes pulled from the learner.")

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/model/weights.h"
+#include "common/obs/log.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/status.h"
 #include "common/train/checkpoint.h"
@@ -470,41 +471,37 @@ grpc::Status LearnerServiceImpl::StreamWeights(grpc::ServerContext* ctx, const v
     return Invalid(absl::StrCat("chunk_bytes: need 64 KiB..4 MiB (or 0), got ", req->chunk_bytes()));
   }
   const auto start = Clock::now();
-  std::vector<train::WireTensor> wire;
-  int64_t version = 0;
-  {
-    // Encode under the training lock (a consistent snapshot), stream after releasing it.
-    absl::MutexLock lock(&mu_);
-    if (!initialised_) return Precondition("learner not initialised: call Init first");
-    if (req->min_version() > policy_version_) {
-      return Precondition(absl::StrCat("min_version: ", req->min_version(), " requested, the learner holds version ",
-                                       policy_version_));
-    }
-    auto encoded = train::EncodeTensors(model::ExportWeights(policy_->model()));
-    if (!encoded.ok()) return rpc::ToGrpc(encoded.status());
-    wire = std::move(*encoded);
-    version = policy_version_;
+  // A shared lock for the whole stream: training waits, other actors stream concurrently, and the
+  // chunks come straight from the parameters (no snapshot copy of the model).
+  absl::ReaderMutexLock lock(&mu_);
+  if (!initialised_) return Precondition("learner not initialised: call Init first");
+  if (req->min_version() > policy_version_) {
+    return Precondition(absl::StrCat("min_version: ", req->min_version(), " requested, the learner holds version ",
+                                     policy_version_));
   }
+  const int64_t version = policy_version_;
   uint32_t crc = 0;
   int64_t total = 0;
-  for (const train::WireTensor& t : wire) {
+  for (const auto& [name, tensor] : model::ExportWeights(policy_->model())) {
+    auto view = train::ViewTensor(name, tensor);
+    if (!view.ok()) return rpc::ToGrpc(view.status());
     size_t offset = 0;
     do {
       if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "client cancelled the weight stream");
-      const size_t n = std::min(static_cast<size_t>(chunk_bytes), t.bytes.size() - offset);
+      const size_t n = std::min(static_cast<size_t>(chunk_bytes), view->size - offset);
       v1::WeightChunk chunk;
       chunk.set_version(version);
-      chunk.set_tensor_name(t.name);
-      chunk.set_dtype(t.dtype);
-      for (int64_t d : t.shape) chunk.add_shape(d);
+      chunk.set_tensor_name(view->name);
+      chunk.set_dtype(view->dtype);
+      for (int64_t d : view->shape) chunk.add_shape(d);
       chunk.set_offset(static_cast<int64_t>(offset));
-      chunk.set_data(t.bytes.data() + offset, n);
+      chunk.set_data(view->data + offset, n);
+      crc = train::Crc32c(crc, view->data + offset, n);
       offset += n;
-      chunk.set_last_chunk_of_tensor(offset == t.bytes.size());
-      crc = train::Crc32c(crc, t.bytes.data() + offset - n, n);
+      chunk.set_last_chunk_of_tensor(offset == view->size);
       if (!writer->Write(chunk)) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "weight stream broken");
-    } while (offset < t.bytes.size());
-    total += static_cast<int64_t>(t.bytes.size());
+    } while (offset < view->size);
+    total += static_cast<int64_t>(view->size);
   }
   // The trailer: no tensor, only the checksum and byte count of everything before it.
   v1::WeightChunk trailer;
@@ -513,8 +510,10 @@ grpc::Status LearnerServiceImpl::StreamWeights(grpc::ServerContext* ctx, const v
   trailer.set_crc32c(crc);
   trailer.set_total_bytes(total);
   if (!writer->Write(trailer)) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "weight stream broken");
+  const double seconds = SecondsSince(start);
+  spdlog::info("streamed weights version={} bytes={} seconds={:.3f}", version, total, seconds);
   metrics_->Histogram("r1r_learner_weight_sync_seconds", "Time to encode and stream the weights once in seconds.")
-      .Observe(SecondsSince(start));
+      .Observe(seconds);
   metrics_->Counter("r1r_learner_weight_sync_bytes_total", "Weight bytes streamed to actors.")
       .Increment(static_cast<double>(total));
   return grpc::Status::OK;
@@ -523,7 +522,7 @@ grpc::Status LearnerServiceImpl::StreamWeights(grpc::ServerContext* ctx, const v
 grpc::Status LearnerServiceImpl::GetState(grpc::ServerContext* ctx, const v1::GetStateRequest*,
                                           v1::LearnerState* resp) {
   if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
+  absl::ReaderMutexLock lock(&mu_);
   FillState(resp);
   return grpc::Status::OK;
 }

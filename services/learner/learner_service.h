@@ -1,7 +1,7 @@
 // Learner: cold-start SFT steps and StableReinforce steps on one policy, checkpoints, and the
-// weights stream actors pull from. Thin: the optimisation lives in common/train. Training RPCs run
-// one at a time (a mutex); StreamWeights encodes a consistent snapshot under the same mutex and
-// streams it after releasing it.
+// weights stream actors pull from. Thin: the optimisation lives in common/train. Training RPCs hold
+// the mutex exclusively (one step at a time); StreamWeights holds it shared for the whole stream,
+// so every actor gets one consistent version straight from the parameters, several at once.
 #pragma once
 
 #include <memory>
@@ -45,7 +45,7 @@ class LearnerServiceImpl final : public v1::Learner::Service {
   absl::StatusOr<std::string> WriteCheckpoint() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string StateJson() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RestoreState(const std::string& json) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void FillState(v1::LearnerState* out) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FillState(v1::LearnerState* out) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void RecordStep(const std::string& phase, const train::StepResult& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const LearnerOptions options_;

@@ -151,3 +151,69 @@ TEST(train, WeightCodecChecksumDetectsAFlippedByteAndSizeMismatch) {
 
 }  // namespace
 }  // namespace r1r::train
+
+namespace r1r::train {
+namespace {
+
+// Bit-at-a-time CRC32C: the definition, against which the fast paths are checked.
+uint32_t Crc32cReference(const std::string& bytes) {
+  uint32_t crc = ~0u;
+  for (unsigned char c : bytes) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+  }
+  return ~crc;
+}
+
+TEST(train, Crc32cMatchesTheBitwiseDefinitionAtEverySizeAndAlignment) {
+  std::string bytes(300, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 131 + 7) & 0xFF);
+  for (size_t offset : {0, 1, 3}) {
+    for (size_t size : {0, 1, 7, 8, 9, 63, 64, 65, 255}) {
+      const std::string part = bytes.substr(offset, size);
+      EXPECT_EQ(Crc32c(0, part.data(), part.size()), Crc32cReference(part)) << offset << "+" << size;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace r1r::train
+
+namespace r1r::train {
+namespace {
+
+TEST(train, TensorAssemblerRebuildsChunkedTensorsAndRejectsTornStreams) {
+  model::TensorMap tensors = {{"a", torch::randn({5, 7})}, {"b", torch::randn({3}).to(torch::kBFloat16)}};
+  TensorAssembler assembler;
+  for (const auto& [name, t] : tensors) {
+    auto view = ViewTensor(name, t);
+    ASSERT_TRUE(view.ok());
+    ASSERT_TRUE(assembler.Begin(view->name, view->dtype, view->shape).ok());
+    for (size_t off = 0; off < view->size; off += 16) {
+      ASSERT_TRUE(assembler.Append(static_cast<int64_t>(off), view->data + off, std::min<size_t>(16, view->size - off)).ok());
+    }
+  }
+  auto out = assembler.Finish();
+  ASSERT_TRUE(out.ok()) << out.status();
+  for (const auto& [name, t] : tensors) EXPECT_TRUE(torch::equal(out->at(name), t)) << name;
+
+  const float data[4] = {1, 2, 3, 4};
+  TensorAssembler gap;
+  ASSERT_TRUE(gap.Begin("x", "F32", {4}).ok());
+  EXPECT_EQ(gap.Append(4, data, 4).code(), absl::StatusCode::kDataLoss);  // skips bytes 0..3
+  TensorAssembler overflow;
+  ASSERT_TRUE(overflow.Begin("x", "F32", {2}).ok());
+  EXPECT_EQ(overflow.Append(0, data, 16).code(), absl::StatusCode::kDataLoss);
+  TensorAssembler torn;
+  ASSERT_TRUE(torn.Begin("x", "F32", {4}).ok());
+  ASSERT_TRUE(torn.Append(0, data, 8).ok());
+  EXPECT_EQ(torn.Begin("y", "F32", {1}).code(), absl::StatusCode::kDataLoss);  // x incomplete
+  EXPECT_EQ(torn.Finish().status().code(), absl::StatusCode::kDataLoss);
+  TensorAssembler twice;
+  ASSERT_TRUE(twice.Begin("x", "F32", {0}).ok());
+  EXPECT_EQ(twice.Begin("x", "F32", {0}).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(TensorAssembler().Begin("x", "I64", {1}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace r1r::train
