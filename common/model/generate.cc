@@ -6,6 +6,8 @@
 
 #include <torch/torch.h>
 
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 
 namespace r1r::model {
@@ -150,6 +152,12 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(Qwen2_5_VL& model, const 
         const SamplingParams& s = requests[b].sampling;
         GenerationResult& res = results[b];
         at::Tensor row = logits[b];
+        if (!s.suppress_token_ids.empty()) {
+          row = row.clone();
+          for (int64_t id : s.suppress_token_ids) {
+            if (id >= 0 && id < row.size(0)) row[id] = -std::numeric_limits<float>::infinity();
+          }
+        }
         if (s.repetition_penalty != 1.0) {
           std::vector<int64_t> seen = requests[b].prompt_ids;
           seen.insert(seen.end(), res.token_ids.begin(), res.token_ids.end());

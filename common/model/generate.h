@@ -23,6 +23,10 @@ struct SamplingParams {
   // before everything else; 1 = off. Qwen2.5-VL's generation_config uses 1.05 (with temperature 1e-6,
   // i.e. greedy). Log-probs are then of the penalised logits and no longer match teacher forcing.
   double repetition_penalty = 1.0;
+  // Never sampled (logit set to -inf before everything else): e.g. the vision placeholders, which
+  // would be read as image slots when the response is scored again. Log-probs are then of the
+  // masked distribution (the suppressed mass is what differs from teacher forcing).
+  std::vector<int64_t> suppress_token_ids;
 };
 
 struct GenerationRequest {

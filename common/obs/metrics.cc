@@ -3,8 +3,8 @@
 #include <exception>
 
 #include <absl/strings/str_cat.h>
-#include <prometheus/exposer.h>
 
+#include "common/obs/http_exposer.h"
 #include "common/obs/process_collector.h"
 
 namespace r1r::obs {
@@ -22,22 +22,17 @@ Metrics::Metrics(std::string service)
 Metrics::~Metrics() = default;
 
 absl::Status Metrics::StartExposer(const std::string& listen) {
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/1);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot serve /metrics on '", listen, "': ", e.what()));
-  }
-  exposer_->RegisterCollectable(registry_);
-  process_collector_ = MakeProcessCollector(service_);
-  exposer_->RegisterCollectable(process_collector_);
+  auto exposer = HttpExposer::Start(listen);
+  if (!exposer.ok()) return exposer.status();
+  exposer_ = std::move(*exposer);
+  exposer_->Register(registry_);
+  exposer_->Register(MakeProcessCollector(service_));
   return absl::OkStatus();
 }
 
 int Metrics::port() const {
   if (!exposer_) return 0;
-  auto ports = exposer_->GetListeningPorts();
-  return ports.empty() ? 0 : ports.front();
+  return exposer_->port();
 }
 
 namespace {

@@ -13,11 +13,9 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-namespace prometheus {
-class Exposer;
-}
-
 namespace r1r::obs {
+
+class HttpExposer;
 
 // Latency buckets in seconds from 100 µs to 5 min, for RPCs and step phases alike.
 const prometheus::Histogram::BucketBoundaries& LatencyBucketsSeconds();
@@ -50,8 +48,7 @@ class Metrics {
  private:
   std::string service_;
   std::shared_ptr<prometheus::Registry> registry_;
-  std::shared_ptr<prometheus::Collectable> process_collector_;  // the exposer holds only weak refs
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<HttpExposer> exposer_;
 };
 
 }  // namespace r1r::obs

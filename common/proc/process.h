@@ -18,6 +18,7 @@ class Process {
   // after the ready line is read, as the pipe is drained) goes to `log_path`.
   static absl::StatusOr<Process> Start(const std::string& binary, const std::vector<std::string>& args,
                                        const std::string& log_path, absl::Duration ready_timeout = absl::Seconds(30));
+  Process() = default;  // no process; assign a started one
   Process(Process&& other) noexcept;
   Process& operator=(Process&& other) noexcept;
   ~Process();  // SIGKILL if still running
@@ -30,7 +31,6 @@ class Process {
   int Wait(absl::Duration timeout);
 
  private:
-  Process() = default;
   pid_t pid_ = -1;
   int stdout_fd_ = -1;
   int port_ = 0;

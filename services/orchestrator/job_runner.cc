@@ -170,10 +170,12 @@ class JobRunner::Run {
   std::vector<v1::Prompt> Prompts(const std::vector<data::PreferenceSample>& set, const std::vector<size_t>& idx,
                                   const std::string& prefix, int copies = 1) {
     std::vector<v1::Prompt> out;
-    for (size_t i : idx) {
+    // Batch position first: a batch that crosses an epoch boundary may hold a sample twice.
+    for (size_t pos = 0; pos < idx.size(); ++pos) {
+      const size_t i = idx[pos];
       for (int k = 0; k < copies; ++k) {
         v1::Prompt p;
-        p.set_prompt_id(absl::StrCat(prefix, "-", i, "-", k));
+        p.set_prompt_id(absl::StrCat(prefix, "-", pos, "-", i, "-", k));
         *p.mutable_preference() = ToPreference(set[i]);
         out.push_back(std::move(p));
       }
