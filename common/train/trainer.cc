@@ -24,13 +24,32 @@ at::Tensor PadColumns(const at::Tensor& t, int64_t width) {
   return torch::constant_pad_nd(t, {0, width - t.size(1)}, 0);
 }
 
+// Padded tokens of an item as it sits in a batch: prompt + response.
+int64_t TokensOf(const SftItem& it) { return static_cast<int64_t>(it.prompt.ids.size() + it.target_ids.size()); }
+int64_t TokensOf(const RlItem& it) { return static_cast<int64_t>(it.prompt.ids.size() + it.response_ids.size()); }
+
+// Consecutive slices of `order` with at most `micro` sequences and, when token_budget > 0, at most
+// that many padded tokens (rows x widest prompt + widest response); a single longer sequence still
+// gets its own micro-batch. Gradients accumulate over them, so the step does not depend on the split.
 template <typename Item>
-std::vector<std::vector<size_t>> MicroBatches(const std::vector<size_t>& order, int64_t micro) {
+std::vector<std::vector<size_t>> MicroBatches(const std::vector<Item>& items, const std::vector<size_t>& order,
+                                              int64_t micro, int64_t token_budget) {
   std::vector<std::vector<size_t>> out;
-  for (size_t i = 0; i < order.size(); i += static_cast<size_t>(micro)) {
-    out.emplace_back(order.begin() + static_cast<long>(i),
-                     order.begin() + static_cast<long>(std::min(order.size(), i + static_cast<size_t>(micro))));
+  std::vector<size_t> current;
+  int64_t widest = 0;
+  for (size_t i : order) {
+    const int64_t tokens = TokensOf(items[i]);
+    const int64_t padded = static_cast<int64_t>(current.size() + 1) * std::max(widest, tokens);
+    const bool full = static_cast<int64_t>(current.size()) >= micro || (token_budget > 0 && padded > token_budget);
+    if (!current.empty() && full) {
+      out.push_back(std::move(current));
+      current.clear();
+      widest = 0;
+    }
+    current.push_back(i);
+    widest = std::max(widest, tokens);
   }
+  if (!current.empty()) out.push_back(std::move(current));
   return out;
 }
 
@@ -84,7 +103,7 @@ absl::StatusOr<StepResult> Trainer::SftStep(const std::vector<SftItem>& items) {
   std::vector<size_t> order(items.size());
   std::iota(order.begin(), order.end(), 0);
   double loss_sum = 0, forward = 0, backward = 0;
-  for (const auto& micro : MicroBatches<SftItem>(order, options_.micro_batch)) {
+  for (const auto& micro : MicroBatches(items, order, options_.micro_batch, options_.micro_batch_tokens)) {
     std::vector<const EncodedPrompt*> prompts;
     std::vector<std::vector<int64_t>> targets;
     for (size_t i : micro) {
@@ -135,6 +154,8 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
   }
   std::vector<size_t> order(items.size());
   std::iota(order.begin(), order.end(), 0);
+  // The sampler's temperature: ratios compare the distribution the actor actually sampled from.
+  const double temperature = options.temperature > 0 ? options.temperature : 1.0;
 
   // 1. logp_old (and logp_ref) with the pre-update policy, no grad.
   auto logp_old = torch::zeros({n, width});
@@ -147,14 +168,14 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
     const auto t0 = Clock::now();
     torch::NoGradGuard no_grad;
     policy_->model().eval();
-    for (const auto& micro : MicroBatches<RlItem>(order, options_.micro_batch)) {
+    for (const auto& micro : MicroBatches(items, order, options_.micro_batch, options_.micro_batch_tokens)) {
       auto batch = BatchOf(items, micro, policy_->pad_id());
       if (!batch.ok()) return batch.status();
-      auto lp = policy_->ResponseLogProbs(*batch);
+      auto lp = policy_->ResponseLogProbs(*batch, temperature);
       if (!lp.ok()) return lp.status();
       at::Tensor ref;
       if (use_kl) {
-        auto r = reference_->ResponseLogProbs(*batch);
+        auto r = reference_->ResponseLogProbs(*batch, temperature);
         if (!r.ok()) return r.status();
         ref = *r;
       }
@@ -207,11 +228,11 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
       const double minibatch_tokens = mask.index_select(0, idx).sum().item<double>();
       double minibatch_loss = 0;
       optimizer_->zero_grad();
-      for (const auto& micro : MicroBatches<RlItem>(minibatch, options_.micro_batch)) {
+      for (const auto& micro : MicroBatches(items, minibatch, options_.micro_batch, options_.micro_batch_tokens)) {
         auto batch = BatchOf(items, micro, policy_->pad_id());
         if (!batch.ok()) return batch.status();
         auto t0 = Clock::now();
-        auto logp = policy_->ResponseLogProbs(*batch);
+        auto logp = policy_->ResponseLogProbs(*batch, temperature);
         if (!logp.ok()) return logp.status();
         auto rows = torch::tensor(std::vector<int64_t>(micro.begin(), micro.end()));
         const int64_t w = logp->size(1);

@@ -31,6 +31,7 @@ struct OptimizerOptions {
   double grad_clip = 1.0;
   int64_t total_steps = 1;       // optimizer steps of this phase, for the schedule
   int64_t micro_batch = 8;       // sequences per forward/backward
+  int64_t micro_batch_tokens = 0;  // > 0: also cap padded tokens per forward/backward (memory knob)
 };
 
 struct SftItem {
@@ -50,6 +51,7 @@ struct RlStepOptions {
   int64_t train_batch_size = 128;  // sequences per optimizer step (a rollout of 256 gives 2 steps)
   int64_t ppo_epochs = 1;
   uint64_t shuffle_seed = 0;
+  double temperature = 1.0;  // the actors' sampling temperature; log-probs are taken at it
 };
 
 struct StepResult {

@@ -206,8 +206,9 @@ absl::Status LearnerServiceImpl::InitLocked(const v1::InitRequest& req) {
   }
   const config::OptimSpec& optim = phase == "sft" ? spec_.sft.optim : spec_.rl.optim;
   // A new phase (or a re-Init) gets a fresh optimizer and schedule.
-  trainer_ = std::make_unique<train::Trainer>(policy_.get(), reference_.get(),
-                                              OptimizerOptionsFromSpec(optim, req.total_steps(), options_.micro_batch));
+  trainer_ = std::make_unique<train::Trainer>(
+      policy_.get(), reference_.get(),
+      OptimizerOptionsFromSpec(optim, req.total_steps(), options_.micro_batch, options_.micro_batch_tokens));
   if (!resumed_dir.empty() && resumed_phase == phase_) {
     if (absl::Status s = train::LoadOptimizerState(resumed_dir, trainer_->optimizer()); !s.ok()) return s;
     auto state_text = ReadFile(resumed_dir + "/state.json");

@@ -19,7 +19,9 @@
 namespace r1r::learner {
 
 struct LearnerOptions {
-  int64_t micro_batch = 8;  // sequences per forward/backward (a memory knob; results do not depend on it)
+  // Sequences and padded tokens per forward/backward: memory knobs, the step does not depend on them.
+  int64_t micro_batch = 8;
+  int64_t micro_batch_tokens = 0;  // 0 = no token cap
 };
 
 class LearnerServiceImpl final : public v1::Learner::Service {

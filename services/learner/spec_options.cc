@@ -27,7 +27,7 @@ vision::ImageProcessorOptions ImageOptionsFromSpec(const config::DataSpec& data)
 }
 
 train::OptimizerOptions OptimizerOptionsFromSpec(const config::OptimSpec& optim, int64_t total_steps,
-                                                 int64_t micro_batch) {
+                                                 int64_t micro_batch, int64_t micro_batch_tokens) {
   train::OptimizerOptions o;
   o.lr = optim.lr;
   o.warmup_ratio = optim.warmup_ratio;
@@ -40,6 +40,7 @@ train::OptimizerOptions OptimizerOptionsFromSpec(const config::OptimSpec& optim,
   o.grad_clip = optim.grad_clip;
   o.total_steps = std::max<int64_t>(1, total_steps);
   o.micro_batch = std::max<int64_t>(1, micro_batch);
+  o.micro_batch_tokens = std::max<int64_t>(0, micro_batch_tokens);
   return o;
 }
 
@@ -77,6 +78,7 @@ absl::StatusOr<train::RlStepOptions> RlOptionsFromSpec(const config::RlSpec& rl)
   adv.gamma = rl.gamma;
   o.train_batch_size = std::max<int64_t>(1, rl.train_batch_size);
   o.ppo_epochs = std::max<int64_t>(1, rl.ppo_epochs);
+  o.temperature = rl.temperature > 0 ? rl.temperature : 1.0;
   if (absl::Status s = rl::Validate(o.algorithm); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("rl: ", s.message()));
   }

@@ -17,10 +17,10 @@ model::TinyConfigOptions TinyOptionsFromSpec(const config::TinyModelSpec& tiny);
 vision::ImageProcessorOptions ImageOptionsFromSpec(const config::DataSpec& data);
 
 train::OptimizerOptions OptimizerOptionsFromSpec(const config::OptimSpec& optim, int64_t total_steps,
-                                                 int64_t micro_batch);
+                                                 int64_t micro_batch, int64_t micro_batch_tokens);
 
 // rl.algorithm picks the variant; rl.eps_clip(_high), preclip_min/max, adv_filter, kl_coef/estimator
-// and gamma then override its constants (a variant that disables pre-clip or the filter keeps it off).
+// gamma and temperature then override its constants (a variant that disables pre-clip or the filter keeps it off).
 absl::StatusOr<train::RlStepOptions> RlOptionsFromSpec(const config::RlSpec& rl);
 
 }  // namespace r1r::learner

@@ -279,8 +279,9 @@ TEST(loop, LearnerAndActorTrainSyncWeightsAndResumeAfterKill) {
   EXPECT_EQ(rl.policy_version(), 1);
   EXPECT_GE(rl.metrics().at("adv_filtered_fraction"), 0.0);
   EXPECT_LE(rl.metrics().at("adv_filtered_fraction"), 1.0);
-  // Actor and learner ran the same float32 CPU model: their log-probs agree closely.
-  EXPECT_LT(rl.metrics().at("logprob_mismatch"), 1e-3);
+  // Actor and learner ran the same float32 CPU model: their log-probs agree up to the probability
+  // mass of the vision placeholders, which the actor never samples (~5/400 at random init).
+  EXPECT_LT(rl.metrics().at("logprob_mismatch"), 0.03);
   std::printf("rl step: %.3f s, loss %.4f\n", rl.seconds(), rl.loss());
 
   // The same (now stale) experience again: refused, the learner is at version 1.
