@@ -67,6 +67,10 @@ class JobRunner::Run {
     const auto start = Clock::now();
     current_phase_ = phase;
     phase_start_ = start;
+    phase_prior_seconds_ = 0;  // wall time of earlier runs of this phase (before a restart)
+    for (const auto& p : job_.phases()) {
+      if (p.phase() == phase) phase_prior_seconds_ = p.wall_seconds();
+    }
     if (absl::Status s = UpdatePhase(phase, [](v1::PhaseProgress& p) { p.set_state(v1::JOB_STATE_RUNNING); },
                                      absl::StrCat(v1::Phase_Name(phase).substr(6), " started"));
         !s.ok())
@@ -85,7 +89,7 @@ class JobRunner::Run {
     return UpdatePhase(phase,
                        [&](v1::PhaseProgress& p) {
                          p.set_state(v1::JOB_STATE_SUCCEEDED);
-                         p.set_wall_seconds(p.wall_seconds() + seconds);
+                         p.set_wall_seconds(phase_prior_seconds_ + seconds);
                        },
                        absl::StrFormat("%s done in %.1fs", v1::Phase_Name(phase).substr(6), seconds));
   }
@@ -118,7 +122,7 @@ class JobRunner::Run {
                        [&](v1::PhaseProgress& p) {
                          p.set_step(step);
                          p.set_total_steps(total);
-                         p.set_wall_seconds(Since(phase_start_));
+                         p.set_wall_seconds(phase_prior_seconds_ + Since(phase_start_));
                          for (const auto& [k, v] : metrics) (*p.mutable_metrics())[k] = v;
                        },
                        msg);
@@ -390,6 +394,7 @@ class JobRunner::Run {
   int64_t version_ = 0;
   v1::Phase current_phase_ = v1::PHASE_UNSPECIFIED;
   Clock::time_point phase_start_;
+  double phase_prior_seconds_ = 0;
   const std::atomic<bool>* stopping_;
 };
 
