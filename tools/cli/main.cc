@@ -8,6 +8,7 @@
 #include "tools/cli/cli_context.h"
 #include "tools/cli/compare_command.h"
 #include "tools/cli/eval_command.h"
+#include "tools/cli/demo_command.h"
 #include "tools/cli/health_command.h"
 #include "tools/cli/job_commands.h"
 #include "tools/cli/local_commands.h"
@@ -27,6 +28,7 @@ const std::map<std::string, Verb>& Verbs() {
       {"cancel", {r1r::cli::CancelCommand, "cancel a job"}},
       {"watch", {r1r::cli::WatchCommand, "stream a job's events until it ends"}},
       {"health", {r1r::cli::HealthCommand, "check the gRPC health of one or more servers"}},
+      {"demo", {r1r::cli::DemoCommand, "run the whole system on the CPU demo job and print the results"}},
       {"data", {r1r::cli::DataCommand, "synth: write the synthetic dataset; check: validate a dataset file"}},
       {"tokenize", {r1r::cli::TokenizeCommand, "JSONL text <-> ids with a tokenizer.json"}},
       {"compare", {r1r::cli::CompareCommand, "ask r1r-serve which of two responses is better"}},
@@ -52,10 +54,6 @@ int main(int argc, char** argv) {
   if (verb == "help" || verb == "--help" || verb == "-h") return Usage(stdout);
   auto it = Verbs().find(verb);
   if (it == Verbs().end()) {
-    if (verb == "demo") {
-      std::fprintf(stderr, "r1r demo: the end-to-end demo arrives with the RL-loop issue (#5); not available yet\n");
-      return r1r::cli::kExitFailure;
-    }
     std::fprintf(stderr, "r1r: unknown verb '%s'\n", verb.c_str());
     return Usage(stderr);
   }
