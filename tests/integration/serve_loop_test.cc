@@ -2,6 +2,7 @@
 // gRPC edge, Rank, /metrics, `r1r compare`, and `r1r eval` on small fixtures in each benchmark's schema
 // (rows and PNGs written here; one image missing on purpose).
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -26,20 +27,31 @@ using ::testing::HasSubstr;
 using nlohmann::json;
 
 std::string Dir(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "/serve_loop_" + name;
+  // Per process: ctest may run these tests in parallel.
+  const std::string dir = ::testing::TempDir() + "/serve_loop_" + name + "_" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
 }
 
-// One tiny model for the whole file.
-const serve::TinyModelDir& Model() {
-  static const serve::TinyModelDir* model = [] {
-    auto made = serve::MakeTinyModelDir(Dir("model"));
+// One tiny model per test process, removed at exit.
+struct ModelHolder {
+  std::string root = Dir("model");
+  serve::TinyModelDir dir;
+  ModelHolder() {
+    auto made = serve::MakeTinyModelDir(root);
     EXPECT_TRUE(made.ok()) << made.status();
-    return new serve::TinyModelDir(made.ok() ? *made : serve::TinyModelDir{});
-  }();
-  return *model;
+    if (made.ok()) dir = *made;
+  }
+  ~ModelHolder() {
+    std::error_code ec;
+    std::filesystem::remove_all(root, ec);
+  }
+};
+
+const serve::TinyModelDir& Model() {
+  static ModelHolder holder;
+  return holder.dir;
 }
 
 Process StartServe(const std::string& dir) {
@@ -170,6 +182,7 @@ TEST(loop, ServeAnswersConcurrentClientsAndRejectsBadInput) {
 
   serve.Signal(SIGTERM);
   EXPECT_EQ(serve.Wait(absl::Seconds(30)), 0);
+  std::filesystem::remove_all(dir);
 }
 
 // Fixture rows in the three benchmarks' schemas; images/ has a.png, b.png and c.png, "gone.png" is missing.
@@ -271,6 +284,7 @@ TEST(loop, EvalCliScoresEachBenchmarkAgainstALiveServe) {
 
   serve.Signal(SIGTERM);
   EXPECT_EQ(serve.Wait(absl::Seconds(30)), 0);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 //
 //   compare_latency_bench [--model-dir DIR] [--requests 24] [--votes 1] [--max-new-tokens 32]
 //                         [--max-batch 8] [--batch-window-ms 5] [--clients 1,8]
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -17,6 +19,8 @@
 
 #include <absl/strings/str_split.h>
 
+#include <prometheus/registry.h>
+
 #include "common/config/flags.h"
 #include "common/rpc/client.h"
 #include "common/rpc/server.h"
@@ -25,6 +29,16 @@
 #include "services/serve/tiny_model_dir.h"
 
 namespace {
+
+// (batches, sequences) generated so far, from the server's r1r_serve_batch_size histogram.
+std::pair<double, double> BatchTotals(prometheus::Registry& registry) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != "r1r_serve_batch_size" || family.metric.empty()) continue;
+    const auto& h = family.metric.front().histogram;
+    return {static_cast<double>(h.sample_count), h.sample_sum};
+  }
+  return {0, 0};
+}
 
 double Percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
@@ -40,7 +54,7 @@ double Percentile(std::vector<double> v, double q) {
 int main(int argc, char** argv) {
   r1r::config::Flags f;
   f.Value("model-dir", "", "a servable model directory (default: build a tiny random one in a temp folder)")
-      .Value("requests", "24", "Compare requests per concurrency level")
+      .Value("requests", "64", "Compare requests per concurrency level")
       .Value("votes", "1", "K per request")
       .Value("max-new-tokens", "32", "generation budget per sample")
       .Value("max-batch", "8", "server --max-batch")
@@ -50,13 +64,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n%s", std::string(s.message()).c_str(), f.Help().c_str());
     return 2;
   }
-  const int requests = static_cast<int>(f.GetInt("requests").value_or(24));
+  const int requests = static_cast<int>(f.GetInt("requests").value_or(64));
   const int votes = static_cast<int>(f.GetInt("votes").value_or(1));
 
   std::string model_dir = f.Get("model-dir");
   std::string image_path;
+  std::string scratch;  // removed at the end when we built the model
   if (model_dir.empty()) {
-    const std::string root = (std::filesystem::temp_directory_path() / "r1r_compare_latency_bench").string();
+    const std::string root =
+        (std::filesystem::temp_directory_path() / ("r1r_compare_latency_bench_" + std::to_string(getpid()))).string();
+    scratch = root;
     std::filesystem::remove_all(root);
     auto tiny = r1r::serve::MakeTinyModelDir(root);
     if (!tiny.ok()) {
@@ -105,8 +122,8 @@ int main(int argc, char** argv) {
               "per level, torch threads default\n\n",
               model_dir.c_str(), votes, o.default_max_new_tokens, o.batching.max_batch,
               static_cast<long long>(absl::ToInt64Milliseconds(o.batching.window)), requests);
-  std::printf("%-8s %-9s %-10s %-10s %-10s %-12s %-10s\n", "CLIENTS", "REQUESTS", "P50 ms", "P99 ms", "MEAN ms",
-              "REQ/S", "ERRORS");
+  std::printf("%-8s %-9s %-10s %-10s %-10s %-10s %-12s %-7s\n", "CLIENTS", "REQUESTS", "P50 ms", "P99 ms", "MEAN ms",
+              "REQ/S", "SEQ/BATCH", "ERRORS");
   // Warm-up: one request (allocations, first-call costs).
   {
     auto stub = r1r::v1::RewardModel::NewStub(*r1r::rpc::MakeChannel(co));
@@ -121,6 +138,7 @@ int main(int argc, char** argv) {
     std::vector<double> latencies_ms;
     std::mutex mu;
     std::atomic<int> next{0}, errors{0};
+    const auto [batches0, sequences0] = BatchTotals(server.metrics().registry());
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::thread> threads;
     for (int c = 0; c < clients; ++c) {
@@ -149,10 +167,13 @@ int main(int argc, char** argv) {
     double mean = 0;
     for (double v : latencies_ms) mean += v;
     mean = latencies_ms.empty() ? 0 : mean / static_cast<double>(latencies_ms.size());
-    std::printf("%-8d %-9zu %-10.1f %-10.1f %-10.1f %-12.2f %-10d\n", clients, latencies_ms.size(),
+    const auto [batches1, sequences1] = BatchTotals(server.metrics().registry());
+    const double per_batch = batches1 > batches0 ? (sequences1 - sequences0) / (batches1 - batches0) : 0.0;
+    std::printf("%-8d %-9zu %-10.1f %-10.1f %-10.1f %-10.2f %-12.2f %-7d\n", clients, latencies_ms.size(),
                 Percentile(latencies_ms, 0.5), Percentile(latencies_ms, 0.99), mean,
-                static_cast<double>(latencies_ms.size()) / wall, errors.load());
+                static_cast<double>(latencies_ms.size()) / wall, per_batch, errors.load());
   }
   (*service)->Stop();
+  if (!scratch.empty()) std::filesystem::remove_all(scratch);
   return 0;
 }

@@ -1,5 +1,7 @@
 // The RewardModel service over a tiny random model, in-process: response structure and vote
 // invariants, determinism, batched == unbatched, images inline and by path, Rank, policy version.
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -16,15 +18,25 @@
 namespace r1r::serve {
 namespace {
 
-const TinyModelDir& Tiny() {
-  static const TinyModelDir* dir = [] {
-    const std::string root = ::testing::TempDir() + "/serve_model_test";
+// One tiny model per test process, removed at exit.
+struct TinyHolder {
+  std::string root;
+  TinyModelDir dir;
+  TinyHolder() : root(::testing::TempDir() + "/serve_model_test_" + std::to_string(getpid())) {
     std::filesystem::remove_all(root);
     auto made = MakeTinyModelDir(root);
     EXPECT_TRUE(made.ok()) << made.status();
-    return new TinyModelDir(made.ok() ? *made : TinyModelDir{});
-  }();
-  return *dir;
+    if (made.ok()) dir = *made;
+  }
+  ~TinyHolder() {
+    std::error_code ec;
+    std::filesystem::remove_all(root, ec);
+  }
+};
+
+const TinyModelDir& Tiny() {
+  static TinyHolder holder;
+  return holder.dir;
 }
 
 std::unique_ptr<RewardModelServiceImpl> Service(int max_batch, absl::Duration window, std::string model_dir = "") {
@@ -187,7 +199,7 @@ TEST(serve, RankJudgesEveryPairInBothOrders) {
 }
 
 TEST(serve, PolicyVersionComesFromStateJson) {
-  const std::string dir = ::testing::TempDir() + "/serve_versioned";
+  const std::string dir = ::testing::TempDir() + "/serve_versioned_" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::copy(Tiny().model_dir, dir, std::filesystem::copy_options::recursive);
   std::ofstream(dir + "/state.json") << R"({"policy_version": 7, "phase": "rl", "step": 12})";
@@ -200,6 +212,7 @@ TEST(serve, PolicyVersionComesFromStateJson) {
   std::ofstream(dir + "/state.json") << "{not json";
   EXPECT_FALSE(ReadPolicyVersion(dir).ok());
   EXPECT_EQ(*ReadPolicyVersion(Tiny().model_dir), 0);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(serve, MissingModelDirFailsToLoadWithThePath) {

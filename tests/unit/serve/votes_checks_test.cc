@@ -1,4 +1,6 @@
 // Voting, best-of-N aggregation and the request limits of the RewardModel service.
+#include <unistd.h>
+
 #include <filesystem>
 #include <string>
 
@@ -132,7 +134,7 @@ TEST(serve, VotePlanIsGreedyForOneVoteAndDefaultsTheTemperature) {
 
 TEST(serve, RequestImagesDecodeOrFailWithTheField) {
   const RequestLimits limits;
-  const std::string dir = ::testing::TempDir() + "/serve_images";
+  const std::string dir = ::testing::TempDir() + "/serve_images_" + std::to_string(getpid());
   std::filesystem::create_directories(dir);
   ASSERT_TRUE(data::WritePng(dir + "/ok.png", data::RgbImage(30, 20, 200, 10, 10)).ok());
   ASSERT_TRUE(data::WritePng(dir + "/wide.png", data::RgbImage(4097, 1, 0, 0, 0)).ok());
@@ -159,6 +161,7 @@ TEST(serve, RequestImagesDecodeOrFailWithTheField) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("4097x1"));
 
   EXPECT_FALSE(DecodeRequestImage(v1::ImageInput(), limits)->has_value());  // no image: text only
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
