@@ -15,12 +15,15 @@ PACKAGES=(
   libabsl-dev prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpng-dev libjpeg-dev libicu-dev libssl-dev zlib1g-dev libcurl4-openssl-dev
-  nodejs npm curl procps
+  curl procps
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js may come from elsewhere (e.g. NodeSource, whose nodejs conflicts with Debian's npm):
+# only ask Debian for it when there is no npm at all.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "[bootstrap] installing: ${missing[*]}" >&2
