@@ -24,13 +24,18 @@ int CompareCommand(int argc, char** argv) {
       .Value("votes", "1", "K samples for voting@K (1 = one greedy answer)")
       .Value("temperature", "1.0", "sampling temperature when K > 1")
       .Value("seed", "0", "sampling seed (sample k uses seed + k)")
-      .Value("max-new-tokens", "0", "generation budget per sample (0 = the server's default)");
+      .Value("max-new-tokens", "0", "generation budget per sample (0 = the server's default)")
+      .Switch("help", "print this help");
   const std::string usage =
       "r1r compare [--image PATH] --question Q --response1 A --response2 B [--votes K] [--temperature T] "
       "[--target host:port] [--json]";
   if (absl::Status s = f.Parse(argc, argv, 2); !s.ok()) {
     std::fprintf(stderr, "%s\nusage: %s\n%s", std::string(s.message()).c_str(), usage.c_str(), f.Help().c_str());
     return kExitUsage;
+  }
+  if (f.Has("help")) {
+    std::printf("usage: %s\n%s", usage.c_str(), f.Help().c_str());
+    return kExitOk;
   }
   if (f.Get("question").empty() || f.Get("response1").empty() || f.Get("response2").empty()) {
     std::fprintf(stderr, "--question, --response1 and --response2 are required\nusage: %s\n%s", usage.c_str(),

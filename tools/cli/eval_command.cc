@@ -304,8 +304,13 @@ int EvalCommand(int argc, char** argv) {
       .Value("seed", "1", "seed of the answer-order coin and of sampling")
       .Value("limit", "0", "judge only the first N rows (0 = all)")
       .Value("concurrency", "4", "Compare requests in flight")
-      .Value("max-new-tokens", "0", "generation budget per sample (0 = the server's default)");
+      .Value("max-new-tokens", "0", "generation budget per sample (0 = the server's default)")
+      .Switch("help", "print this help");
   if (absl::Status s = f.Parse(argc, argv, 2); !s.ok()) return Usage(std::string(s.message()), f);
+  if (f.Has("help")) {
+    std::printf("%s", f.Help().c_str());
+    return kExitOk;
+  }
   const std::string benchmark = f.Get("benchmark");
   if (f.Get("data").empty()) return Usage("--data is required", f);
   JudgeSettings settings;
