@@ -164,6 +164,32 @@ TEST(train, RlStepWithMixedRewardsMovesTheWeights) {
   EXPECT_TRUE(AllFinite(*policy));
 }
 
+double SequenceLogProb(Policy& policy, const RlItem& item) {
+  torch::NoGradGuard no_grad;
+  auto batch = BuildSequenceBatch({&item.prompt}, {item.response_ids}, policy.pad_id());
+  auto lp = policy.ResponseLogProbs(*batch);
+  return lp->sum().item<double>();
+}
+
+TEST(train, RlStepsMakeTheRewardedResponseMoreLikely) {
+  auto policy = LoadPolicy();
+  // One prompt, two responses of the same length: the first rewarded, the second not.
+  auto items = MakeRlItems(*policy, {1.0, 0.0});
+  items[1].prompt = items[0].prompt;
+  items[1].response_ids.assign(items[0].response_ids.rbegin(), items[0].response_ids.rend());
+  const double gap_before = SequenceLogProb(*policy, items[0]) - SequenceLogProb(*policy, items[1]);
+  OptimizerOptions o = FastOptimizer(5);
+  o.lr = 1e-3;
+  Trainer trainer(policy.get(), nullptr, o);
+  for (int step = 0; step < 5; ++step) {
+    auto r = trainer.RlStep(items, StableReinforce(2));
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->optimizer_steps, 1);
+  }
+  const double gap_after = SequenceLogProb(*policy, items[0]) - SequenceLogProb(*policy, items[1]);
+  EXPECT_GT(gap_after, gap_before + 1.0) << "before " << gap_before << " after " << gap_after;
+}
+
 TEST(train, RlStepReportsLogProbMismatchAgainstBehaviourLogProbs) {
   auto policy = LoadPolicy();
   auto items = MakeRlItems(*policy, {1.0, 0.0});
