@@ -61,6 +61,9 @@ void ReadData(YamlReader& y, DataSpec& d) {
   y.Read("synthetic_n", &d.synthetic_n);
   y.Read("seed", &d.seed);
   y.Read("teacher_mistake_rate", &d.teacher_mistake_rate);
+  y.Read("synthetic_image_size", &d.synthetic_image_size);
+  y.Read("synthetic_max_count", &d.synthetic_max_count);
+  y.Read("synthetic_max_distractors", &d.synthetic_max_distractors);
   y.Read("heldout_fraction", &d.heldout_fraction);
   y.Read("balance_labels", &d.balance_labels);
   y.Read("sft_split", &d.sft_split);
@@ -74,6 +77,9 @@ void ReadData(YamlReader& y, DataSpec& d) {
     y.Error("path", "is required unless data.source is 'synthetic'");
   }
   y.CheckRange("teacher_mistake_rate", d.teacher_mistake_rate, 0, 1);
+  y.CheckRange("synthetic_image_size", static_cast<double>(d.synthetic_image_size), 56, 112);
+  y.CheckRange("synthetic_max_count", static_cast<double>(d.synthetic_max_count), 1, 9);
+  y.CheckRange("synthetic_max_distractors", static_cast<double>(d.synthetic_max_distractors), 0, 15);
   y.CheckRange("heldout_fraction", d.heldout_fraction, 0, 1, false, true);
   y.CheckOneOf("sft_split", d.sft_split, {"rest", "all"});
   y.CheckRange("min_pixels", static_cast<double>(d.min_pixels), 28 * 28, 1e9);

@@ -40,6 +40,9 @@ struct DataSpec {
   int64_t synthetic_n = 0;
   int64_t seed = 1;
   double teacher_mistake_rate = 0.1;      // synthetic: share of wrong teacher traces
+  int64_t synthetic_image_size = 64;      // synthetic: square image side in pixels
+  int64_t synthetic_max_count = 4;        // synthetic: the asked-for shape appears 1..max_count times
+  int64_t synthetic_max_distractors = 4;  // synthetic: other shapes per image, 0..max
   double heldout_fraction = 0.1;
   bool balance_labels = true;
   std::string sft_split = "rest";         // rest | all

@@ -38,6 +38,9 @@ absl::StatusOr<PreparedData> PrepareData(const config::JobSpec& spec, const std:
       o.n = d.synthetic_n;
       o.seed = static_cast<uint64_t>(d.seed);
       o.teacher_mistake_rate = d.teacher_mistake_rate;
+      o.image_size = static_cast<int>(d.synthetic_image_size);
+      o.max_count = static_cast<int>(d.synthetic_max_count);
+      o.max_distractors = static_cast<int>(d.synthetic_max_distractors);
       if (absl::Status s = data::WriteSyntheticDataset(o, out.dataset_dir); !s.ok()) return s;
     }
   } else {

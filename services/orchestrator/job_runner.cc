@@ -354,6 +354,7 @@ class JobRunner::Run {
                                                {"format_rate", fmt / k},      {"loss", m->loss()},
                                                {"generation_seconds", gen_s}, {"reward_seconds", reward_s},
                                                {"learner_seconds", learn_s},  {"weight_sync_seconds", sync_s},
+                                               {"learner_compute_seconds", m->seconds()},
                                                {"step_seconds", total_s}};
       for (const auto& [key, v] : m->metrics()) metrics[key] = v;
       for (const char* part : {"generation", "reward", "learner", "weight_sync"}) {
