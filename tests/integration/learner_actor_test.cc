@@ -377,6 +377,24 @@ TEST(loop, LearnerAndActorValidateRequests) {
   }
   ASSERT_TRUE(learner.Init(w, "sft", false, &state).ok());
   {
+    // RL with a KL penalty: the frozen reference (the weights RL starts from) is written once.
+    std::string spec = kSpec;
+    spec.replace(spec.find("rl: {"), 5, "rl: {kl_coef: 0.01, kl_estimator: k3, ");
+    v1::InitRequest req;
+    req.set_job_id("job-1");
+    req.set_spec_yaml(spec);
+    req.set_work_dir(w.work_dir);
+    req.set_phase("rl");
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(learner.port));
+    s = learner.stub->Init(&ctx, req, &state);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_TRUE(fs::exists(w.work_dir + "/reference/model.safetensors"));
+    v1::StepMetrics m;
+    EXPECT_EQ(learner.Sft(w, &m).error_code(), grpc::StatusCode::FAILED_PRECONDITION);  // phase is rl now
+  }
+  ASSERT_TRUE(learner.Init(w, "sft", false, &state).ok());
+  {
     v1::SftStepRequest req;
     auto* e = req.add_examples();
     FillPreference(w, w.items[0], e->mutable_preference());

@@ -190,6 +190,29 @@ TEST(train, RlStepsMakeTheRewardedResponseMoreLikely) {
   EXPECT_GT(gap_after, gap_before + 1.0) << "before " << gap_before << " after " << gap_after;
 }
 
+TEST(train, RlStepWithKlPenaltyUsesTheFrozenReference) {
+  auto policy = LoadPolicy();
+  auto reference = LoadPolicy();
+  auto items = MakeRlItems(*policy, {1.0, 0.0, 0.5, 1.5});
+  RlStepOptions options = StableReinforce(2);
+  options.algorithm.advantage.kl_coef = 0.1;
+  Trainer no_reference(policy.get(), nullptr, FastOptimizer(4));
+  EXPECT_EQ(no_reference.RlStep(items, options).status().code(), absl::StatusCode::kFailedPrecondition);
+  Trainer trainer(policy.get(), reference.get(), FastOptimizer(4));
+  auto first = trainer.RlStep(items, options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_NEAR(first->metrics.at("kl"), 0.0, 1e-6);  // the policy still equals its reference
+  auto second = trainer.RlStep(items, options);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_GT(std::abs(second->metrics.at("kl")), 1e-6);  // now it has moved away
+  EXPECT_TRUE(std::isfinite(second->loss));
+  // The reference never trains.
+  auto fresh = LoadPolicy();
+  auto pr = reference->model().parameters();
+  auto pf = fresh->model().parameters();
+  for (size_t i = 0; i < pr.size(); ++i) EXPECT_TRUE(torch::equal(pr[i], pf[i]));
+}
+
 TEST(train, RlStepReportsLogProbMismatchAgainstBehaviourLogProbs) {
   auto policy = LoadPolicy();
   auto items = MakeRlItems(*policy, {1.0, 0.0});
