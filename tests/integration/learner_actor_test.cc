@@ -447,6 +447,72 @@ TEST(loop, LearnerAndActorValidateRequests) {
 namespace r1r::testing {
 namespace {
 
+// CRC32C and byte count of a learner's whole weight stream (identical weights give identical values).
+std::pair<uint32_t, int64_t> WeightsFingerprint(Learner& learner) {
+  v1::StreamWeightsRequest req;
+  grpc::ClientContext ctx;
+  rpc::PrepareContext(ctx, Client(learner.port));
+  auto reader = learner.stub->StreamWeights(&ctx, req);
+  v1::WeightChunk c;
+  std::pair<uint32_t, int64_t> out{0, -1};
+  while (reader->Read(&c)) {
+    if (c.end_of_stream()) out = {c.crc32c(), c.total_bytes()};
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  return out;
+}
+
+TEST(loop, LearnerInitsFromAPublishedModelDirectory) {
+  World w = MakeWorld("model_path");
+  Process first_proc = Start("learner", w.dir);
+  Learner first{Connect<v1::Learner::Stub>(first_proc.port()), first_proc.port()};
+  v1::LearnerState state;
+  ASSERT_TRUE(first.Init(w, "sft", false, &state).ok());
+  v1::StepMetrics m;
+  ASSERT_TRUE(first.Sft(w, &m).ok());
+  v1::SaveCheckpointRequest save;
+  save.set_export_dir(w.dir + "/published");
+  v1::SaveCheckpointResponse saved;
+  {
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(first.port));
+    ASSERT_TRUE(first.stub->SaveCheckpoint(&ctx, save, &saved).ok());
+  }
+  // A second job starts from the published directory (model.init: path) in its own work dir.
+  std::string spec = kSpec;
+  spec.replace(spec.find("init: tiny"), 10, "init: path\n  path: " + w.dir + "/published");
+  Process second_proc = Start("learner", w.dir);
+  Learner second{Connect<v1::Learner::Stub>(second_proc.port()), second_proc.port()};
+  v1::InitRequest req;
+  req.set_job_id("job-2");
+  req.set_spec_yaml(spec);
+  req.set_work_dir(w.dir + "/work2");
+  req.set_phase("rl");
+  {
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(second.port));
+    grpc::Status s = second.stub->Init(&ctx, req, &state);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(state.policy_version(), 0);
+  EXPECT_TRUE(fs::exists(w.dir + "/work2/model/config.json"));
+  EXPECT_TRUE(fs::is_symlink(w.dir + "/work2/model/model.safetensors"));
+  const auto a = WeightsFingerprint(first);
+  const auto b = WeightsFingerprint(second);
+  EXPECT_GT(a.second, 0);
+  EXPECT_EQ(a, b);
+  // A missing model.path is named.
+  spec = kSpec;
+  spec.replace(spec.find("init: tiny"), 10, "init: path\n  path: " + w.dir + "/nowhere");
+  req.set_spec_yaml(spec);
+  req.set_work_dir(w.dir + "/work3");
+  grpc::ClientContext ctx;
+  rpc::PrepareContext(ctx, Client(second.port));
+  grpc::Status s = second.stub->Init(&ctx, req, &state);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("model.path"), std::string::npos) << s.error_message();
+}
+
 // Manual benchmark (run with --gtest_also_run_disabled_tests): weight-sync throughput on loopback
 // for a ~400 MB float32 model (hidden 1024, 8 layers).
 TEST(loop, DISABLED_WeightSyncThroughputOfA400MbModel) {
