@@ -3,9 +3,11 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <map>
 
 #include <gtest/gtest.h>
 
+#include "common/model/weights.h"
 #include "common/train/schedule.h"
 #include "common/train/sequence_batch.h"
 #include "common/train/trainer.h"
@@ -78,6 +80,11 @@ TEST(train, SftStepsReduceLossOnAFixedBatch) {
   OptimizerOptions o = FastOptimizer(10);
   o.lr = 1e-2;  // a 32-wide model from scratch: a large LR memorises one batch within 10 steps
   Trainer trainer(policy.get(), nullptr, o);
+  std::map<std::string, at::Tensor> vision_before;
+  for (const auto& [name, t] : model::ExportWeights(policy->model())) {
+    if (name.rfind("visual.", 0) == 0) vision_before[name] = t.clone();
+  }
+  ASSERT_FALSE(vision_before.empty());
   double first = 0, last = 0;
   for (int step = 0; step < 10; ++step) {
     auto r = trainer.SftStep(items);
@@ -90,6 +97,12 @@ TEST(train, SftStepsReduceLossOnAFixedBatch) {
   EXPECT_GT(first, 3.0);  // near ln(400) at random init
   EXPECT_LT(last, 0.7 * first) << "first " << first << " last " << last;
   EXPECT_EQ(trainer.steps_done(), 10);
+  // The image reaches the loss: the vision tower trains too.
+  int changed = 0;
+  for (const auto& [name, t] : model::ExportWeights(policy->model())) {
+    if (vision_before.count(name)) changed += torch::equal(t, vision_before.at(name)) ? 0 : 1;
+  }
+  EXPECT_GT(changed, static_cast<int>(vision_before.size()) / 2) << changed << " of " << vision_before.size();
 }
 
 TEST(train, MicroBatchingByCountOrTokenBudgetDoesNotChangeTheStep) {
