@@ -323,9 +323,19 @@ grpc::Status LearnerServiceImpl::SftStep(grpc::ServerContext* ctx, const v1::Sft
     }
     auto target = policy_->encoder().EncodeText(e.target_text());
     if (!target.ok()) return Invalid(absl::StrCat("examples[", i, "].target_text: ", target.status().message()));
+    if (static_cast<int64_t>(prompt->ids.size()) > spec_.data.max_prompt_tokens) {
+      return Invalid(absl::StrCat("examples[", i, "].preference: the prompt has ", prompt->ids.size(),
+                                  " tokens, over data.max_prompt_tokens (", spec_.data.max_prompt_tokens, ")"));
+    }
     item.prompt = std::move(*prompt);
     item.target_ids = std::move(*target);
     item.target_ids.push_back(policy_->end_of_turn_id());
+    // Over-long traces are cut to sft.max_response_tokens (as OpenRLHF's max_len does) and counted.
+    if (static_cast<int64_t>(item.target_ids.size()) > spec_.sft.max_response_tokens) {
+      item.target_ids.resize(static_cast<size_t>(spec_.sft.max_response_tokens));
+      metrics_->Counter("r1r_learner_truncated_targets_total", "SFT targets cut to sft.max_response_tokens.")
+          .Increment();
+    }
     items.push_back(std::move(item));
   }
   auto r = trainer_->SftStep(items);
