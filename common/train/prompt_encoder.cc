@@ -2,9 +2,11 @@
 
 #include <torch/torch.h>
 
+#include <absl/strings/ascii.h>
 #include <absl/strings/str_cat.h>
 
 #include "common/reward/prompt_template.h"
+#include "common/train/sha256.h"
 #include "common/tokenizer/chat_template.h"
 #include "common/vision/image_tensors.h"
 
@@ -35,6 +37,23 @@ absl::StatusOr<EncodedPrompt> PromptEncoder::LoadImage(const std::string& path) 
   absl::MutexLock lock(&mu_);
   image_cache_.emplace(path, image);
   return image;
+}
+
+absl::Status PromptEncoder::VerifyImage(const std::string& path, const std::string& sha256_hex) {
+  if (sha256_hex.empty()) return absl::OkStatus();
+  const std::string want = absl::AsciiStrToLower(sha256_hex);
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = verified_.find(path); it != verified_.end() && it->second == want) return absl::OkStatus();
+  }
+  auto got = Sha256HexOfFile(path);
+  if (!got.ok()) return got.status();
+  if (*got != want) {
+    return absl::DataLossError(absl::StrCat(path, " has sha256 ", *got, ", the sample says ", want));
+  }
+  absl::MutexLock lock(&mu_);
+  verified_[path] = want;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<EncodedPrompt> PromptEncoder::Encode(const PromptInput& input) {

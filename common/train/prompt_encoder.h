@@ -50,6 +50,9 @@ class PromptEncoder {
   absl::StatusOr<EncodedPrompt> ProcessImage(const vision::RgbImage& image) const;
   // Pixel values of one image (cached), for re-scoring a prompt whose ids are already known.
   absl::StatusOr<EncodedPrompt> LoadImage(const std::string& path);
+  // Checks the file's SHA-256 against `sha256_hex` (empty: unchecked; case-insensitive). A verified
+  // (path, hash) pair is remembered, so a dataset image is hashed once. DATA_LOSS on a mismatch.
+  absl::Status VerifyImage(const std::string& path, const std::string& sha256_hex);
   // Ids of a response text (no chat markup); the caller appends the end-of-turn token.
   absl::StatusOr<std::vector<int64_t>> EncodeText(const std::string& text) const;
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
@@ -63,6 +66,7 @@ class PromptEncoder {
   reward::ImagePlacement placement_;
   absl::Mutex mu_;
   std::map<std::string, EncodedPrompt> image_cache_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> verified_ ABSL_GUARDED_BY(mu_);  // path -> hash it matched
 };
 
 }  // namespace r1r::train

@@ -72,6 +72,10 @@ grpc::Status Validate(const v1::GenerateRolloutsRequest& req) {
         pref.response2().size() > kMaxTextBytes) {
       return Invalid(field + ".preference: question and responses must be <= 64 KiB each");
     }
+    const std::string& sha = pref.sample().image_sha256();
+    if (!sha.empty() && (sha.size() != 64 || sha.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)) {
+      return Invalid(field + ".preference.sample.image_sha256: need 64 hex digits or empty");
+    }
     if (p.prompt_token_ids_size() == 0 && pref.question().empty()) {
       return Invalid(field + ": needs prompt_token_ids or preference.question");
     }
@@ -84,6 +88,9 @@ grpc::Status Validate(const v1::GenerateRolloutsRequest& req) {
 absl::StatusOr<train::EncodedPrompt> EncodePrompt(train::Policy& policy, const v1::Prompt& p, int64_t vocab) {
   const auto& pref = p.preference();
   const std::string image = train::ResolveImagePath(pref.sample().dataset(), pref.sample().image_path());
+  if (!image.empty()) {
+    if (absl::Status s = policy.encoder().VerifyImage(image, pref.sample().image_sha256()); !s.ok()) return s;
+  }
   if (p.prompt_token_ids_size() == 0) {
     return policy.encoder().Encode({pref.question(), pref.response1(), pref.response2(), image});
   }
@@ -278,7 +285,11 @@ grpc::Status ActorServiceImpl::Generate(grpc::ServerContext* ctx, const v1::Gene
     for (int i = begin; i < end; ++i) {
       const auto& p = req.prompts(i);
       auto e = EncodePrompt(*policy_, p, vocab);
-      if (!e.ok()) return Invalid(absl::StrCat("prompts[", i, "]: ", e.status().message()));
+      if (!e.ok()) {
+        const auto code = e.status().code() == absl::StatusCode::kDataLoss ? grpc::StatusCode::DATA_LOSS
+                                                                            : grpc::StatusCode::INVALID_ARGUMENT;
+        return grpc::Status(code, absl::StrCat("prompts[", i, "]: ", e.status().message()));
+      }
       encoded.push_back(std::move(*e));
       model::SamplingParams s;
       s.temperature = sp.temperature();

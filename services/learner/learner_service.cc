@@ -43,6 +43,10 @@ grpc::Status ValidatePreference(const v1::PreferencePrompt& p, const std::string
     if (text->size() > kMaxTextBytes) return Invalid(absl::StrCat(field, ".", name, ": over 64 KiB"));
   }
   if (p.sample().image_path().size() > 4096) return Invalid(absl::StrCat(field, ".sample.image_path: over 4096 bytes"));
+  const std::string& sha = p.sample().image_sha256();
+  if (!sha.empty() && (sha.size() != 64 || sha.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)) {
+    return Invalid(absl::StrCat(field, ".sample.image_sha256: need 64 hex digits or empty"));
+  }
   if (need_label && p.label() != 1 && p.label() != 2) {
     return Invalid(absl::StrCat(field, ".label: must be 1 or 2, got ", p.label()));
   }
@@ -317,7 +321,12 @@ grpc::Status LearnerServiceImpl::SftStep(grpc::ServerContext* ctx, const v1::Sft
   for (int i = 0; i < req->examples_size(); ++i) {
     const auto& e = req->examples(i);
     train::SftItem item;
-    auto prompt = policy_->encoder().Encode(InputOf(e.preference()));
+    const train::PromptInput input = InputOf(e.preference());
+    if (absl::Status s = policy_->encoder().VerifyImage(input.image_path, e.preference().sample().image_sha256());
+        !s.ok()) {
+      return rpc::ToGrpc(absl::Status(s.code(), absl::StrCat("examples[", i, "].preference.sample: ", s.message())));
+    }
+    auto prompt = policy_->encoder().Encode(input);
     if (!prompt.ok()) {
       return Invalid(absl::StrCat("examples[", i, "].preference: ", prompt.status().message()));
     }
@@ -396,6 +405,9 @@ grpc::Status LearnerServiceImpl::RlStep(grpc::ServerContext* ctx, const v1::Expe
     const std::string image =
         train::ResolveImagePath(t.preference().sample().dataset(), t.preference().sample().image_path());
     if (!image.empty()) {
+      if (absl::Status s = policy_->encoder().VerifyImage(image, t.preference().sample().image_sha256()); !s.ok()) {
+        return rpc::ToGrpc(absl::Status(s.code(), absl::StrCat("trajectories[", i, "].preference.sample: ", s.message())));
+      }
       auto pixels = policy_->encoder().LoadImage(image);
       if (!pixels.ok()) {
         return Invalid(absl::StrCat("trajectories[", i, "].preference.sample.image_path: ", pixels.status().message()));

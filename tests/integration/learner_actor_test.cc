@@ -408,6 +408,20 @@ TEST(loop, LearnerAndActorValidateRequests) {
     EXPECT_NE(s.error_message().find("examples[0].preference.label"), std::string::npos) << s.error_message();
   }
   {
+    // An image whose content no longer matches the sample's hash is refused, naming the field.
+    v1::SftStepRequest req;
+    auto* e = req.add_examples();
+    FillPreference(w, w.items[0], e->mutable_preference());
+    e->mutable_preference()->mutable_sample()->set_image_sha256(std::string(64, 'a'));
+    e->set_target_text("<answer>1</answer>");
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(learner.port));
+    v1::StepMetrics m;
+    s = learner.stub->SftStep(&ctx, req, &m);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS);
+    EXPECT_NE(s.error_message().find("examples[0].preference.sample"), std::string::npos) << s.error_message();
+  }
+  {
     v1::StreamWeightsRequest req;
     req.set_chunk_bytes(10);
     grpc::ClientContext ctx;

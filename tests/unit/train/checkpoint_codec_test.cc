@@ -8,6 +8,7 @@
 
 #include "common/model/weights.h"
 #include "common/train/checkpoint.h"
+#include "common/train/sha256.h"
 #include "common/train/weight_codec.h"
 #include "tests/unit/train/tiny_world.h"
 
@@ -213,6 +214,32 @@ TEST(train, TensorAssemblerRebuildsChunkedTensorsAndRejectsTornStreams) {
   ASSERT_TRUE(twice.Begin("x", "F32", {0}).ok());
   EXPECT_EQ(twice.Begin("x", "F32", {0}).code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(TensorAssembler().Begin("x", "I64", {1}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace r1r::train
+
+namespace r1r::train {
+namespace {
+
+TEST(train, Sha256MatchesPublishedVectorsAndGuardsImages) {
+  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // 56 bytes: the padding spills into a second block.
+  EXPECT_EQ(Sha256Hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(Sha256Hex(std::string(1000000, 'a')), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+
+  auto policy = testing::LoadPolicy();
+  const auto& sample = World().items[0].sample;
+  const std::string path = World().data_dir + "/" + sample.image_path;
+  auto digest = Sha256HexOfFile(path);
+  ASSERT_TRUE(digest.ok()) << digest.status();
+  EXPECT_TRUE(policy->encoder().VerifyImage(path, "").ok());
+  EXPECT_TRUE(policy->encoder().VerifyImage(path, *digest).ok());
+  std::string wrong = *digest;
+  wrong[0] = wrong[0] == '0' ? '1' : '0';
+  EXPECT_EQ(policy->encoder().VerifyImage(path, wrong).code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace
