@@ -65,24 +65,10 @@ World MakeWorld(const std::string& name) {
   return w;
 }
 
-// Some builds cannot serve /metrics from a process that links LibTorch (civetweb's worker thread
-// fails to start); the services are then started without it and the metric checks are skipped.
-bool metrics_unavailable = false;
-
 Process Start(const std::string& service, const std::string& dir, std::vector<std::string> extra = {}) {
-  const std::string log = dir + "/" + service + ".log";
-  if (!metrics_unavailable) {
-    std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    auto p = Process::Start(BinDir() + "/r1r-" + service, args, log);
-    if (p.ok()) return std::move(*p);
-    metrics_unavailable = true;
-    std::fprintf(stderr, "warning: r1r-%s did not start with /metrics (%s); continuing without metrics\n",
-                 service.c_str(), std::string(p.status().message()).c_str());
-  }
-  std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--metrics-listen", ""};
+  std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"};
   args.insert(args.end(), extra.begin(), extra.end());
-  auto p = Process::Start(BinDir() + "/r1r-" + service, args, log);
+  auto p = Process::Start(BinDir() + "/r1r-" + service, args, dir + "/" + service + ".log");
   EXPECT_TRUE(p.ok()) << p.status();
   return std::move(*p);
 }
@@ -183,10 +169,6 @@ struct Actor {
 };
 
 void ExpectMetrics(int port, const std::vector<std::string>& names) {
-  if (metrics_unavailable) {
-    std::fprintf(stderr, "warning: /metrics checks skipped\n");
-    return;
-  }
   auto body = HttpGet(port, "/metrics");
   ASSERT_TRUE(body.ok()) << body.status();
   for (const std::string& name : names) EXPECT_NE(body->find(name), std::string::npos) << name;
