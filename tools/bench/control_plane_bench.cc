@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   for (std::string line; std::getline(in, line);) {
     auto ev = nlohmann::json::parse(line, nullptr, false);
     if (ev.is_discarded() || !ev.contains("progress") || ev.value("phase", "") != "PHASE_RL") continue;
+    // Step events only: the phase's closing event repeats the last step's progress.
+    if (ev["progress"].value("state", "") != "JOB_STATE_RUNNING") continue;
     const auto& m = ev["progress"]["metrics"];
     if (!m.contains("step_seconds") || !m.contains("learner_compute_seconds")) continue;
     const double step = m["step_seconds"], gen = m["generation_seconds"], learn = m["learner_seconds"];
