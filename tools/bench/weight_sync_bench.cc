@@ -1,4 +1,4 @@
-// Weight-sync throughput over gRPC on loopback: a real r1r-learner holding a ~500 MB model
+// Weight-sync throughput over gRPC on loopback: a real r1r-learner holding a ~690 MB model
 // (fp32, Qwen2.5-VL architecture) streams it (1) to a bare client that only receives the chunks and
 // (2) to a real r1r-actor that verifies the CRC32C and loads the weights into its model. Prints a
 // table of GB/s per path and chunk size. Target: >= 1 GB/s.
@@ -25,7 +25,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-// hidden 1024, 8 layers, vocab 4096 (untied), vision 2 x 512: about 125 M parameters = 500 MB fp32.
+// hidden 1024, 8 layers, vision 2 x 512: about 170 M parameters = 690 MB fp32 (the issue asks for >= 500 MB).
 constexpr char kSpec[] = R"(name: weight-sync-bench
 model:
   init: tiny
