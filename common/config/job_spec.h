@@ -45,6 +45,9 @@ struct DataSpec {
   int64_t synthetic_max_distractors = 4;  // synthetic: other shapes per image, 0..max
   double heldout_fraction = 0.1;
   bool balance_labels = true;
+  // Where the image goes in the user turn. R1-Reward trains with [text, image] (its README's data
+  // example) and evaluates with [image, text]; a model is served the way it was trained.
+  std::string image_placement = "after_text";  // after_text | before_text
   std::string sft_split = "rest";         // rest | all
   int64_t min_pixels = 4 * 28 * 28;
   int64_t max_pixels = 640 * 28 * 28;

@@ -35,7 +35,7 @@ absl::StatusOr<std::string> ReadText(const std::string& path) {
 // Model files (everything but weights) come from the policy's own directory.
 absl::Status CopyModelFiles(const std::string& from, const std::string& to) {
   for (const char* name : {"config.json", "tokenizer.json", "preprocessor_config.json", "tokenizer_config.json",
-                           "generation_config.json"}) {
+                           "generation_config.json", "r1r_prompt.json"}) {
     std::error_code ec;
     if (fs::exists(fs::path(from) / name)) {
       fs::copy_file(fs::path(from) / name, fs::path(to) / name, fs::copy_options::overwrite_existing, ec);

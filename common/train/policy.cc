@@ -32,6 +32,19 @@ absl::Status WritePreprocessorConfig(const vision::ImageProcessorOptions& o, con
   return out ? absl::OkStatus() : absl::InternalError(absl::StrCat("cannot write ", path));
 }
 
+// r1r_prompt.json, written when the job prepared the model: where the image goes in the user turn.
+// Absent (a plain Hugging Face directory): image first, as Qwen2.5-VL's own examples do.
+absl::StatusOr<reward::ImagePlacement> ReadImagePlacement(const std::string& model_dir) {
+  const fs::path path = fs::path(model_dir) / "r1r_prompt.json";
+  if (!fs::exists(path)) return reward::ImagePlacement::kBeforeText;
+  std::ifstream in(path);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  const std::string placement = j.is_object() ? j.value("image_placement", "") : "";
+  if (placement == "after_text") return reward::ImagePlacement::kAfterText;
+  if (placement == "before_text") return reward::ImagePlacement::kBeforeText;
+  return absl::InvalidArgumentError(absl::StrCat(path.string(), ": image_placement must be after_text or before_text"));
+}
+
 }  // namespace
 
 absl::StatusOr<model::ModelOptions> ParseModelOptions(const std::string& dtype, const std::string& device) {
@@ -82,7 +95,9 @@ absl::StatusOr<std::unique_ptr<Policy>> Policy::Load(const std::string& model_di
   if (!eot.ok()) return eot.status();
   p->end_of_turn_id_ = *eot;
   p->pad_id_ = shared_tok->TokenToId("<|endoftext|>").value_or(0);
-  p->encoder_ = std::make_unique<PromptEncoder>(shared_tok, image_options);
+  auto placement = ReadImagePlacement(model_dir);
+  if (!placement.ok()) return placement.status();
+  p->encoder_ = std::make_unique<PromptEncoder>(shared_tok, image_options, *placement);
   if (with_weights) {
     auto m = model::LoadPretrained(model_dir, options);
     if (!m.ok()) return m.status();

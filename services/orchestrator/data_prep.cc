@@ -1,6 +1,7 @@
 #include "services/orchestrator/data_prep.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include <absl/strings/str_cat.h>
 
@@ -90,6 +91,15 @@ absl::Status PrepareTokenizer(const config::JobSpec& spec, const PreparedData& d
   fs::copy_file(source, target, fs::copy_options::overwrite_existing, ec);
   if (ec) return absl::FailedPreconditionError(absl::StrCat("cannot copy tokenizer from ", source, ": ", ec.message()));
   return absl::OkStatus();
+}
+
+absl::Status WritePromptLayout(const config::JobSpec& spec, const std::string& model_dir) {
+  std::error_code ec;
+  fs::create_directories(model_dir, ec);
+  std::ofstream out(fs::path(model_dir) / "r1r_prompt.json");
+  out << "{\"image_placement\": \"" << spec.data.image_placement << "\"}\n";
+  out.close();
+  return out ? absl::OkStatus() : absl::InternalError(absl::StrCat("cannot write ", model_dir, "/r1r_prompt.json"));
 }
 
 }  // namespace r1r::orchestrator

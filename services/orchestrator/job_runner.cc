@@ -141,6 +141,7 @@ class JobRunner::Run {
     if (!data.ok()) return data.status();
     data_ = std::move(*data);
     if (absl::Status s = PrepareTokenizer(spec_, data_, model_dir_); !s.ok()) return s;
+    if (absl::Status s = WritePromptLayout(spec_, model_dir_); !s.ok()) return s;
     return Progress(1, 1,
                     {{"sft_samples", static_cast<double>(data_.sft.size())},
                      {"rl_samples", static_cast<double>(data_.rl.size())},

@@ -40,6 +40,7 @@ TEST(config, MinimalSpecGetsPaperDefaults) {
   EXPECT_EQ(spec->rl.rollout_batch_size, 256);
   EXPECT_EQ(spec->rl.train_batch_size, 128);
   EXPECT_EQ(spec->data.max_pixels, 640 * 28 * 28);
+  EXPECT_EQ(spec->data.image_placement, "after_text");  // R1-Reward's training layout
 }
 
 TEST(config, OutOfRangeNamesFieldAndValue) {
@@ -64,6 +65,8 @@ TEST(config, MissingRequiredAndCrossFieldRules) {
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {rollout_batch_size: 100, train_batch_size: 30}"),
               HasSubstr("rl.train_batch_size: must divide"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {algorithm: grpo}"), HasSubstr("rl.samples_per_prompt"));
+  EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny}\ndata: {source: synthetic, synthetic_n: 3, image_placement: sideways}\n"),
+              HasSubstr("data.image_placement: must be one of after_text|before_text, got 'sideways'"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {adv_filter: sigma4}"),
               HasSubstr("rl.adv_filter: must be one of sigma3|code_mean3|none, got 'sigma4'"));
 }
