@@ -63,11 +63,14 @@ absl::Status WriteDirAtomically(const std::string& dir, const std::function<absl
 
 }  // namespace
 
-absl::Status ExportModelDir(Policy& policy, const std::string& dir) {
-  return WriteDirAtomically(dir, [&](const std::string& tmp) {
+absl::Status ExportModelDir(Policy& policy, const std::string& dir, const std::string& state_json) {
+  return WriteDirAtomically(dir, [&](const std::string& tmp) -> absl::Status {
     if (absl::Status s = CopyModelFiles(policy.model_dir(), tmp); !s.ok()) return s;
-    torch::NoGradGuard no_grad;
-    return model::SaveCheckpoint(policy.model(), tmp);
+    {
+      torch::NoGradGuard no_grad;
+      if (absl::Status s = model::SaveCheckpoint(policy.model(), tmp); !s.ok()) return s;
+    }
+    return state_json.empty() ? absl::OkStatus() : WriteText(tmp + "/state.json", state_json);
   });
 }
 

@@ -31,7 +31,8 @@ absl::StatusOr<std::string> LoadTrainingCheckpoint(const std::string& dir, Polic
 // The optimizer state of a checkpoint alone (NOT_FOUND when it has none).
 absl::Status LoadOptimizerState(const std::string& dir, torch::optim::Optimizer& optimizer);
 
-// Weights + model files only (what serve and actors load), written atomically into `dir`.
-absl::Status ExportModelDir(Policy& policy, const std::string& dir);
+// Weights + model files (what serve and actors load), written atomically into `dir`; a non-empty
+// `state_json` is stored as state.json (serve reports its policy_version).
+absl::Status ExportModelDir(Policy& policy, const std::string& dir, const std::string& state_json = "");
 
 }  // namespace r1r::train

@@ -480,7 +480,9 @@ grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* ctx, const 
   auto dir = WriteCheckpoint();
   if (!dir.ok()) return rpc::ToGrpc(dir.status());
   if (!req->export_dir().empty()) {
-    if (absl::Status s = train::ExportModelDir(*policy_, req->export_dir()); !s.ok()) return rpc::ToGrpc(s);
+    if (absl::Status s = train::ExportModelDir(*policy_, req->export_dir(), StateJson()); !s.ok()) {
+      return rpc::ToGrpc(s);
+    }
   }
   resp->set_path(*dir);
   return grpc::Status::OK;

@@ -509,35 +509,5 @@ TEST(loop, LearnerInitsFromAPublishedModelDirectory) {
   EXPECT_NE(s.error_message().find("model.path"), std::string::npos) << s.error_message();
 }
 
-// Manual benchmark (run with --gtest_also_run_disabled_tests): weight-sync throughput on loopback
-// for a ~400 MB float32 model (hidden 1024, 8 layers).
-TEST(loop, DISABLED_WeightSyncThroughputOfA400MbModel) {
-  World w = MakeWorld("weight_sync_bench");
-  std::string spec = kSpec;
-  spec.replace(spec.find("hidden_size: 32"), 15, "hidden_size: 1024");
-  spec.replace(spec.find("num_layers: 2"), 13, "num_layers: 8");
-  spec.replace(spec.find("intermediate_size: 64"), 21, "intermediate_size: 4096");
-  Process learner_proc = Start("learner", w.dir);
-  Process actor_proc = Start("actor", w.dir);
-  Learner learner{Connect<v1::Learner::Stub>(learner_proc.port()), learner_proc.port()};
-  Actor actor{Connect<v1::RolloutActor::Stub>(actor_proc.port()), actor_proc.port()};
-  v1::InitRequest req;
-  req.set_job_id("bench");
-  req.set_spec_yaml(spec);
-  req.set_work_dir(w.work_dir);
-  req.set_phase("sft");
-  v1::LearnerState state;
-  grpc::ClientContext ctx;
-  rpc::PrepareContext(ctx, Client(learner.port));
-  ASSERT_TRUE(learner.stub->Init(&ctx, req, &state).ok());
-  for (int i = 0; i < 3; ++i) {
-    v1::LoadWeightsResponse r;
-    grpc::Status s = actor.Load(learner.port, 0, state.model_dir(), &r);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-    std::printf("weight sync %d: %.1f MB in %.3f s = %.0f MB/s\n", i, r.bytes() / 1e6, r.seconds(),
-                r.bytes() / 1e6 / r.seconds());
-  }
-}
-
 }  // namespace
 }  // namespace r1r::testing

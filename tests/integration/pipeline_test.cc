@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -166,6 +167,11 @@ TEST(loop, ShortRunLearnsFiniteAdvancesVersionsAndExportsMetrics) {
     EXPECT_LE(eval->metrics().at(key), 1.0);
   }
   EXPECT_TRUE(std::filesystem::exists(job.work_dir() + "/published/config.json"));
+  // The published model says which policy version it is (r1r-serve reports it).
+  std::ifstream state(job.work_dir() + "/published/state.json");
+  std::stringstream state_text;
+  state_text << state.rdbuf();
+  EXPECT_THAT(state_text.str(), HasSubstr("\"policy_version\": " + std::to_string(job.policy_version())));
 
   auto body = HttpGet(c.orchestrator().metrics_port(), "/metrics");
   ASSERT_TRUE(body.ok());
