@@ -262,6 +262,9 @@ absl::StatusOr<TensorMap> ReadCheckpointTensors(const std::string& dir) {
     }
     return out;
   }
+  // As transformers: a single model.safetensors is the checkpoint, and other .safetensors files beside
+  // it (test cases, adapters) are not weights. Without it, every *.safetensors is a shard.
+  if (fs::exists(fs::path(dir) / "model.safetensors", ec)) return ReadSafetensors((fs::path(dir) / "model.safetensors").string());
   std::vector<std::string> files;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     if (entry.path().extension() == ".safetensors") files.push_back(entry.path().string());

@@ -4,8 +4,9 @@
 // machine with PyTorch + transformers: config.json + model.safetensors (as save_pretrained wrote
 // them, so whatever key layout that transformers version uses) and cases.safetensors holding, per
 // case ("text", "image"), "<case>.input_ids" [1, L], "<case>.logits" [1, L, V] (float32, eager
-// attention) and for images "<case>.pixel_values" / "<case>.image_grid_thw". Until it is generated
-// the test is skipped: HF-logit parity is still open.
+// attention) and for images "<case>.pixel_values" / "<case>.image_grid_thw", plus "image.greedy_ids", HF's
+// greedy continuation of the image prompt. The committed fixture came from transformers 5.17 with the
+// M-RoPE positions passed explicitly (see the script); without the fixture the test skips.
 #include <filesystem>
 
 #include "common/model/generate.h"
@@ -21,7 +22,7 @@ TEST(model, HfParityTinyLogits) {
   const std::string dir = std::string(R1R_SOURCE_DIR) + "/tests/fixtures/model/hf_tiny";
   if (!std::filesystem::exists(dir + "/config.json") || !std::filesystem::exists(dir + "/cases.safetensors")) {
     GTEST_SKIP() << "HF parity fixture " << dir << " is absent; generate it with tests/fixtures/model/make_hf_tiny.py "
-                 << "on a machine with transformers (HF-logit parity is still open)";
+                 << "on a machine with transformers";
   }
   auto model = LoadPretrained(dir, ModelOptions{at::kFloat, at::kCPU});
   ASSERT_TRUE(model.ok()) << model.status();
@@ -47,6 +48,22 @@ TEST(model, HfParityTinyLogits) {
     ++checked;
   }
   EXPECT_EQ(checked, 2);
+
+  // Greedy KV-cache generation after the image prompt equals HF's full-recompute argmax chain.
+  ASSERT_EQ(cases->count("image.greedy_ids"), 1u) << "regenerate the fixture: it predates image.greedy_ids";
+  const at::Tensor want = cases->at("image.greedy_ids").to(torch::kLong).flatten();
+  const at::Tensor prompt = cases->at("image.input_ids").to(torch::kLong).flatten();
+  GenerationRequest req;
+  req.prompt_ids.assign(prompt.data_ptr<int64_t>(), prompt.data_ptr<int64_t>() + prompt.numel());
+  req.pixel_values = cases->at("image.pixel_values").to(torch::kFloat);
+  req.image_grid_thw = cases->at("image.image_grid_thw").to(torch::kLong);
+  req.sampling.temperature = 0;
+  req.sampling.max_new_tokens = want.numel();
+  req.sampling.suppress_token_ids = {(*model)->config().image_token_id};
+  auto generated = Generate(**model, {req});
+  ASSERT_TRUE(generated.ok()) << generated.status();
+  const std::vector<int64_t> want_ids(want.data_ptr<int64_t>(), want.data_ptr<int64_t>() + want.numel());
+  EXPECT_EQ((*generated)[0].token_ids, want_ids);
 }
 
 // Device parity: the same seed on CUDA (float32 and bfloat16) as on the CPU. Skipped without a GPU.

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One prepared run on a lent GPU machine (see tools/gpu/README.md): the HF parity fixture, a CUDA build
+# of the torch libraries against the machine's PyTorch, the model tests on the GPU, and an SFT sweep of
+# the synthetic task. Each stage logs to $OUT and a failed stage does not stop the later ones.
+# Needs .gpudeps/ (Debian 12 .debs of the non-torch build dependencies, tools/gpu/fetch_deps.sh).
+# Run: DEADLINE=530 bash tools/gpu/device_check.sh, with carry [".gpudeps"]; results in $OUT/log.txt.
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+exec >>"$OUT/log.txt" 2>&1  # (not a tee process substitution: `wait` would wait for it)
+stage() { echo; echo "=== $1 ($(date +%T))"; }
+
+stage "machine"
+nvidia-smi -L
+python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())'
+g++ --version | head -1; cmake --version | head -1; cat /etc/os-release | head -2
+
+stage "HF parity fixture"
+# (at most 8 files come back from $OUT: the fixture travels as one tar)
+PYTHONUNBUFFERED=1 timeout 180 python3 tests/fixtures/model/make_hf_tiny.py tests/fixtures/model/hf_tiny && \
+  tar -C tests/fixtures/model -cf "$OUT/hf_tiny.tar" hf_tiny
+
+stage "dependencies"
+DEPS=/tmp/deps
+mkdir -p $DEPS && for f in .gpudeps/*.deb; do dpkg -x "$f" $DEPS; done
+export LD_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+TORCH_PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+CUDNN=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)
+
+export PATH=/usr/local/cuda/bin:$PATH
+stage "configure + build (CUDA)"
+B=/tmp/b
+configure() {
+  cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DR1R_SERVICES=OFF -DR1R_BENCH=ON -DR1R_CUDA=ON \
+    -DCMAKE_PREFIX_PATH="$DEPS/usr;$TORCH_PREFIX" -DCMAKE_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu \
+    -DCMAKE_CXX_FLAGS="-isystem $DEPS/usr/include/x86_64-linux-gnu" -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc "$@"
+}
+configure -DCUDNN_INCLUDE_PATH="$CUDNN/include" -DCUDNN_LIBRARY_PATH="$CUDNN/lib" || \
+  { rm -rf $B; configure -DCAFFE2_USE_CUDNN=OFF -DUSE_CUDNN=OFF; }
+time timeout 300 ninja -C $B -j16 model_test train_test sft_learnability_bench 2>&1 | grep -v "^\[" | tail -40
+
+stage "model + train tests on the GPU machine"
+timeout 60 $B/tests/unit/model/model_test --gtest_brief=1 2>&1 | tail -15
+timeout 40 $B/tests/unit/train/train_test --gtest_brief=1 2>&1 | tail -8
+
+LEFT=$(( ${DEADLINE:-560} - SECONDS ))
+stage "SFT learnability sweep on cuda, all at once, ${LEFT}s left"
+SWEEP=${SWEEP:-tools/gpu/sweep.txt}
+BENCH=$B/tools/bench/sft_learnability_bench
+while read -r name args; do
+  [[ -z "$name" || "$name" == \#* ]] && continue
+  ( timeout $((LEFT - 5)) $BENCH --device=cuda --threads=2 $args > "/tmp/sweep_$name.txt" 2>&1; echo "exit $?" >> "/tmp/sweep_$name.txt" ) &
+done < "$SWEEP"
+wait
+for f in /tmp/sweep_*.txt; do echo "--- $(basename "$f" .txt) $(grep -F -- "$(basename "$f" .txt | sed 's/^sweep_//') " "$SWEEP")"; cat "$f"; done > "$OUT/sweep.txt"
+cat "$OUT/sweep.txt"
