@@ -40,6 +40,8 @@ void ReadModel(YamlReader& y, ModelSpec& m) {
     t.Read("vision_hidden_size", &s.vision_hidden_size);
     t.Read("vision_depth", &s.vision_depth);
     t.Read("vision_heads", &s.vision_heads);
+    t.Read("rope_theta", &s.rope_theta);
+    t.CheckRange("rope_theta", s.rope_theta, 1.0, 1e9);
     t.CheckRange("hidden_size", s.hidden_size, 8, 65536);
     t.CheckRange("num_layers", s.num_layers, 1, 512);
     t.CheckRange("num_heads", s.num_heads, 1, 1024);
@@ -64,6 +66,13 @@ void ReadData(YamlReader& y, DataSpec& d) {
   y.Read("synthetic_image_size", &d.synthetic_image_size);
   y.Read("synthetic_max_count", &d.synthetic_max_count);
   y.Read("synthetic_max_distractors", &d.synthetic_max_distractors);
+  y.Read("synthetic_questions", &d.synthetic_questions);
+  if (d.synthetic_questions.empty()) y.Error("synthetic_questions", "must name at least one kind");
+  for (const std::string& q : d.synthetic_questions) {
+    if (q != "colour_shape" && q != "colour" && q != "all") {
+      y.Error("synthetic_questions", "each must be colour_shape, colour or all, got '" + q + "'");
+    }
+  }
   y.Read("heldout_fraction", &d.heldout_fraction);
   y.Read("balance_labels", &d.balance_labels);
   y.Read("image_placement", &d.image_placement);

@@ -18,6 +18,7 @@ struct TinyModelSpec {
   int64_t vision_hidden_size = 32;
   int64_t vision_depth = 2;
   int64_t vision_heads = 2;
+  double rope_theta = 1000000.0;
 };
 
 struct ModelSpec {
@@ -43,6 +44,8 @@ struct DataSpec {
   int64_t synthetic_image_size = 64;      // synthetic: square image side in pixels
   int64_t synthetic_max_count = 4;        // synthetic: the asked-for shape appears 1..max_count times
   int64_t synthetic_max_distractors = 4;  // synthetic: other shapes per image, 0..max
+  // synthetic: what questions count, each item drawing one: colour_shape | colour | all
+  std::vector<std::string> synthetic_questions = {"colour_shape"};
   double heldout_fraction = 0.1;
   bool balance_labels = true;
   // Where the image goes in the user turn. R1-Reward trains with [text, image] (its README's data

@@ -57,29 +57,48 @@ void Draw(RgbImage& image, const DrawnShape& s) {
   }
 }
 
-std::string Plural(int count, const std::string& colour, const char* shape) {
-  return absl::StrCat(colour, " ", shape, count == 1 ? "" : "s");
+// The counted thing: "green triangle", "green shape" or "shape", pluralised with an "s".
+std::string Noun(int count, const std::string& what) { return absl::StrCat(what, count == 1 ? "" : "s"); }
+
+std::string CountSentence(int count, const std::string& what) {
+  if (count == 0) return absl::StrCat("There are no ", Noun(0, what), " in the image.");
+  if (count == 1) return absl::StrCat("There is 1 ", Noun(1, what), " in the image.");
+  return absl::StrCat("There are ", count, " ", Noun(count, what), " in the image.");
 }
 
-std::string CountSentence(int count, const std::string& colour, const char* shape) {
-  if (count == 0) return absl::StrCat("There are no ", Plural(0, colour, shape), " in the image.");
-  if (count == 1) return absl::StrCat("There is 1 ", Plural(1, colour, shape), " in the image.");
-  return absl::StrCat("There are ", count, " ", Plural(count, colour, shape), " in the image.");
-}
-
-// The teacher's SFT trace: the conclusion sits in the last lines, where the consistency referee looks.
-std::string TeacherTrace(const std::string& what, int teacher_count, int count1, int count2) {
+// The teacher's SFT trace, shaped so that each step is a lookup a small transformer learns quickly: the
+// question is restated verbatim (the same tokens as in the prompt, so it is a plain copy), both counts are
+// read off the responses, and the decision names the response whose count is the one just found (matching
+// a token, not comparing two). The conclusion sits in the last line, where the consistency referee looks.
+std::string TeacherTrace(const std::string& question, const std::string& what, int teacher_count, int count1,
+                         int count2) {
   const int preferred = teacher_count == count1 ? 1 : 2;
-  return absl::StrCat("<think>The question asks how many ", what, " are in the image.\n",
-                      "Counting the ", what, " in the image, I find ", teacher_count, ".\n",
-                      "Response 1 says ", count1, " and Response 2 says ", count2, ".\n", "Response ", preferred,
-                      " agrees with my count, so Response ", preferred, " is better.</think><answer>", preferred,
-                      "</answer>");
+  return absl::StrCat("<think>The question asks: ", question, "\n", "Response 1 says ", count1,
+                      " and Response 2 says ", count2, ".\n", "Counting the ", what, " in the image, I find ",
+                      teacher_count, ".\n", "My count ", teacher_count, " matches Response ", preferred,
+                      ", so Response ", preferred, " is better.</think><answer>", preferred, "</answer>");
 }
 
 }  // namespace
 
+static std::vector<std::string> QuestionNames(const std::vector<SynthQuestion>& kinds) {
+  std::vector<std::string> names;
+  for (SynthQuestion q : kinds) {
+    names.push_back(q == SynthQuestion::kColourShape ? "colour_shape" : q == SynthQuestion::kColour ? "colour" : "all");
+  }
+  return names;
+}
+
+absl::StatusOr<SynthQuestion> ParseSynthQuestion(const std::string& name) {
+  if (name == "colour_shape") return SynthQuestion::kColourShape;
+  if (name == "colour") return SynthQuestion::kColour;
+  if (name == "all") return SynthQuestion::kAll;
+  return absl::InvalidArgumentError(absl::StrCat("synthetic question kind must be colour_shape, colour or all, got '",
+                                                 name, "'"));
+}
+
 absl::Status ValidateSynthOptions(const SynthOptions& o) {
+  if (o.questions.empty()) return absl::InvalidArgumentError("synthetic: questions must name at least one kind");
   if (o.n < 1) return absl::InvalidArgumentError("synthetic: n must be >= 1");
   if (o.image_size < 56 || o.image_size > 112) return absl::InvalidArgumentError("synthetic: image_size in 56..112");
   if (o.max_count < 1 || o.max_count + o.max_distractors > kGrid * kGrid) {
@@ -96,10 +115,24 @@ absl::Status ValidateSynthOptions(const SynthOptions& o) {
 SyntheticItem GenerateSyntheticItem(const SynthOptions& o, int64_t index) {
   SeededRng rng(reward::Mix64(reward::Mix64(o.seed) ^ static_cast<uint64_t>(index)));
   SyntheticItem item;
+  // One kind draws nothing, so single-kind datasets stay what they were.
+  const SynthQuestion question = o.questions.size() == 1 ? o.questions[0] : o.questions[rng.Below(o.questions.size())];
   const int target_colour = static_cast<int>(rng.Below(kPalette.size()));
   const auto target_kind = static_cast<ShapeKind>(rng.Below(kShapeNames.size()));
   item.true_count = 1 + static_cast<int>(rng.Below(static_cast<uint64_t>(o.max_count)));
-  const int distractors = static_cast<int>(rng.Below(static_cast<uint64_t>(o.max_distractors) + 1));
+  const int distractors = static_cast<int>(rng.Below(static_cast<uint64_t>(o.max_distractors) + 1)) *
+                          (question == SynthQuestion::kAll ? 0 : 1);  // every shape counts
+  auto counted = [&](const DrawnShape& s) {
+    switch (question) {
+      case SynthQuestion::kColourShape:
+        return s.kind == target_kind && s.colour == target_colour;
+      case SynthQuestion::kColour:
+        return s.colour == target_colour;
+      case SynthQuestion::kAll:
+        return true;
+    }
+    return false;
+  };
 
   // Distinct grid cells, then a size and a jitter that keep each shape inside its cell.
   const std::vector<size_t> cells = ShuffledIndices(kGrid * kGrid, rng.Next());
@@ -107,14 +140,17 @@ SyntheticItem GenerateSyntheticItem(const SynthOptions& o, int64_t index) {
   int confusers = 0;  // distractors sharing the colour or the shape of the target
   for (int k = 0; k < item.true_count + distractors; ++k) {
     DrawnShape s{};
-    if (k < item.true_count) {
+    if (k < item.true_count && question == SynthQuestion::kColourShape) {
       s.kind = target_kind;
       s.colour = target_colour;
+    } else if (k < item.true_count) {  // any kind; the colour too when every shape counts
+      s.kind = static_cast<ShapeKind>(rng.Below(kShapeNames.size()));
+      s.colour = question == SynthQuestion::kColour ? target_colour : static_cast<int>(rng.Below(kPalette.size()));
     } else {
       do {
         s.kind = static_cast<ShapeKind>(rng.Below(kShapeNames.size()));
         s.colour = static_cast<int>(rng.Below(kPalette.size()));
-      } while (s.kind == target_kind && s.colour == target_colour);
+      } while (counted(s));
       if (s.kind == target_kind || s.colour == target_colour) ++confusers;
     }
     const int min_r = std::max(3, cell / 4), max_r = std::max(min_r, cell * 9 / 20);
@@ -143,14 +179,16 @@ SyntheticItem GenerateSyntheticItem(const SynthOptions& o, int64_t index) {
 
   PreferenceSample& s = item.sample;
   const std::string colour = kPalette[static_cast<size_t>(target_colour)].name;
-  const char* shape = kShapeNames[static_cast<size_t>(target_kind)];
+  const std::string shape = kShapeNames[static_cast<size_t>(target_kind)];
+  const std::string what = question == SynthQuestion::kColourShape ? absl::StrCat(colour, " ", shape)
+                           : question == SynthQuestion::kColour    ? absl::StrCat(colour, " shape")
+                                                                   : std::string("shape");
   s.id = absl::StrFormat("synth_%06d", index);
   s.source = "synthetic";
   s.image_path = absl::StrCat("images/", s.id, ".png");
-  s.question = absl::StrCat("How many ", Plural(2, colour, shape), " are in the image?");
-  const reward::OrderedPair pair =
-      reward::PlaceResponses(CountSentence(item.true_count, colour, shape),
-                             CountSentence(item.wrong_count, colour, shape), rng.Below(2) == 1);
+  s.question = absl::StrCat("How many ", Noun(2, what), " are in the image?");
+  const reward::OrderedPair pair = reward::PlaceResponses(CountSentence(item.true_count, what),
+                                                          CountSentence(item.wrong_count, what), rng.Below(2) == 1);
   s.response1 = pair.response1;
   s.response2 = pair.response2;
   s.label = pair.label;
@@ -169,7 +207,7 @@ SyntheticItem GenerateSyntheticItem(const SynthOptions& o, int64_t index) {
   const int teacher_count = item.teacher_trace_correct ? item.true_count : item.wrong_count;
   const int count1 = pair.swapped ? item.wrong_count : item.true_count;
   const int count2 = pair.swapped ? item.true_count : item.wrong_count;
-  s.reasoning = TeacherTrace(Plural(2, colour, shape), teacher_count, count1, count2);
+  s.reasoning = TeacherTrace(s.question, Noun(2, what), teacher_count, count1, count2);
   return item;
 }
 
@@ -204,6 +242,7 @@ absl::Status WriteSyntheticDataset(const SynthOptions& o, const std::string& out
       {"max_distractors", o.max_distractors},
       {"teacher_mistake_rate", o.teacher_mistake_rate},
       {"teacher_max_attempts", o.teacher_max_attempts},
+      {"questions", QuestionNames(o.questions)},
       {"image_placement", o.placement == reward::ImagePlacement::kAfterText ? "after_text" : "before_text"},
       {"label1_count", label1},
       {"rl_hard_count", hard},

@@ -10,11 +10,18 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "common/data/png_io.h"
 #include "common/data/sample.h"
 #include "common/reward/chat.h"
 
 namespace r1r::data {
+
+// What a question counts: shapes of one colour and kind ("How many green triangles …"), shapes of one
+// colour ("How many green shapes …"), or every shape ("How many shapes …"). The last needs no reading of
+// the question, only of the image, and is the one a model trained from scratch learns first.
+enum class SynthQuestion { kColourShape, kColour, kAll };
+absl::StatusOr<SynthQuestion> ParseSynthQuestion(const std::string& name);  // colour_shape | colour | all
 
 struct SynthOptions {
   int64_t n = 256;
@@ -25,6 +32,7 @@ struct SynthOptions {
   double teacher_mistake_rate = 0.1;  // fraction of SFT traces that reason to the wrong response
   int teacher_max_attempts = 3;
   reward::ImagePlacement placement = reward::ImagePlacement::kAfterText;
+  std::vector<SynthQuestion> questions = {SynthQuestion::kColourShape};  // each item draws one kind
 };
 
 enum class ShapeKind { kCircle, kSquare, kTriangle };

@@ -352,7 +352,7 @@ ModelConfig MakeTinyConfig(const TinyConfigOptions& o) {
   t.num_key_value_heads = o.num_kv_heads;
   t.head_dim = o.hidden_size / o.num_heads;
   t.rms_norm_eps = 1e-6;
-  t.rope_theta = 1000000.0;
+  t.rope_theta = o.rope_theta;
   // Same proportions as the released [16, 24, 24] of 64 frequencies.
   const int64_t half = t.head_dim / 2;
   const int64_t sec_t = half / 4;

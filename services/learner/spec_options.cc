@@ -15,6 +15,7 @@ model::TinyConfigOptions TinyOptionsFromSpec(const config::TinyModelSpec& tiny) 
   o.vision_depth = tiny.vision_depth;
   o.vision_heads = tiny.vision_heads;
   o.vision_intermediate_size = 2 * tiny.vision_hidden_size;
+  o.rope_theta = tiny.rope_theta;
   o.tie_word_embeddings = true;  // halves the embedding parameters of a small-vocabulary model
   return o;
 }

@@ -42,6 +42,12 @@ absl::StatusOr<PreparedData> PrepareData(const config::JobSpec& spec, const std:
       o.image_size = static_cast<int>(d.synthetic_image_size);
       o.max_count = static_cast<int>(d.synthetic_max_count);
       o.max_distractors = static_cast<int>(d.synthetic_max_distractors);
+      o.questions.clear();
+      for (const std::string& name : d.synthetic_questions) {
+        auto kind = data::ParseSynthQuestion(name);
+        if (!kind.ok()) return kind.status();
+        o.questions.push_back(*kind);
+      }
       if (absl::Status s = data::WriteSyntheticDataset(o, out.dataset_dir); !s.ok()) return s;
     }
   } else {

@@ -1,7 +1,9 @@
 // sft_learnability_bench: how well a tiny Qwen2.5-VL learns the synthetic counting task by SFT alone, in
 // process (no services), for sizing configs/demo.yaml. Generates the dataset, trains the BPE, creates the
 // tiny model, runs SFT epochs and after each prints held-out greedy accuracy, format rate, how often the
-// stated count is the true one, and the wall seconds. Flags are --key=value (see kFlags below).
+// stated count is the true one, and the wall seconds. Flags are --key=value (see kFlags below); --show=N
+// prints the first N held-out generations, --grad_probe=1 only prints where one batch's gradient goes.
+// Run two at once with OPENBLAS_NUM_THREADS=1 --threads=1; alone, --threads=1 and OpenBLAS's default.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +18,7 @@
 
 #include <torch/torch.h>
 
+#include "absl/strings/str_split.h"
 #include "common/data/synthetic.h"
 #include "common/eval/judgement.h"
 #include "common/reward/prompt_template.h"
@@ -29,13 +32,16 @@ using namespace r1r;
 namespace {
 
 std::map<std::string, std::string> kFlags = {
-    {"n", "2400"},          {"heldout", "120"},      {"image_size", "64"},   {"max_pixels", "6272"},
-    {"min_pixels", "3136"}, {"max_count", "4"},      {"distractors", "1"},   {"mistakes", "0.1"},
-    {"hidden", "128"},      {"layers", "3"},         {"heads", "4"},         {"kv_heads", "2"},
-    {"inter", "384"},       {"vhidden", "64"},       {"vdepth", "2"},        {"vheads", "2"},
-    {"vocab", "640"},       {"epochs", "1"},         {"batch", "8"},         {"lr", "0.0015"},
-    {"warmup", "0.03"},     {"min_lr", "0.1"},       {"seed", "7"},          {"threads", "2"},
-    {"placement", "after_text"}, {"device", "cpu"}};
+    // data
+    {"n", "2400"}, {"heldout", "120"}, {"image_size", "64"}, {"min_pixels", "3136"}, {"max_pixels", "6272"},
+    {"max_count", "4"}, {"distractors", "1"}, {"mistakes", "0.1"}, {"questions", "colour_shape"},
+    {"placement", "after_text"}, {"vocab", "640"},
+    // model
+    {"hidden", "128"}, {"layers", "3"}, {"heads", "4"}, {"kv_heads", "2"}, {"inter", "384"}, {"vhidden", "64"},
+    {"vdepth", "2"}, {"vheads", "2"}, {"rope_theta", "1000000"},
+    // training and running
+    {"epochs", "1"}, {"batch", "8"}, {"lr", "0.0015"}, {"warmup", "0.03"}, {"min_lr", "0.1"}, {"seed", "7"},
+    {"threads", "2"}, {"device", "cpu"}, {"show", "0"}, {"grad_probe", "0"}};
 
 double F(const char* k) { return std::stod(kFlags.at(k)); }
 int64_t I(const char* k) { return std::stoll(kFlags.at(k)); }
@@ -81,6 +87,10 @@ EvalResult Evaluate(train::Policy& policy, const std::vector<data::SyntheticItem
       const auto& item = items[first + k];
       const std::string text = policy.Decode(out[k].token_ids);
       const auto choice = eval::ParseChoice(text, /*fallback_last_digit=*/false);
+      if (static_cast<int64_t>(first + k) < I("show")) {
+        std::printf("--- true %d, label %d, %s | %s\n%s\n", item.true_count, item.sample.label,
+                    item.sample.response1.c_str(), item.sample.response2.c_str(), text.c_str());
+      }
       r.format += choice.has_value() ? 1 : 0;
       r.accuracy += choice == item.sample.label ? 1 : 0;
       std::smatch m;
@@ -92,6 +102,30 @@ EvalResult Evaluate(train::Policy& policy, const std::vector<data::SyntheticItem
   r.format /= n;
   r.count_right /= n;
   return r;
+}
+
+// Gradient norms of one SFT batch for the vision tower, the embeddings and the first attention
+// projection: shows whether the image path gets any training signal at all.
+void PrintGradientNorms(train::Policy& policy, const std::vector<train::SftItem>& items) {
+  std::vector<const train::EncodedPrompt*> prompts;
+  std::vector<std::vector<int64_t>> targets;
+  for (const auto& it : items) {
+    prompts.push_back(&it.prompt);
+    targets.push_back(it.target_ids);
+  }
+  auto batch = Must(train::BuildSequenceBatch(prompts, targets, policy.pad_id()), "BuildSequenceBatch");
+  auto logp = Must(policy.ResponseLogProbs(batch), "ResponseLogProbs");
+  (-(logp * batch.response_mask).sum()).backward();
+  for (const auto& p : policy.model().named_parameters()) {
+    const std::string& name = p.key();
+    if (!p.value().grad().defined()) {
+      std::printf("no gradient: %s\n", name.c_str());
+    } else if (name.find("visual") != std::string::npos || name.find("embed") != std::string::npos ||
+               name.find("layers.0.self_attn.q") != std::string::npos) {
+      std::printf("%-60s |w| %.4f |g| %.3e\n", name.c_str(), p.value().norm().item<double>(),
+                  p.value().grad().norm().item<double>());
+    }
+  }
 }
 
 }  // namespace
@@ -119,6 +153,10 @@ int main(int argc, char** argv) {
   o.max_count = static_cast<int>(I("max_count"));
   o.max_distractors = static_cast<int>(I("distractors"));
   o.teacher_mistake_rate = F("mistakes");
+  o.questions.clear();
+  for (absl::string_view name : absl::StrSplit(kFlags["questions"], ',')) {
+    o.questions.push_back(Must(data::ParseSynthQuestion(std::string(name)), "--questions"));
+  }
   Must(data::WriteSyntheticDataset(o, (root / "data").string()), "dataset");
   std::vector<data::SyntheticItem> items;
   std::vector<std::string> corpus;
@@ -144,6 +182,7 @@ int main(int argc, char** argv) {
   tiny.vision_heads = I("vheads");
   tiny.vision_intermediate_size = 2 * tiny.vision_hidden_size;
   tiny.tie_word_embeddings = true;
+  tiny.rope_theta = F("rope_theta");
   vision::ImageProcessorOptions image;
   image.min_pixels = I("min_pixels");
   image.max_pixels = I("max_pixels");
@@ -183,6 +222,10 @@ int main(int argc, char** argv) {
               static_cast<long long>(policy->parameter_count()),
               static_cast<long long>(prompts[0].pixel_values.size(0) / 4),  // 2x2 patches merge into one token
               prompts[0].ids.size(), elapsed());
+  if (I("grad_probe") > 0) {
+    PrintGradientNorms(*policy, std::vector<train::SftItem>(sft.begin(), sft.begin() + batch));
+    return 0;
+  }
   std::printf("%6s %8s %9s %7s %8s %9s\n", "epoch", "loss", "accuracy", "format", "count_ok", "seconds");
   const EvalResult before = Evaluate(*policy, eval_items, eval_prompts);
   std::printf("%6d %8s %9.3f %7.3f %8.3f %9.1f\n", 0, "-", before.accuracy, before.format, before.count_right,

@@ -4,11 +4,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <string>
+#include <thread>
 
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
@@ -40,7 +43,16 @@ std::string Addr(const proc::Process& p) { return absl::StrCat("127.0.0.1:", p.p
 // The demo's processes, stopped with SIGTERM (then SIGKILL) in reverse start order.
 class Fleet {
  public:
-  Fleet(std::string bin_dir, std::string log_dir) : bin_dir_(std::move(bin_dir)), log_dir_(std::move(log_dir)) {}
+  Fleet(std::string bin_dir, std::string log_dir) : bin_dir_(std::move(bin_dir)), log_dir_(std::move(log_dir)) {
+    // Debian's LibTorch runs elementwise ops on an OpenMP pool and matrix products on OpenBLAS's own
+    // pthread pool; with both sized to the cores they spin against each other and a tiny-model SFT step
+    // takes twice as long (tools/bench/sft_learnability_bench, --threads 1 vs 2). One OpenMP thread per
+    // service, unless the user chose otherwise; the children inherit it. OpenBLAS falls back to
+    // OMP_NUM_THREADS when OPENBLAS_NUM_THREADS is unset, so that one is set to the cores explicitly.
+    setenv("OPENBLAS_NUM_THREADS", std::to_string(std::max(1u, std::thread::hardware_concurrency())).c_str(),
+           /*overwrite=*/0);
+    setenv("OMP_NUM_THREADS", "1", /*overwrite=*/0);
+  }
   ~Fleet() { StopAll(); }
 
   absl::StatusOr<proc::Process*> Start(const std::string& service, const std::string& name,

@@ -67,6 +67,11 @@ TEST(config, MissingRequiredAndCrossFieldRules) {
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {algorithm: grpo}"), HasSubstr("rl.samples_per_prompt"));
   EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny}\ndata: {source: synthetic, synthetic_n: 3, image_placement: sideways}\n"),
               HasSubstr("data.image_placement: must be one of after_text|before_text, got 'sideways'"));
+  EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny}\n"
+                      "data: {source: synthetic, synthetic_n: 3, synthetic_questions: [all, size]}\n"),
+              HasSubstr("data.synthetic_questions: each must be colour_shape, colour or all, got 'size'"));
+  EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny, tiny: {rope_theta: 0}}\ndata: {source: synthetic, synthetic_n: 3}\n"),
+              HasSubstr("model.tiny.rope_theta"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {adv_filter: sigma4}"),
               HasSubstr("rl.adv_filter: must be one of sigma3|code_mean3|none, got 'sigma4'"));
 }

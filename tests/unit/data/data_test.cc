@@ -269,6 +269,40 @@ TEST(data, SyntheticIsReadableByR1RewardReaderAndConsistent) {
   }
 }
 
+TEST(data, SyntheticQuestionKindsCountWhatTheyAsk) {
+  EXPECT_FALSE(ParseSynthQuestion("size").ok());
+  SynthOptions o;
+  o.seed = 9;
+  o.max_distractors = 3;
+  o.questions = {SynthQuestion::kAll, SynthQuestion::kColour};
+  int all = 0, colour = 0;
+  for (int i = 0; i < 200; ++i) {
+    const SyntheticItem item = GenerateSyntheticItem(o, i);
+    const std::string& q = item.sample.question;
+    if (q == "How many shapes are in the image?") {
+      ++all;  // every drawn shape counts, whatever its colour or kind
+      EXPECT_EQ(static_cast<int>(item.shapes.size()), item.true_count) << i;
+    } else {
+      ++colour;  // "How many <colour> shapes …": the shapes of that colour, of any kind
+      int same_colour = 0;
+      for (const DrawnShape& d : item.shapes) same_colour += d.colour == item.shapes[0].colour ? 1 : 0;
+      EXPECT_EQ(same_colour, item.true_count) << q;
+      EXPECT_NE(q.find(" shapes are in the image?"), std::string::npos) << q;
+    }
+    EXPECT_NE(item.sample.reasoning->find("The question asks: " + q), std::string::npos);
+    EXPECT_EQ(reward::RuleRefereeVerdict(*item.sample.reasoning), reward::Consistency::kConsistent);
+  }
+  EXPECT_GT(all, 60);
+  EXPECT_GT(colour, 60);
+  // A single kind draws nothing from the item's stream: colour_shape items are what they always were.
+  SynthOptions single;
+  single.seed = 9;
+  EXPECT_EQ(GenerateSyntheticItem(single, 5).sample.question.find("How many shapes"), std::string::npos);
+  SynthOptions none = single;
+  none.questions.clear();
+  EXPECT_FALSE(ValidateSynthOptions(none).ok());
+}
+
 TEST(data, SyntheticAnswersComeFromTheDrawing) {
   SynthOptions o;
   o.seed = 3;

@@ -118,6 +118,8 @@ TEST(model, TinyConfigJsonRoundTrip) {
   EXPECT_EQ(parsed->vision.fullatt_block_indexes, tiny.vision.fullatt_block_indexes);
   EXPECT_EQ(parsed->image_token_id, tiny.image_token_id);
   EXPECT_EQ(parsed->eos_token_ids, tiny.eos_token_ids);
+  EXPECT_DOUBLE_EQ(parsed->text.rope_theta, 1e6);  // Qwen2.5-VL's unless the tiny options say otherwise
+  EXPECT_DOUBLE_EQ(ParseModelConfig(ModelConfigToJson(MakeTinyConfig({.rope_theta = 1e4})))->text.rope_theta, 1e4);
 }
 
 // reference §3.2: system prompt + a 640x480 image (grid 34x46 -> 17x23 = 391 pads) + "What?"...
