@@ -79,15 +79,15 @@ std::string TeacherTrace(const std::string& question, const std::string& what, i
                       ", so Response ", preferred, " is better.</think><answer>", preferred, "</answer>");
 }
 
-}  // namespace
-
-static std::vector<std::string> QuestionNames(const std::vector<SynthQuestion>& kinds) {
+std::vector<std::string> QuestionNames(const std::vector<SynthQuestion>& kinds) {
   std::vector<std::string> names;
   for (SynthQuestion q : kinds) {
     names.push_back(q == SynthQuestion::kColourShape ? "colour_shape" : q == SynthQuestion::kColour ? "colour" : "all");
   }
   return names;
 }
+
+}  // namespace
 
 absl::StatusOr<SynthQuestion> ParseSynthQuestion(const std::string& name) {
   if (name == "colour_shape") return SynthQuestion::kColourShape;
@@ -143,7 +143,7 @@ SyntheticItem GenerateSyntheticItem(const SynthOptions& o, int64_t index) {
     if (k < item.true_count && question == SynthQuestion::kColourShape) {
       s.kind = target_kind;
       s.colour = target_colour;
-    } else if (k < item.true_count) {  // any kind; the colour too when every shape counts
+    } else if (k < item.true_count) {  // any kind, and any colour when every shape counts
       s.kind = static_cast<ShapeKind>(rng.Below(kShapeNames.size()));
       s.colour = question == SynthQuestion::kColour ? target_colour : static_cast<int>(rng.Below(kPalette.size()));
     } else {
