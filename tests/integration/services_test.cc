@@ -1,6 +1,7 @@
 // Real processes on loopback with ephemeral ports: every binary serves health and /metrics and
 // stops cleanly on SIGTERM; jobs survive kill -9 of the orchestrator; the CLI's exit codes hold.
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -98,6 +99,26 @@ TEST(services, SubmittedJobSurvivesKill9AndRestart) {
   CommandResult list = RunCommand(Cli("list" + target));
   EXPECT_THAT(list.out, HasSubstr(id));
   EXPECT_EQ(RunCommand(Cli("status job-20200101-000000-000000" + target)).exit_code, 4);
+}
+
+TEST(services, DataSynthWritesTheAskedQuestionKinds) {
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("r1r_synth_cli_" + std::to_string(::getpid()))).string();
+  std::filesystem::remove_all(dir);
+  const CommandResult ok = RunCommand(Cli("data synth --out " + dir + " --n 20 --seed 4 --questions all"), true);
+  ASSERT_EQ(ok.exit_code, 0) << ok.out;
+  std::ifstream pairs(dir + "/pairs.jsonl");
+  std::string line;
+  int rows = 0;
+  while (std::getline(pairs, line)) {
+    ++rows;
+    EXPECT_THAT(line, HasSubstr("How many shapes are in the image?"));
+  }
+  EXPECT_EQ(rows, 20);
+  const CommandResult bad = RunCommand(Cli("data synth --out " + dir + "2 --n 2 --questions size"), true);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.out, HasSubstr("must be colour_shape, colour or all, got 'size'"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(services, CliExitCodesForAuthAndBadSpecs) {

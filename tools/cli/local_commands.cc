@@ -5,6 +5,7 @@
 #include <string>
 
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_split.h>
 
 #include "common/config/flags.h"
 #include "common/data/readers.h"
@@ -26,7 +27,8 @@ int Synth(int argc, char** argv) {
       .Value("n", "1000", "number of samples")
       .Value("seed", "1", "random seed")
       .Value("mistake-rate", "0.1", "share of teacher traces that reason to the wrong response")
-      .Value("image-size", "64", "square image side in pixels (56..112)");
+      .Value("image-size", "64", "square image side in pixels (56..112)")
+      .Value("questions", "colour_shape", "what questions count, comma-separated: colour_shape, colour, all");
   const std::string usage = "r1r data synth --out DIR --n N --seed S";
   if (!f.Parse(argc, argv, 3).ok() || f.Get("out").empty()) return Usage(usage, f);
   auto n = f.GetInt("n");
@@ -39,6 +41,12 @@ int Synth(int argc, char** argv) {
   o.seed = static_cast<uint64_t>(*seed);
   o.teacher_mistake_rate = *rate;
   o.image_size = static_cast<int>(*size);
+  o.questions.clear();
+  for (absl::string_view name : absl::StrSplit(f.Get("questions"), ',')) {
+    auto kind = data::ParseSynthQuestion(std::string(name));
+    if (!kind.ok()) return Fail(kind.status());
+    o.questions.push_back(*kind);
+  }
   if (absl::Status s = data::WriteSyntheticDataset(o, f.Get("out")); !s.ok()) return Fail(s);
   std::printf("wrote %lld samples to %s\n", static_cast<long long>(o.n), f.Get("out").c_str());
   return kExitOk;
