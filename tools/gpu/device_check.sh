@@ -40,8 +40,11 @@ configure -DCUDNN_INCLUDE_PATH="$CUDNN/include" -DCUDNN_LIBRARY_PATH="$CUDNN/lib
 time timeout 300 ninja -C $B -j16 model_test train_test sft_learnability_bench 2>&1 | grep -v "^\[" | tail -40
 
 stage "model + train tests on the GPU machine"
-timeout 60 $B/tests/unit/model/model_test --gtest_brief=1 2>&1 | tail -15
-timeout 40 $B/tests/unit/train/train_test --gtest_brief=1 2>&1 | tail -8
+# Exit codes printed: on 2026-11-26 model_test died silently here (a crash inside a pipeline prints nothing).
+timeout 60 $B/tests/unit/model/model_test --gtest_brief=1 > /tmp/model_test.txt 2>&1; echo "model_test exit $?"
+tail -15 /tmp/model_test.txt
+timeout 40 $B/tests/unit/train/train_test --gtest_brief=1 > /tmp/train_test.txt 2>&1; echo "train_test exit $?"
+tail -8 /tmp/train_test.txt
 
 LEFT=$(( ${DEADLINE:-560} - SECONDS ))
 stage "SFT learnability sweep on cuda, all at once, ${LEFT}s left"
