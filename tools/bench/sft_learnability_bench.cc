@@ -140,6 +140,10 @@ int main(int argc, char** argv) {
     }
     kFlags[a.substr(2, eq - 2)] = a.substr(eq + 1);
   }
+  if (I("heldout") < 1 || I("n") - I("heldout") < I("batch") || I("batch") < 1) {
+    std::cerr << "need 1 <= heldout and 1 <= batch <= n - heldout\n";
+    return 2;
+  }
   torch::set_num_threads(static_cast<int>(I("threads")));
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
