@@ -24,7 +24,8 @@ using TensorMap = std::map<std::string, at::Tensor>;
 // Supported dtypes: BF16, F16, F32 (and F64, I64, I32, U8, BOOL for completeness of metadata-free files).
 absl::StatusOr<TensorMap> ReadSafetensors(const std::string& path);
 
-// Reads a checkpoint directory: model.safetensors.index.json (sharded) if present, else every
+// Reads a checkpoint directory: model.safetensors.index.json (sharded) if present, else
+// model.safetensors if present (other .safetensors beside it are not weights), else every
 // *.safetensors file in it. Keys are returned as written (see NormalizeCheckpointKey).
 absl::StatusOr<TensorMap> ReadCheckpointTensors(const std::string& dir);
 

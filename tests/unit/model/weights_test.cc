@@ -92,6 +92,28 @@ TEST(model, ShardedCheckpointRoundTrip) {
   fs::remove_all(dir);
 }
 
+TEST(model, SingleFileCheckpointIgnoresOtherSafetensorsBesideIt) {
+  // As transformers: model.safetensors is the checkpoint; a test-case file next to it is not weights.
+  auto model = MakeTinyModel();
+  const std::string dir = TempDir("single_plus_extra");
+  ASSERT_TRUE(SaveCheckpoint(*model, dir).ok());
+  ASSERT_TRUE(fs::exists(dir + "/model.safetensors"));
+  ASSERT_TRUE(WriteSafetensors(dir + "/cases.safetensors", {{"image.logits", torch::ones({2, 3})}}).ok());
+  auto tensors = ReadCheckpointTensors(dir);
+  ASSERT_TRUE(tensors.ok()) << tensors.status();
+  EXPECT_EQ(tensors->count("image.logits"), 0u);
+  auto loaded = LoadPretrained(dir, {});
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ExpectSameParameters(*model, **loaded);
+  // Without model.safetensors every file is a shard, so the stray tensor is read (and then refused).
+  fs::remove(dir + "/model.safetensors");
+  ASSERT_TRUE(WriteSafetensors(dir + "/weights.safetensors", ExportWeights(*model)).ok());
+  auto all = ReadCheckpointTensors(dir);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->count("image.logits"), 1u);
+  fs::remove_all(dir);
+}
+
 TEST(model, LoadsNewerTransformersKeyLayout) {
   auto model = MakeTinyModel();
   TensorMap renamed;

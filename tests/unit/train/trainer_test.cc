@@ -226,21 +226,26 @@ TEST(train, RlStepWithKlPenaltyUsesTheFrozenReference) {
   for (size_t i = 0; i < pr.size(); ++i) EXPECT_TRUE(torch::equal(pr[i], pf[i]));
 }
 
+// The policy's own log-probs of each item's response at `temperature`, plus `shift`, as behaviour log-probs.
+void SetBehaviourLogProbs(Policy& policy, std::vector<RlItem>& items, double temperature, float shift) {
+  torch::NoGradGuard no_grad;
+  policy.model().eval();
+  for (auto& it : items) {
+    auto batch = BuildSequenceBatch({&it.prompt}, {it.response_ids}, policy.pad_id());
+    ASSERT_TRUE(batch.ok());
+    auto lp = policy.ResponseLogProbs(*batch, temperature);
+    ASSERT_TRUE(lp.ok());
+    for (int64_t j = 0; j < static_cast<int64_t>(it.response_ids.size()); ++j) {
+      it.behaviour_logprobs.push_back((*lp)[0][j].item<float>() + shift);
+    }
+  }
+}
+
 TEST(train, RlStepReportsLogProbMismatchAgainstBehaviourLogProbs) {
   auto policy = LoadPolicy();
   auto items = MakeRlItems(*policy, {1.0, 0.0});
   // Behaviour log-probs that are the learner's own, shifted by 0.25 nats per token.
-  for (auto& it : items) {
-    auto batch = BuildSequenceBatch({&it.prompt}, {it.response_ids}, policy->pad_id());
-    ASSERT_TRUE(batch.ok());
-    torch::NoGradGuard no_grad;
-    policy->model().eval();
-    auto lp = policy->ResponseLogProbs(*batch);
-    ASSERT_TRUE(lp.ok());
-    for (int64_t j = 0; j < static_cast<int64_t>(it.response_ids.size()); ++j) {
-      it.behaviour_logprobs.push_back((*lp)[0][j].item<float>() - 0.25f);
-    }
-  }
+  SetBehaviourLogProbs(*policy, items, /*temperature=*/1.0, /*shift=*/-0.25f);
   Trainer trainer(policy.get(), nullptr, FastOptimizer(1));
   auto r = trainer.RlStep(items, StableReinforce(2));
   ASSERT_TRUE(r.ok()) << r.status();
@@ -250,16 +255,7 @@ TEST(train, RlStepReportsLogProbMismatchAgainstBehaviourLogProbs) {
 TEST(train, RlStepTakesLogProbsAtTheSamplingTemperature) {
   auto policy = LoadPolicy();
   auto items = MakeRlItems(*policy, {1.0, 0.0});
-  for (auto& it : items) {
-    auto batch = BuildSequenceBatch({&it.prompt}, {it.response_ids}, policy->pad_id());
-    ASSERT_TRUE(batch.ok());
-    torch::NoGradGuard no_grad;
-    auto lp = policy->ResponseLogProbs(*batch, /*temperature=*/0.5);
-    ASSERT_TRUE(lp.ok());
-    for (int64_t j = 0; j < static_cast<int64_t>(it.response_ids.size()); ++j) {
-      it.behaviour_logprobs.push_back((*lp)[0][j].item<float>());
-    }
-  }
+  SetBehaviourLogProbs(*policy, items, /*temperature=*/0.5, /*shift=*/0.0f);
   Trainer trainer(policy.get(), nullptr, FastOptimizer(1));
   RlStepOptions options = StableReinforce(2);
   options.temperature = 0.5;
