@@ -1,0 +1,197 @@
+#include "common/dist/process_group.h"
+
+#include <torch/torch.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <cstring>
+#include <exception>
+
+#include <absl/strings/str_cat.h>
+
+namespace r1r::dist {
+namespace {
+
+c10d::ReduceOp ToC10d(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kMin:
+      return c10d::ReduceOp::MIN;
+    case ReduceOp::kMax:
+      return c10d::ReduceOp::MAX;
+    case ReduceOp::kSum:
+      break;
+  }
+  return c10d::ReduceOp::SUM;
+}
+
+bool IsLoopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
+
+}  // namespace
+
+struct ProcessGroup::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroup> group;
+  at::Device device{at::kCPU};  // where the backend wants its tensors
+};
+
+absl::StatusOr<Backend> ParseBackend(std::string_view name) {
+  if (name == "gloo") return Backend::kGloo;
+  if (name == "nccl") return Backend::kNccl;
+  return absl::InvalidArgumentError(absl::StrCat("dist backend must be gloo or nccl, got '", std::string(name), "'"));
+}
+
+absl::Status Validate(const GroupOptions& o) {
+  if (o.world_size < 1) return absl::InvalidArgumentError("dist: world_size must be >= 1");
+  if (o.rank < 0 || o.rank >= o.world_size) {
+    return absl::InvalidArgumentError(absl::StrCat("dist: rank ", o.rank, " is outside 0..", o.world_size - 1));
+  }
+  if (o.master_port < 1 || o.master_port > 65535) return absl::InvalidArgumentError("dist: master_port in 1..65535");
+  if (o.master_host.empty()) return absl::InvalidArgumentError("dist: master_host is empty");
+  if (o.timeout.count() <= 0) return absl::InvalidArgumentError("dist: timeout must be > 0");
+  return absl::OkStatus();
+}
+
+ProcessGroup::ProcessGroup(int rank, int world_size, std::unique_ptr<Impl> impl)
+    : rank_(rank), world_size_(world_size), impl_(std::move(impl)) {}
+
+ProcessGroup::~ProcessGroup() = default;
+
+absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Create(const GroupOptions& o) {
+  if (absl::Status s = Validate(o); !s.ok()) return s;
+  auto impl = std::make_unique<Impl>();
+  try {
+    c10d::TCPStoreOptions store_options;
+    store_options.port = static_cast<std::uint16_t>(o.master_port);
+    store_options.isServer = o.rank == 0;
+    store_options.numWorkers = static_cast<std::size_t>(o.world_size);
+    store_options.waitWorkers = true;
+    store_options.timeout = o.timeout;
+    impl->store = c10::make_intrusive<c10d::TCPStore>(o.master_host, store_options);
+    if (o.backend == Backend::kGloo) {
+      auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
+      // On loopback the ranks talk over 127.0.0.1; otherwise over the interface the hostname names.
+      options->devices.push_back(IsLoopback(o.master_host)
+                                     ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                     : c10d::ProcessGroupGloo::createDefaultDevice());
+      impl->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, o.rank, o.world_size, options);
+    } else {
+#ifdef USE_C10D_NCCL
+      if (!torch::cuda::is_available()) return absl::FailedPreconditionError("dist: nccl needs a CUDA device");
+      auto options = c10d::ProcessGroupNCCL::Options::create();
+      options->timeout = o.timeout;
+      impl->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, o.rank, o.world_size, options);
+      impl->device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(
+                                               o.rank % std::max<int64_t>(1, torch::cuda::device_count())));
+#else
+      return absl::UnimplementedError("dist: this LibTorch was built without NCCL (USE_C10D_NCCL); use gloo");
+#endif
+    }
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("dist: rank ", o.rank, " of ", o.world_size, " could not join ",
+                                               o.master_host, ":", o.master_port, ": ", e.what()));
+  }
+  return std::unique_ptr<ProcessGroup>(new ProcessGroup(o.rank, o.world_size, std::move(impl)));
+}
+
+absl::Status ProcessGroup::AllReduce(std::vector<at::Tensor>& tensors, ReduceOp op) {
+  if (world_size_ == 1 || tensors.empty()) return absl::OkStatus();
+  try {
+    std::vector<at::Tensor> staged;
+    for (const auto& t : tensors) staged.push_back(t.device() == impl_->device ? t : t.to(impl_->device));
+    c10d::AllreduceOptions options;
+    options.reduceOp = ToC10d(op);
+    impl_->group->allreduce(staged, options)->wait();
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      if (!staged[i].is_same(tensors[i])) tensors[i].copy_(staged[i]);
+    }
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("dist: all-reduce on rank ", rank_, ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ProcessGroup::Broadcast(at::Tensor& tensor, int root) {
+  if (world_size_ == 1) return absl::OkStatus();
+  if (root < 0 || root >= world_size_) return absl::InvalidArgumentError("dist: broadcast root out of range");
+  try {
+    std::vector<at::Tensor> staged = {tensor.device() == impl_->device ? tensor : tensor.to(impl_->device)};
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    impl_->group->broadcast(staged, options)->wait();
+    if (!staged[0].is_same(tensor)) tensor.copy_(staged[0]);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("dist: broadcast on rank ", rank_, ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ProcessGroup::BroadcastBytes(std::string* bytes, int root) {
+  auto size = torch::tensor({static_cast<int64_t>(rank_ == root ? bytes->size() : 0)}, torch::kInt64);
+  if (absl::Status s = Broadcast(size, root); !s.ok()) return s;
+  const int64_t n = size.item<int64_t>();
+  if (n < 0) return absl::DataLossError("dist: negative byte count in broadcast");
+  auto buffer = torch::empty({n}, torch::kUInt8);
+  if (rank_ == root && n > 0) std::memcpy(buffer.data_ptr<uint8_t>(), bytes->data(), static_cast<size_t>(n));
+  if (n > 0) {
+    if (absl::Status s = Broadcast(buffer, root); !s.ok()) return s;
+  }
+  if (rank_ != root) bytes->assign(reinterpret_cast<const char*>(buffer.data_ptr<uint8_t>()), static_cast<size_t>(n));
+  return absl::OkStatus();
+}
+
+absl::Status ProcessGroup::Barrier() {
+  if (world_size_ == 1) return absl::OkStatus();
+  try {
+    impl_->group->barrier()->wait();
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("dist: barrier on rank ", rank_, ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AllReduceGradients(ProcessGroup& group, const std::vector<at::Tensor>& params, int64_t bucket_bytes) {
+  if (group.world_size() == 1) return absl::OkStatus();
+  for (const auto& p : params) {
+    if (!p.grad().defined()) const_cast<at::Tensor&>(p).mutable_grad() = torch::zeros_like(p);
+  }
+  // Buckets of same-dtype, same-device gradients, flattened into one buffer each.
+  size_t i = 0;
+  while (i < params.size()) {
+    std::vector<at::Tensor> bucket = {params[i].grad()};
+    int64_t bytes = params[i].grad().nbytes();
+    size_t j = i + 1;
+    for (; j < params.size(); ++j) {
+      const at::Tensor& g = params[j].grad();
+      if (g.scalar_type() != bucket[0].scalar_type() || g.device() != bucket[0].device() ||
+          bytes + static_cast<int64_t>(g.nbytes()) > bucket_bytes) {
+        break;
+      }
+      bucket.push_back(g);
+      bytes += static_cast<int64_t>(g.nbytes());
+    }
+    std::vector<at::Tensor> flat;
+    for (const auto& g : bucket) flat.push_back(g.reshape(-1));
+    std::vector<at::Tensor> buffer = {torch::cat(flat)};
+    if (absl::Status s = group.AllReduce(buffer); !s.ok()) return s;
+    int64_t offset = 0;
+    for (auto& g : bucket) {
+      g.copy_(buffer[0].narrow(0, offset, g.numel()).view_as(g));
+      offset += g.numel();
+    }
+    i = j;
+  }
+  return absl::OkStatus();
+}
+
+std::vector<size_t> RankShare(const std::vector<size_t>& order, int rank, int world_size) {
+  std::vector<size_t> share;
+  for (size_t k = static_cast<size_t>(rank); k < order.size(); k += static_cast<size_t>(std::max(1, world_size))) {
+    share.push_back(order[k]);
+  }
+  return share;
+}
+
+}  // namespace r1r::dist

@@ -1,0 +1,71 @@
+// Data-parallel collectives for the learner's ranks, over LibTorch's c10d: Gloo on CPU, NCCL on CUDA
+// (when this LibTorch was built with it). Rank 0 hosts the TCPStore rendezvous at master_host:port;
+// every call blocks until all ranks join it or the timeout passes, and reports failures as a Status
+// (c10d throws; nothing here does).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+
+namespace at {
+class Tensor;
+}
+
+namespace r1r::dist {
+
+enum class Backend { kGloo, kNccl };
+absl::StatusOr<Backend> ParseBackend(std::string_view name);  // gloo | nccl
+
+struct GroupOptions {
+  Backend backend = Backend::kGloo;
+  int rank = 0;
+  int world_size = 1;
+  std::string master_host = "127.0.0.1";
+  int master_port = 29500;
+  // How long a collective (and the rendezvous) waits for the other ranks.
+  std::chrono::milliseconds timeout{std::chrono::minutes(10)};
+};
+absl::Status Validate(const GroupOptions& options);
+
+enum class ReduceOp { kSum, kMin, kMax };
+
+class ProcessGroup {
+ public:
+  static absl::StatusOr<std::unique_ptr<ProcessGroup>> Create(const GroupOptions& options);
+  ~ProcessGroup();
+
+  int rank() const { return rank_; }
+  int world_size() const { return world_size_; }
+
+  // In place on every rank; the tensors must have the same shapes and dtypes everywhere.
+  absl::Status AllReduce(std::vector<at::Tensor>& tensors, ReduceOp op = ReduceOp::kSum);
+  absl::Status Broadcast(at::Tensor& tensor, int root);
+  // `bytes` is read on `root` and replaced on every other rank.
+  absl::Status BroadcastBytes(std::string* bytes, int root);
+  absl::Status Barrier();
+
+ private:
+  struct Impl;
+  ProcessGroup(int rank, int world_size, std::unique_ptr<Impl> impl);
+  int rank_;
+  int world_size_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Sums the gradients of `params` over all ranks, in flat buckets of at most `bucket_bytes` (one
+// collective per bucket instead of one per tensor). A parameter without a gradient counts as zeros.
+absl::Status AllReduceGradients(ProcessGroup& group, const std::vector<at::Tensor>& params,
+                                int64_t bucket_bytes = 32 << 20);
+
+// The positions of `order` this rank handles (every world_size-th, from `rank`): a fixed split, so
+// every rank knows which rows every other rank filled.
+std::vector<size_t> RankShare(const std::vector<size_t>& order, int rank, int world_size);
+
+}  // namespace r1r::dist

@@ -1,0 +1,101 @@
+// Two Gloo ranks in two threads of this process, meeting over a TCPStore on loopback.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <functional>
+#include <thread>
+
+#include "common/dist/process_group.h"
+#include "tests/unit/dist/free_port.h"
+
+namespace r1r::dist {
+namespace {
+
+// Runs body(group) on ranks 0..world-1, each in its own thread with its own process group.
+void RunRanks(int world, const std::function<void(ProcessGroup&)>& body) {
+  const int port = testing::FreeLoopbackPort();
+  ASSERT_GT(port, 0);
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < world; ++rank) {
+    threads.emplace_back([&, rank] {
+      GroupOptions o;
+      o.rank = rank;
+      o.world_size = world;
+      o.master_port = port;
+      o.timeout = std::chrono::seconds(60);
+      auto group = ProcessGroup::Create(o);
+      ASSERT_TRUE(group.ok()) << group.status();
+      body(**group);
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
+TEST(dist, AllReduceSumsMinsAndMaxesAcrossRanks) {
+  RunRanks(2, [](ProcessGroup& g) {
+    const double r = g.rank();
+    std::vector<at::Tensor> sum = {torch::tensor({1.0 + r, 10.0 * r}, torch::kFloat64)};
+    ASSERT_TRUE(g.AllReduce(sum).ok());
+    EXPECT_DOUBLE_EQ(sum[0][0].item<double>(), 3.0);
+    EXPECT_DOUBLE_EQ(sum[0][1].item<double>(), 10.0);
+    std::vector<at::Tensor> low = {torch::tensor({5.0 - r})}, high = {torch::tensor({5.0 - r})};
+    ASSERT_TRUE(g.AllReduce(low, ReduceOp::kMin).ok());
+    ASSERT_TRUE(g.AllReduce(high, ReduceOp::kMax).ok());
+    EXPECT_FLOAT_EQ(low[0].item<float>(), 4.0f);
+    EXPECT_FLOAT_EQ(high[0].item<float>(), 5.0f);
+  });
+}
+
+TEST(dist, BroadcastBytesCarriesRootPayloadIncludingEmpty) {
+  RunRanks(2, [](ProcessGroup& g) {
+    std::string payload = g.rank() == 0 ? std::string("step\0with nul", 13) : "stale";
+    ASSERT_TRUE(g.BroadcastBytes(&payload, 0).ok());
+    EXPECT_EQ(payload, std::string("step\0with nul", 13));
+    std::string empty = g.rank() == 0 ? "" : "stale";
+    ASSERT_TRUE(g.BroadcastBytes(&empty, 0).ok());
+    EXPECT_EQ(empty, "");
+  });
+}
+
+TEST(dist, GradientAllReduceSumsEveryBucketAndFillsMissingGradients) {
+  RunRanks(2, [](ProcessGroup& g) {
+    // Three parameters, a bucket small enough to split them, and one without a gradient on rank 1.
+    std::vector<at::Tensor> params = {torch::zeros({3}, torch::requires_grad()),
+                                      torch::zeros({2, 2}, torch::requires_grad()),
+                                      torch::zeros({5}, torch::requires_grad())};
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (g.rank() == 1 && i == 1) continue;
+      params[i].mutable_grad() = torch::full_like(params[i], static_cast<double>(i + 1) * (g.rank() + 1));
+    }
+    ASSERT_TRUE(AllReduceGradients(g, params, /*bucket_bytes=*/20).ok());
+    EXPECT_TRUE(params[0].grad().allclose(torch::full({3}, 3.0)));
+    EXPECT_TRUE(params[1].grad().allclose(torch::full({2, 2}, 2.0)));  // 2 from rank 0, none from rank 1
+    EXPECT_TRUE(params[2].grad().allclose(torch::full({5}, 9.0)));
+  });
+}
+
+TEST(dist, RankShareSplitsAnOrderWithoutOverlap) {
+  const std::vector<size_t> order = {4, 0, 3, 1, 2};
+  EXPECT_EQ(RankShare(order, 0, 2), (std::vector<size_t>{4, 3, 2}));
+  EXPECT_EQ(RankShare(order, 1, 2), (std::vector<size_t>{0, 1}));
+  EXPECT_EQ(RankShare(order, 0, 1), order);
+  EXPECT_TRUE(RankShare({7}, 1, 2).empty());
+}
+
+TEST(dist, BadOptionsAndAMissingPeerAreErrorsNotCrashes) {
+  GroupOptions o;
+  o.rank = 2;
+  o.world_size = 2;
+  EXPECT_EQ(Validate(o).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseBackend("mpi").status().code(), absl::StatusCode::kInvalidArgument);
+  // Rank 1 alone: rank 0's store never appears, so joining times out with a status.
+  o.rank = 1;
+  o.master_port = testing::FreeLoopbackPort();
+  o.timeout = std::chrono::seconds(2);
+  auto group = ProcessGroup::Create(o);
+  EXPECT_FALSE(group.ok());
+  EXPECT_EQ(group.status().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace r1r::dist
