@@ -98,14 +98,28 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Create(const GroupOp
 
 absl::Status ProcessGroup::AllReduce(std::vector<at::Tensor>& tensors, ReduceOp op) {
   if (world_size_ == 1 || tensors.empty()) return absl::OkStatus();
+  // c10d reads a vector of tensors as one tensor per local device, so several tensors travel as one
+  // flat buffer (one collective); mixed dtypes go one by one.
+  bool same_dtype = true;
+  for (const auto& t : tensors) same_dtype = same_dtype && t.scalar_type() == tensors[0].scalar_type();
+  if (!same_dtype) {
+    for (auto& t : tensors) {
+      std::vector<at::Tensor> one = {t};
+      if (absl::Status s = AllReduce(one, op); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
   try {
-    std::vector<at::Tensor> staged;
-    for (const auto& t : tensors) staged.push_back(t.device() == impl_->device ? t : t.to(impl_->device));
+    std::vector<at::Tensor> flat;
+    for (const auto& t : tensors) flat.push_back(t.reshape(-1).to(impl_->device));
+    std::vector<at::Tensor> buffer = {flat.size() == 1 ? flat[0].clone() : torch::cat(flat)};
     c10d::AllreduceOptions options;
     options.reduceOp = ToC10d(op);
-    impl_->group->allreduce(staged, options)->wait();
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      if (!staged[i].is_same(tensors[i])) tensors[i].copy_(staged[i]);
+    impl_->group->allreduce(buffer, options)->wait();
+    int64_t offset = 0;
+    for (auto& t : tensors) {
+      t.copy_(buffer[0].narrow(0, offset, t.numel()).view(t.sizes()));
+      offset += t.numel();
     }
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("dist: all-reduce on rank ", rank_, ": ", e.what()));
@@ -157,7 +171,7 @@ absl::Status AllReduceGradients(ProcessGroup& group, const std::vector<at::Tenso
   for (const auto& p : params) {
     if (!p.grad().defined()) const_cast<at::Tensor&>(p).mutable_grad() = torch::zeros_like(p);
   }
-  // Buckets of same-dtype, same-device gradients, flattened into one buffer each.
+  // Buckets of same-dtype, same-device gradients: one collective each.
   size_t i = 0;
   while (i < params.size()) {
     std::vector<at::Tensor> bucket = {params[i].grad()};
@@ -172,15 +186,7 @@ absl::Status AllReduceGradients(ProcessGroup& group, const std::vector<at::Tenso
       bucket.push_back(g);
       bytes += static_cast<int64_t>(g.nbytes());
     }
-    std::vector<at::Tensor> flat;
-    for (const auto& g : bucket) flat.push_back(g.reshape(-1));
-    std::vector<at::Tensor> buffer = {torch::cat(flat)};
-    if (absl::Status s = group.AllReduce(buffer); !s.ok()) return s;
-    int64_t offset = 0;
-    for (auto& g : bucket) {
-      g.copy_(buffer[0].narrow(0, offset, g.numel()).view_as(g));
-      offset += g.numel();
-    }
+    if (absl::Status s = group.AllReduce(bucket); !s.ok()) return s;
     i = j;
   }
   return absl::OkStatus();

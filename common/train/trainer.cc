@@ -8,6 +8,7 @@
 
 #include <absl/strings/str_cat.h>
 
+#include "common/dist/process_group.h"
 #include "common/rl/advantage.h"
 #include "common/rl/loss.h"
 
@@ -75,8 +76,23 @@ Trainer::Trainer(Policy* policy, Policy* reference, OptimizerOptions options)
 
 Trainer::~Trainer() = default;
 
-bool Trainer::ApplyGradients(double* grad_norm, double* lr) {
+std::vector<size_t> Trainer::MyShare(const std::vector<size_t>& order) const {
+  return group_ ? dist::RankShare(order, group_->rank(), group_->world_size()) : order;
+}
+
+absl::Status Trainer::SumOverRanks(std::vector<double>& values) {
+  if (!group_ || values.empty()) return absl::OkStatus();
+  std::vector<at::Tensor> t = {torch::tensor(values, torch::kFloat64)};
+  if (absl::Status s = group_->AllReduce(t); !s.ok()) return s;
+  for (size_t i = 0; i < values.size(); ++i) values[i] = t[0][static_cast<int64_t>(i)].item<double>();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Trainer::ApplyGradients(double* grad_norm, double* lr) {
   auto params = policy_->model().parameters();
+  if (group_) {
+    if (absl::Status s = dist::AllReduceGradients(*group_, params); !s.ok()) return s;
+  }
   *grad_norm = torch::nn::utils::clip_grad_norm_(params, options_.grad_clip);
   *lr = LearningRateAt({options_.lr, options_.warmup_ratio, options_.min_lr_ratio, options_.total_steps}, step_);
   if (!std::isfinite(*grad_norm)) {
@@ -103,7 +119,7 @@ absl::StatusOr<StepResult> Trainer::SftStep(const std::vector<SftItem>& items) {
   std::vector<size_t> order(items.size());
   std::iota(order.begin(), order.end(), 0);
   double loss_sum = 0, forward = 0, backward = 0;
-  for (const auto& micro : MicroBatches(items, order, options_.micro_batch, options_.micro_batch_tokens)) {
+  for (const auto& micro : MicroBatches(items, MyShare(order), options_.micro_batch, options_.micro_batch_tokens)) {
     std::vector<const EncodedPrompt*> prompts;
     std::vector<std::vector<int64_t>> targets;
     for (size_t i : micro) {
@@ -123,10 +139,18 @@ absl::StatusOr<StepResult> Trainer::SftStep(const std::vector<SftItem>& items) {
     backward += Seconds(t0);
     loss_sum += loss.item<double>();
   }
+  std::vector<double> summed = {loss_sum};
+  if (absl::Status s = SumOverRanks(summed); !s.ok()) return s;
   StepResult r;
-  r.loss = loss_sum;
+  r.loss = summed[0];
   const auto t0 = Clock::now();
-  if (!std::isfinite(loss_sum) || !ApplyGradients(&r.grad_norm, &r.learning_rate)) {
+  bool applied = false;
+  if (std::isfinite(r.loss)) {  // the same verdict on every rank: the loss is summed over all of them
+    auto stepped = ApplyGradients(&r.grad_norm, &r.learning_rate);
+    if (!stepped.ok()) return stepped.status();
+    applied = *stepped;
+  }
+  if (!applied) {
     optimizer_->zero_grad();
     r.skipped_steps = 1;
   } else {
@@ -168,7 +192,7 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
     const auto t0 = Clock::now();
     torch::NoGradGuard no_grad;
     policy_->model().eval();
-    for (const auto& micro : MicroBatches(items, order, options_.micro_batch, options_.micro_batch_tokens)) {
+    for (const auto& micro : MicroBatches(items, MyShare(order), options_.micro_batch, options_.micro_batch_tokens)) {
       auto batch = BatchOf(items, micro, policy_->pad_id());
       if (!batch.ok()) return batch.status();
       auto lp = policy_->ResponseLogProbs(*batch, temperature);
@@ -193,6 +217,10 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
       }
     }
     forward += Seconds(t0);
+  }
+  if (group_) {  // each row was filled by exactly one rank: the sum is the whole rollout everywhere
+    std::vector<at::Tensor> rows = {logp_old, logp_ref, mask, behaviour, behaviour_mask};
+    if (absl::Status s = group_->AllReduce(rows); !s.ok()) return s;
   }
   // 2. Advantages: token rewards, returns, whitening over all valid tokens, 3-sigma filter.
   std::vector<float> rewards;
@@ -228,7 +256,8 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
       const double minibatch_tokens = mask.index_select(0, idx).sum().item<double>();
       double minibatch_loss = 0;
       optimizer_->zero_grad();
-      for (const auto& micro : MicroBatches(items, minibatch, options_.micro_batch, options_.micro_batch_tokens)) {
+      for (const auto& micro :
+           MicroBatches(items, MyShare(minibatch), options_.micro_batch, options_.micro_batch_tokens)) {
         auto batch = BatchOf(items, micro, policy_->pad_id());
         if (!batch.ok()) return batch.status();
         auto t0 = Clock::now();
@@ -257,9 +286,17 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
         ratio_min = std::min(ratio_min, pl.diagnostics.ratio_min);
         ratio_max = std::max(ratio_max, pl.diagnostics.ratio_max);
       }
+      std::vector<double> summed = {minibatch_loss};
+      if (absl::Status s = SumOverRanks(summed); !s.ok()) return s;
+      minibatch_loss = summed[0];
       double grad_norm = 0, lr = 0;
       const auto t0 = Clock::now();
-      const bool applied = std::isfinite(minibatch_loss) && ApplyGradients(&grad_norm, &lr);
+      bool applied = false;
+      if (std::isfinite(minibatch_loss)) {
+        auto stepped = ApplyGradients(&grad_norm, &lr);
+        if (!stepped.ok()) return stepped.status();
+        applied = *stepped;
+      }
       optimizer_seconds += Seconds(t0);
       if (!applied) {
         optimizer_->zero_grad();
@@ -272,6 +309,17 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
       r.learning_rate = lr;
       ++losses;
     }
+  }
+  std::vector<double> diagnostics = {clip, preclip, approx_kl, tokens};
+  if (absl::Status s = SumOverRanks(diagnostics); !s.ok()) return s;
+  clip = diagnostics[0], preclip = diagnostics[1], approx_kl = diagnostics[2], tokens = diagnostics[3];
+  if (group_) {
+    std::vector<at::Tensor> low = {torch::tensor({ratio_min}, torch::kFloat64)};
+    std::vector<at::Tensor> high = {torch::tensor({ratio_max}, torch::kFloat64)};
+    if (absl::Status s = group_->AllReduce(low, dist::ReduceOp::kMin); !s.ok()) return s;
+    if (absl::Status s = group_->AllReduce(high, dist::ReduceOp::kMax); !s.ok()) return s;
+    ratio_min = low[0].item<double>();
+    ratio_max = high[0].item<double>();
   }
   r.loss = losses ? loss_sum / static_cast<double>(losses) : std::nan("");
   r.grad_norm = losses ? grad_sum / static_cast<double>(losses) : 0;

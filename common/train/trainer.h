@@ -18,6 +18,9 @@
 namespace torch::optim {
 class Optimizer;
 }
+namespace r1r::dist {
+class ProcessGroup;
+}
 
 namespace r1r::train {
 
@@ -76,19 +79,29 @@ class Trainer {
   // then ppo_epochs x (rollout / train_batch_size) optimizer steps of the pre-clipped loss.
   absl::StatusOr<StepResult> RlStep(const std::vector<RlItem>& items, const RlStepOptions& options);
 
+  // Data parallel: every rank calls each step with the same items and options; each rank runs the
+  // forward/backward of its share of every batch, and sums of gradients, losses and rollout tensors
+  // go over `group`, so all ranks take the same optimizer step as one process would. Null = alone.
+  void set_process_group(dist::ProcessGroup* group) { group_ = group; }
+
   int64_t steps_done() const { return step_; }
   void set_steps_done(int64_t step) { step_ = step; }
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
 
  private:
-  // Clips, checks finiteness and steps; returns false (and zeroes grads) when skipped.
-  bool ApplyGradients(double* grad_norm, double* lr);
+  // Sums gradients over ranks, clips, checks finiteness and steps; false (grads zeroed) when skipped.
+  absl::StatusOr<bool> ApplyGradients(double* grad_norm, double* lr);
+  // The positions of `order` this rank trains on (all of them when alone).
+  std::vector<size_t> MyShare(const std::vector<size_t>& order) const;
+  // Sums `values` over ranks in place (one collective).
+  absl::Status SumOverRanks(std::vector<double>& values);
 
   Policy* policy_;
   Policy* reference_;
   OptimizerOptions options_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   int64_t step_ = 0;
+  dist::ProcessGroup* group_ = nullptr;
 };
 
 }  // namespace r1r::train

@@ -34,10 +34,15 @@ void RunRanks(int world, const std::function<void(ProcessGroup&)>& body) {
 TEST(dist, AllReduceSumsMinsAndMaxesAcrossRanks) {
   RunRanks(2, [](ProcessGroup& g) {
     const double r = g.rank();
-    std::vector<at::Tensor> sum = {torch::tensor({1.0 + r, 10.0 * r}, torch::kFloat64)};
+    // Several tensors of different shapes in one call, and one of another dtype.
+    std::vector<at::Tensor> sum = {torch::tensor({1.0 + r, 10.0 * r}, torch::kFloat64),
+                                   torch::full({2, 3}, r + 1, torch::kFloat64),
+                                   torch::full({4}, static_cast<int64_t>(r) + 5, torch::kInt64)};
     ASSERT_TRUE(g.AllReduce(sum).ok());
     EXPECT_DOUBLE_EQ(sum[0][0].item<double>(), 3.0);
     EXPECT_DOUBLE_EQ(sum[0][1].item<double>(), 10.0);
+    EXPECT_TRUE(sum[1].equal(torch::full({2, 3}, 3.0, torch::kFloat64)));
+    EXPECT_TRUE(sum[2].equal(torch::full({4}, 11, torch::kInt64)));
     std::vector<at::Tensor> low = {torch::tensor({5.0 - r})}, high = {torch::tensor({5.0 - r})};
     ASSERT_TRUE(g.AllReduce(low, ReduceOp::kMin).ok());
     ASSERT_TRUE(g.AllReduce(high, ReduceOp::kMax).ok());
