@@ -166,6 +166,12 @@ absl::Status ProcessGroup::Barrier() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> ProcessGroup::SumOverRanks(int64_t value) {
+  std::vector<at::Tensor> t = {torch::tensor({value}, torch::kInt64)};
+  if (absl::Status s = AllReduce(t); !s.ok()) return s;
+  return t[0].item<int64_t>();
+}
+
 absl::Status AllReduceGradients(ProcessGroup& group, const std::vector<at::Tensor>& params, int64_t bucket_bytes) {
   if (group.world_size() == 1) return absl::OkStatus();
   for (const auto& p : params) {

@@ -50,6 +50,8 @@ class ProcessGroup {
   // `bytes` is read on `root` and replaced on every other rank.
   absl::Status BroadcastBytes(std::string* bytes, int root);
   absl::Status Barrier();
+  // The sum of one integer over all ranks (agreement flags, counts) without torch in the caller.
+  absl::StatusOr<int64_t> SumOverRanks(int64_t value);
 
  private:
   struct Impl;

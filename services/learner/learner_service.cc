@@ -86,6 +86,11 @@ absl::Status LinkModelFiles(const std::string& from, const std::string& to) {
   return ec ? absl::InternalError(absl::StrCat("listing ", from, ": ", ec.message())) : absl::OkStatus();
 }
 
+grpc::Status NotRankZero(const dist::ProcessGroup& group) {
+  return Precondition(absl::StrCat("this learner is rank ", group.rank(), " of ", group.world_size(),
+                                   " and follows rank 0: send training calls to rank 0"));
+}
+
 }  // namespace
 
 LearnerServiceImpl::LearnerServiceImpl(LearnerOptions options, obs::Metrics* metrics)
@@ -213,6 +218,7 @@ absl::Status LearnerServiceImpl::InitLocked(const v1::InitRequest& req) {
   trainer_ = std::make_unique<train::Trainer>(
       policy_.get(), reference_.get(),
       OptimizerOptionsFromSpec(optim, req.total_steps(), options_.micro_batch, options_.micro_batch_tokens));
+  trainer_->set_process_group(options_.group);
   if (!resumed_dir.empty() && resumed_phase == phase_) {
     if (absl::Status s = train::LoadOptimizerState(resumed_dir, trainer_->optimizer()); !s.ok()) return s;
     auto state_text = ReadFile(resumed_dir + "/state.json");
@@ -234,9 +240,99 @@ grpc::Status LearnerServiceImpl::Init(grpc::ServerContext* ctx, const v1::InitRe
   }
   if (req->total_steps() < 0) return Invalid("total_steps: must be >= 0");
   absl::MutexLock lock(&mu_);
+  if (IsFollower()) return NotRankZero(*options_.group);
   if (absl::Status s = InitLocked(*req); !s.ok()) return rpc::ToGrpc(s);
+  // The other ranks load what this one just created or linked (the model folder, the reference).
+  absl::Status replicated = Replicate(Command::kInit, *req);
+  if (replicated.ok()) replicated = Agree(absl::OkStatus());
+  if (!replicated.ok()) {
+    initialised_ = false;
+    return rpc::ToGrpc(replicated);
+  }
   FillState(resp);
   return grpc::Status::OK;
+}
+
+grpc::Status LearnerServiceImpl::ReadyFor(const std::string& phase) const {
+  if (!initialised_) return Precondition("learner not initialised: call Init first");
+  if (phase_ != phase) {
+    return Precondition(absl::StrCat(phase == "sft" ? "SftStep" : "RlStep", " in phase '", phase_, "': Init with phase ",
+                                     phase));
+  }
+  return grpc::Status::OK;
+}
+
+absl::Status LearnerServiceImpl::Replicate(Command command, const google::protobuf::Message& request) {
+  if (options_.group == nullptr || options_.group->world_size() == 1) return absl::OkStatus();
+  std::string message(1, static_cast<char>(command));
+  if (!request.AppendToString(&message)) return absl::InternalError("cannot serialise the request for the ranks");
+  return options_.group->BroadcastBytes(&message, 0);
+}
+
+absl::Status LearnerServiceImpl::Agree(const absl::Status& local) {
+  if (options_.group == nullptr || options_.group->world_size() == 1) return local;
+  auto failed = options_.group->SumOverRanks(local.ok() ? 0 : 1);
+  if (!failed.ok()) return failed.status();
+  if (!local.ok()) return local;
+  if (*failed > 0) {
+    return absl::AbortedError(absl::StrCat(*failed, " of ", options_.group->world_size(),
+                                           " learner ranks failed this call; their logs say why"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LearnerServiceImpl::FollowRankZero() {
+  following_ = true;
+  struct Done {
+    std::atomic<bool>* flag;
+    ~Done() { *flag = false; }
+  } done{&following_};
+  spdlog::info("rank {} of {} follows rank 0", options_.group->rank(), options_.group->world_size());
+  while (true) {
+    std::string message;
+    if (absl::Status s = options_.group->BroadcastBytes(&message, 0); !s.ok()) return s;
+    if (message.empty()) return absl::DataLossError("empty command from rank 0");
+    const auto command = static_cast<Command>(message[0]);
+    const std::string body = message.substr(1);
+    absl::MutexLock lock(&mu_);
+    absl::Status status;
+    switch (command) {
+      case Command::kStop:
+        return absl::OkStatus();
+      case Command::kInit: {
+        v1::InitRequest req;
+        absl::Status local = req.ParseFromString(body) ? InitLocked(req) : absl::DataLossError("bad Init from rank 0");
+        if (!local.ok()) initialised_ = false;
+        status = Agree(local);
+        break;
+      }
+      case Command::kSft: {
+        v1::SftStepRequest req;
+        v1::StepMetrics ignored;
+        if (!req.ParseFromString(body)) return absl::DataLossError("bad SftStep from rank 0");
+        status = rpc::FromGrpc(SftStepLocked(req, &ignored));
+        break;
+      }
+      case Command::kRl: {
+        v1::ExperienceBatch req;
+        v1::StepMetrics ignored;
+        if (!req.ParseFromString(body)) return absl::DataLossError("bad RlStep from rank 0");
+        status = rpc::FromGrpc(RlStepLocked(req, &ignored));
+        break;
+      }
+      default:
+        return absl::DataLossError(absl::StrCat("unknown command '", message.substr(0, 1), "' from rank 0"));
+    }
+    if (!status.ok()) spdlog::error("rank {}: {}", options_.group->rank(), status.ToString());
+    // A broken group (rank 0 gone, a timeout) ends following; a failed step does not.
+    if (status.code() == absl::StatusCode::kUnavailable) return status;
+  }
+}
+
+absl::Status LearnerServiceImpl::StopFollowers() {
+  if (options_.group == nullptr || IsFollower() || options_.group->world_size() == 1) return absl::OkStatus();
+  std::string message(1, static_cast<char>(Command::kStop));
+  return options_.group->BroadcastBytes(&message, 0);
 }
 
 void LearnerServiceImpl::FillState(v1::LearnerState* out) const {
@@ -314,9 +410,16 @@ grpc::Status LearnerServiceImpl::SftStep(grpc::ServerContext* ctx, const v1::Sft
     }
   }
   absl::MutexLock lock(&mu_);
-  if (!initialised_) return Precondition("learner not initialised: call Init first");
-  if (phase_ != "sft") return Precondition(absl::StrCat("SftStep in phase '", phase_, "': Init with phase sft"));
-  std::vector<train::SftItem> items;
+  if (IsFollower()) return NotRankZero(*options_.group);
+  if (grpc::Status s = ReadyFor("sft"); !s.ok()) return s;
+  if (absl::Status s = Replicate(Command::kSft, *req); !s.ok()) return rpc::ToGrpc(s);
+  return SftStepLocked(*req, resp);
+}
+
+grpc::Status LearnerServiceImpl::EncodeSftItems(const v1::SftStepRequest& request, std::vector<train::SftItem>* out) {
+  if (grpc::Status s = ReadyFor("sft"); !s.ok()) return s;
+  const v1::SftStepRequest* req = &request;
+  std::vector<train::SftItem>& items = *out;
   items.reserve(req->examples_size());
   for (int i = 0; i < req->examples_size(); ++i) {
     const auto& e = req->examples(i);
@@ -347,6 +450,13 @@ grpc::Status LearnerServiceImpl::SftStep(grpc::ServerContext* ctx, const v1::Sft
     }
     items.push_back(std::move(item));
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status LearnerServiceImpl::SftStepLocked(const v1::SftStepRequest& req, v1::StepMetrics* resp) {
+  std::vector<train::SftItem> items;
+  const grpc::Status encoded = EncodeSftItems(req, &items);
+  if (absl::Status s = Agree(rpc::FromGrpc(encoded)); !s.ok()) return encoded.ok() ? rpc::ToGrpc(s) : encoded;
   auto r = trainer_->SftStep(items);
   if (!r.ok()) return rpc::ToGrpc(r.status());
   ++sft_steps_;
@@ -390,10 +500,18 @@ grpc::Status LearnerServiceImpl::RlStep(grpc::ServerContext* ctx, const v1::Expe
     if (auto s = ValidatePreference(t.preference(), field + ".preference", false); !s.ok()) return s;
   }
   absl::MutexLock lock(&mu_);
-  if (!initialised_) return Precondition("learner not initialised: call Init first");
-  if (phase_ != "rl") return Precondition(absl::StrCat("RlStep in phase '", phase_, "': Init with phase rl"));
+  if (IsFollower()) return NotRankZero(*options_.group);
+  if (grpc::Status s = ReadyFor("rl"); !s.ok()) return s;
+  if (absl::Status s = Replicate(Command::kRl, *req); !s.ok()) return rpc::ToGrpc(s);
+  return RlStepLocked(*req, resp);
+}
+
+grpc::Status LearnerServiceImpl::EncodeRlItems(const v1::ExperienceBatch& request, std::vector<train::RlItem>* out) {
+  if (grpc::Status s = ReadyFor("rl"); !s.ok()) return s;
+  const v1::ExperienceBatch* req = &request;
+  const int n = req->trajectories_size();
   const int64_t vocab = policy_->model().config().text.vocab_size;
-  std::vector<train::RlItem> items;
+  std::vector<train::RlItem>& items = *out;
   items.reserve(n);
   for (int i = 0; i < n; ++i) {
     const auto& t = req->trajectories(i);
@@ -429,20 +547,29 @@ grpc::Status LearnerServiceImpl::RlStep(grpc::ServerContext* ctx, const v1::Expe
     item.reward = req->rewards(i).total();
     items.push_back(std::move(item));
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status LearnerServiceImpl::RlStepLocked(const v1::ExperienceBatch& req, v1::StepMetrics* resp) {
+  std::vector<train::RlItem> items;
+  const grpc::Status encoded = EncodeRlItems(req, &items);
+  if (absl::Status s = Agree(rpc::FromGrpc(encoded)); !s.ok()) return encoded.ok() ? rpc::ToGrpc(s) : encoded;
   train::RlStepOptions options = rl_options_;
   options.shuffle_seed = static_cast<uint64_t>(rl_steps_) + 1;
   auto r = trainer_->RlStep(items, options);
   if (!r.ok()) {
-    const auto code = r.status().code() == absl::StatusCode::kInvalidArgument ? grpc::StatusCode::INVALID_ARGUMENT
-                                                                              : grpc::StatusCode::INTERNAL;
-    return grpc::Status(code, absl::StrCat("RlStep: ", r.status().message()));
+    // Bad input and a broken rank group keep their codes; anything else is the learner's fault.
+    const absl::StatusCode code = r.status().code();
+    const bool keep = code == absl::StatusCode::kInvalidArgument || code == absl::StatusCode::kUnavailable;
+    return rpc::ToGrpc(absl::Status(keep ? code : absl::StatusCode::kInternal,
+                                    absl::StrCat("RlStep: ", r.status().message())));
   }
   ++rl_steps_;
   skipped_steps_ += r->skipped_steps;
   if (r->optimizer_steps > 0) ++policy_version_;  // a rollout that changed nothing publishes nothing new
   RecordStep("rl", *r);
   metrics_->Gauge("r1r_learner_policy_version", "Policy version the learner holds.").Set(policy_version_);
-  if (spec_.rl.checkpoint_every > 0 && rl_steps_ % spec_.rl.checkpoint_every == 0) {
+  if (!IsFollower() && spec_.rl.checkpoint_every > 0 && rl_steps_ % spec_.rl.checkpoint_every == 0) {
     auto dir = WriteCheckpoint();
     if (!dir.ok()) return rpc::ToGrpc(dir.status());
   }
@@ -475,6 +602,7 @@ grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* ctx, const 
   if (req->data_cursor() < 0) return Invalid("data_cursor: must be >= 0");
   if (req->export_dir().size() > 4096) return Invalid("export_dir: over 4096 bytes");
   absl::MutexLock lock(&mu_);
+  if (IsFollower()) return NotRankZero(*options_.group);
   if (!initialised_) return Precondition("learner not initialised: call Init first");
   data_cursor_ = req->data_cursor();
   auto dir = WriteCheckpoint();

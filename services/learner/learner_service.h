@@ -2,8 +2,15 @@
 // weights stream actors pull from. Thin: the optimisation lives in common/train. Training RPCs hold
 // the mutex exclusively (one step at a time); StreamWeights holds it shared for the whole stream,
 // so every actor gets one consistent version straight from the parameters, several at once.
+//
+// Data parallel (--dist-world-size N): rank 0 serves the training RPCs and replays each Init, SftStep and
+// RlStep to ranks 1..N-1 over the process group before running it; every rank encodes the same request
+// and trains on its share of the batch (train::Trainer sums the gradients), and the ranks agree after
+// encoding so that one rank's bad input fails the step on all of them instead of leaving the others
+// waiting in a collective. Only rank 0 writes checkpoints; any rank can stream weights.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -11,6 +18,7 @@
 #include <absl/synchronization/mutex.h>
 
 #include "common/config/job_spec.h"
+#include "common/dist/process_group.h"
 #include "common/obs/metrics.h"
 #include "common/train/policy.h"
 #include "common/train/trainer.h"
@@ -22,6 +30,7 @@ struct LearnerOptions {
   // Sequences and padded tokens per forward/backward: memory knobs, the step does not depend on them.
   int64_t micro_batch = 8;
   int64_t micro_batch_tokens = 0;  // 0 = no token cap
+  dist::ProcessGroup* group = nullptr;  // data-parallel ranks (owned by main); null = alone
 };
 
 class LearnerServiceImpl final : public v1::Learner::Service {
@@ -38,7 +47,27 @@ class LearnerServiceImpl final : public v1::Learner::Service {
                              grpc::ServerWriter<v1::WeightChunk>* writer) override;
   grpc::Status GetState(grpc::ServerContext* ctx, const v1::GetStateRequest* req, v1::LearnerState* resp) override;
 
+  // Ranks > 0: replays rank 0's training calls until rank 0 says stop (OK) or the group breaks.
+  absl::Status FollowRankZero();
+  bool following() const { return following_.load(); }
+  // Rank 0, after its server drained: tells the other ranks to stop following.
+  absl::Status StopFollowers();
+
  private:
+  enum class Command : char { kStop = 'Q', kInit = 'I', kSft = 'S', kRl = 'R' };
+  bool IsFollower() const { return options_.group != nullptr && options_.group->rank() > 0; }
+  // Rank 0: sends the command and its request to the other ranks (no-op alone).
+  absl::Status Replicate(Command command, const google::protobuf::Message& request);
+  // Every rank: fails on all ranks when any rank's `local` failed (alone: returns `local`).
+  absl::Status Agree(const absl::Status& local);
+  // FAILED_PRECONDITION unless initialised for `phase`.
+  grpc::Status ReadyFor(const std::string& phase) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  grpc::Status SftStepLocked(const v1::SftStepRequest& req, v1::StepMetrics* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  grpc::Status RlStepLocked(const v1::ExperienceBatch& req, v1::StepMetrics* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  grpc::Status EncodeSftItems(const v1::SftStepRequest& req, std::vector<train::SftItem>* items)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  grpc::Status EncodeRlItems(const v1::ExperienceBatch& req, std::vector<train::RlItem>* items)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InitLocked(const v1::InitRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // work_dir/model: created (tiny) or linked from model.path on first use, then loaded.
   absl::Status LoadPolicy(const config::JobSpec& spec, const std::string& work_dir) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -68,6 +97,7 @@ class LearnerServiceImpl final : public v1::Learner::Service {
   int64_t skipped_steps_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t data_cursor_ ABSL_GUARDED_BY(mu_) = 0;
   std::string last_checkpoint_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> following_{false};
 };
 
 }  // namespace r1r::learner

@@ -1,18 +1,66 @@
 // r1r-learner: SFT and StableReinforce steps, checkpoints, and the weights stream actors pull.
-#include <memory>
+// With --dist-world-size N, start N of them (ranks 0..N-1, same --dist-master): rank 0 takes the
+// training calls and the others follow it, each training on its share of every batch.
+#include <signal.h>
+#include <unistd.h>
 
+#include <memory>
+#include <thread>
+
+#include <absl/strings/numbers.h>
+#include <absl/strings/str_cat.h>
+#include <spdlog/spdlog.h>
+
+#include "common/dist/process_group.h"
 #include "common/rpc/service_main.h"
 #include "services/learner/learner_service.h"
 
+namespace {
+
+absl::StatusOr<r1r::dist::GroupOptions> GroupOptionsFromFlags(const r1r::config::Flags& f) {
+  r1r::dist::GroupOptions o;
+  auto world = f.GetInt("dist-world-size");
+  if (!world.ok()) return world.status();
+  auto rank = f.GetInt("dist-rank");
+  if (!rank.ok()) return rank.status();
+  auto timeout = f.GetInt("dist-timeout-seconds");
+  if (!timeout.ok()) return timeout.status();
+  auto backend = r1r::dist::ParseBackend(f.Get("dist-backend"));
+  if (!backend.ok()) return backend.status();
+  const std::string master = f.Get("dist-master");
+  const size_t colon = master.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(master.substr(colon + 1), &port)) {
+    return absl::InvalidArgumentError(absl::StrCat("--dist-master must be host:port, got '", master, "'"));
+  }
+  o.world_size = static_cast<int>(*world);
+  o.rank = static_cast<int>(*rank);
+  o.backend = *backend;
+  o.master_host = master.substr(0, colon);
+  o.master_port = port;
+  o.timeout = std::chrono::seconds(*timeout);
+  if (absl::Status s = r1r::dist::Validate(o); !s.ok()) return s;
+  return o;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  std::unique_ptr<r1r::dist::ProcessGroup> group;
   std::unique_ptr<r1r::learner::LearnerServiceImpl> service;
+  std::thread follower;
   r1r::rpc::ServiceMain m;
   m.name = "learner";
   m.default_listen = "0.0.0.0:50052";
   m.default_metrics = "0.0.0.0:9102";
   m.declare_flags = [](r1r::config::Flags& f) {
     f.Value("micro-batch", "8", "sequences per forward/backward pass (memory knob)")
-        .Value("micro-batch-tokens", "0", "padded tokens per forward/backward pass, 0 = no cap (memory knob)");
+        .Value("micro-batch-tokens", "0", "padded tokens per forward/backward pass, 0 = no cap (memory knob)")
+        .Value("dist-world-size", "1", "data-parallel learner ranks")
+        .Value("dist-rank", "0", "this learner's rank; rank 0 takes the training calls")
+        .Value("dist-master", "127.0.0.1:29500", "host:port of rank 0's rendezvous store")
+        .Value("dist-backend", "gloo", "gloo (CPU) or nccl (CUDA)")
+        .Value("dist-timeout-seconds", "600", "how long a rank waits for the others in a collective");
   };
   m.setup = [&](const r1r::config::Flags& f, r1r::rpc::Server& server) -> absl::Status {
     r1r::learner::LearnerOptions o;
@@ -24,9 +72,46 @@ int main(int argc, char** argv) {
     if (!tokens.ok()) return tokens.status();
     if (*tokens < 0) return absl::InvalidArgumentError("--micro-batch-tokens must be >= 0");
     o.micro_batch_tokens = *tokens;
+    auto dist_options = GroupOptionsFromFlags(f);
+    if (!dist_options.ok()) return dist_options.status();
+    if (dist_options->world_size > 1) {
+      spdlog::info("rank {} of {}: joining {}:{}", dist_options->rank, dist_options->world_size,
+                   dist_options->master_host, dist_options->master_port);
+      auto created = r1r::dist::ProcessGroup::Create(*dist_options);
+      if (!created.ok()) return created.status();
+      group = std::move(*created);
+      o.group = group.get();
+    }
     service = std::make_unique<r1r::learner::LearnerServiceImpl>(o, &server.metrics());
     server.AddService(service.get());
+    if (group && group->rank() > 0) {
+      // When following ends (rank 0 stopped or is gone), this process stops too, through its SIGTERM path.
+      follower = std::thread([svc = service.get()] {
+        const absl::Status s = svc->FollowRankZero();
+        if (s.ok()) {
+          spdlog::info("rank 0 stopped; stopping");
+        } else {
+          spdlog::error("following rank 0 ended: {}", s.ToString());
+        }
+        ::kill(::getpid(), SIGTERM);
+      });
+    }
     return absl::OkStatus();
   };
-  return r1r::rpc::RunServiceMain(m, argc, argv);
+  const int code = r1r::rpc::RunServiceMain(m, argc, argv);
+  if (service) {
+    if (absl::Status s = service->StopFollowers(); !s.ok()) spdlog::warn("stopping the other ranks: {}", s.ToString());
+  }
+  if (follower.joinable()) {
+    if (service->following()) {
+      // Stopped by a signal while waiting in a collective: c10d cannot abort it, so the thread and the
+      // state it uses are left to process exit.
+      follower.detach();
+      (void)service.release();
+      (void)group.release();
+    } else {
+      follower.join();
+    }
+  }
+  return code;
 }

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -507,6 +508,97 @@ TEST(loop, LearnerInitsFromAPublishedModelDirectory) {
   grpc::Status s = second.stub->Init(&ctx, req, &state);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("model.path"), std::string::npos) << s.error_message();
+}
+
+// Two learner ranks (Gloo over loopback) against one learner alone, on the same SFT batch and the same
+// rollouts: rank 0 answers with the lone learner's losses, rank 1 follows and holds the same weights as
+// rank 0, rank 1 refuses training calls, and stopping rank 0 stops rank 1.
+TEST(loop, LearnerRanksTrainAsOneLearner) {
+  World w = MakeWorld("ranks");
+  World alone_world = w;
+  alone_world.work_dir = w.dir + "/alone";
+  fs::create_directories(alone_world.work_dir + "/model");
+  fs::copy_file(w.work_dir + "/model/tokenizer.json", alone_world.work_dir + "/model/tokenizer.json");
+  fs::create_directories(w.dir + "/rank1");  // rank 1's log
+
+  const int master_port = [] {  // a free loopback port for rank 0's rendezvous store
+    Process probe = Start("learner", ::testing::TempDir());
+    const int port = probe.port();
+    probe.Signal(SIGKILL);
+    probe.Wait(absl::Seconds(10));
+    return port;
+  }();
+  auto rank_args = [&](int rank) {
+    return std::vector<std::string>{"--dist-world-size", "2", "--dist-rank", std::to_string(rank), "--dist-master",
+                                    "127.0.0.1:" + std::to_string(master_port), "--dist-timeout-seconds", "60"};
+  };
+  // Rank 0 is ready only once rank 1 has joined: start them together.
+  Process rank1_proc;
+  std::thread start_rank1([&] { rank1_proc = Start("learner", w.dir + "/rank1", rank_args(1)); });
+  Process rank0_proc = Start("learner", w.dir, rank_args(0));
+  start_rank1.join();
+  ASSERT_GT(rank0_proc.port(), 0);
+  ASSERT_GT(rank1_proc.port(), 0);
+  Process alone_proc = Start("learner", alone_world.dir + "/alone");
+  Process actor_proc = Start("actor", w.dir, {"--actor-id", "actor-r"});
+  Learner rank0{Connect<v1::Learner::Stub>(rank0_proc.port()), rank0_proc.port()};
+  Learner rank1{Connect<v1::Learner::Stub>(rank1_proc.port()), rank1_proc.port()};
+  Learner alone{Connect<v1::Learner::Stub>(alone_proc.port()), alone_proc.port()};
+  Actor actor{Connect<v1::RolloutActor::Stub>(actor_proc.port()), actor_proc.port()};
+
+  v1::LearnerState state;
+  ASSERT_TRUE(alone.Init(alone_world, "sft", false, &state).ok());
+  grpc::Status s = rank0.Init(w, "sft", false, &state);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(rank1.Init(w, "sft", false, &state).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(WeightsFingerprint(rank0), WeightsFingerprint(alone));  // the same seeded tiny model
+
+  auto expect_same_step = [](const v1::StepMetrics& a, const v1::StepMetrics& b) {
+    EXPECT_NEAR(a.loss(), b.loss(), 1e-5 * (1 + std::abs(b.loss())));
+    EXPECT_NEAR(a.grad_norm(), b.grad_norm(), 1e-5 * (1 + b.grad_norm()));
+    EXPECT_EQ(a.policy_version(), b.policy_version());
+  };
+  v1::StepMetrics ranked, single;
+  s = rank0.Sft(w, &ranked);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(alone.Sft(alone_world, &single).ok());
+  expect_same_step(ranked, single);
+  ASSERT_TRUE(rank1.State(&state).ok());
+  EXPECT_EQ(state.sft_steps(), 1);
+  EXPECT_EQ(WeightsFingerprint(rank1), WeightsFingerprint(rank0));
+
+  // RL on the same rollouts (made from rank 0's weights, which any rank may stream).
+  v1::LoadWeightsResponse loaded;
+  ASSERT_TRUE(actor.Load(rank1.port, 0, w.work_dir + "/model", &loaded).ok());
+  std::vector<v1::Trajectory> rollouts;
+  ASSERT_TRUE(actor.Generate(w, 0, &rollouts).ok());
+  v1::ExperienceBatch batch;
+  const float rewards[] = {2.0f, 0.0f, 1.0f, -0.5f};
+  for (size_t i = 0; i < rollouts.size(); ++i) {
+    *batch.add_trajectories() = rollouts[i];
+    auto* r = batch.add_rewards();
+    r->set_prompt_id(rollouts[i].prompt_id());
+    r->set_total(rewards[i % 4]);
+  }
+  ASSERT_TRUE(alone.Init(alone_world, "rl", false, &state).ok());
+  ASSERT_TRUE(rank0.Init(w, "rl", false, &state).ok());
+  for (Learner* learner : {&rank0, &alone}) {
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(learner->port));
+    s = learner->stub->RlStep(&ctx, batch, learner == &rank0 ? &ranked : &single);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  expect_same_step(ranked, single);
+  EXPECT_EQ(ranked.policy_version(), 1);
+  ASSERT_TRUE(rank1.State(&state).ok());
+  EXPECT_EQ(state.rl_steps(), 1);
+  EXPECT_EQ(state.policy_version(), 1);
+  EXPECT_EQ(WeightsFingerprint(rank1), WeightsFingerprint(rank0));
+
+  // Stopping rank 0 stops rank 1 cleanly.
+  rank0_proc.Signal(SIGTERM);
+  EXPECT_EQ(rank0_proc.Wait(absl::Seconds(30)), 0);
+  EXPECT_EQ(rank1_proc.Wait(absl::Seconds(30)), 0);
 }
 
 }  // namespace

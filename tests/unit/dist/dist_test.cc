@@ -48,6 +48,9 @@ TEST(dist, AllReduceSumsMinsAndMaxesAcrossRanks) {
     ASSERT_TRUE(g.AllReduce(high, ReduceOp::kMax).ok());
     EXPECT_FLOAT_EQ(low[0].item<float>(), 4.0f);
     EXPECT_FLOAT_EQ(high[0].item<float>(), 5.0f);
+    auto count = g.SumOverRanks(g.rank() == 1 ? 4 : 3);
+    ASSERT_TRUE(count.ok());
+    EXPECT_EQ(*count, 7);
   });
 }
 
