@@ -20,6 +20,9 @@ class NoModelService final : public r1r::v1::RewardModel::Service {
   grpc::Status Rank(grpc::ServerContext* ctx, const r1r::v1::RankRequest*, r1r::v1::RankResponse*) override {
     return Refuse(ctx);
   }
+  grpc::Status Reload(grpc::ServerContext* ctx, const r1r::v1::ReloadRequest*, r1r::v1::ReloadResponse*) override {
+    return Refuse(ctx);
+  }
 
  private:
   static grpc::Status Refuse(grpc::ServerContext* ctx) {
@@ -55,7 +58,10 @@ int main(int argc, char** argv) {
         .Value("max-batch", "8", "sequences generated together at most")
         .Value("batch-window-ms", "5", "how long the oldest waiting request waits for others to batch with")
         .Value("max-new-tokens", "512", "default generation budget per sample (requests may ask for up to 4096)")
-        .Value("max-prompt-tokens", "16384", "longest chat-templated prompt accepted");
+        .Value("max-prompt-tokens", "16384", "longest chat-templated prompt accepted")
+        .Value("reload-poll-seconds", "0",
+               "re-read --model-dir's state.json this often and swap in a higher policy version (0 = only the "
+               "Reload RPC)");
   };
   m.setup = [&](const r1r::config::Flags& f, r1r::rpc::Server& server) -> absl::Status {
     if (f.Get("model-dir").empty()) {
@@ -69,8 +75,9 @@ int main(int argc, char** argv) {
     auto model = r1r::train::ParseModelOptions(f.Get("dtype"), f.Get("device"));
     if (!model.ok()) return model.status();
     o.model = *model;
-    int64_t max_batch = 0, window_ms = 0, max_new = 0, max_prompt = 0;
+    int64_t max_batch = 0, window_ms = 0, max_new = 0, max_prompt = 0, poll_seconds = 0;
     for (const absl::Status& s : {IntFlag(f, "max-batch", 1, 1024, &max_batch),
+                                  IntFlag(f, "reload-poll-seconds", 0, 86400, &poll_seconds),
                                   IntFlag(f, "batch-window-ms", 0, 10000, &window_ms),
                                   IntFlag(f, "max-new-tokens", 1, o.limits.max_new_tokens, &max_new),
                                   IntFlag(f, "max-prompt-tokens", 16, 1 << 20, &max_prompt)}) {
@@ -80,6 +87,7 @@ int main(int argc, char** argv) {
     o.batching.window = absl::Milliseconds(window_ms);
     o.default_max_new_tokens = static_cast<int>(max_new);
     o.max_prompt_tokens = max_prompt;
+    o.reload_poll = absl::Seconds(poll_seconds);
     auto created = r1r::serve::RewardModelServiceImpl::Create(o, &server.metrics());
     if (!created.ok()) return created.status();
     service = *std::move(created);

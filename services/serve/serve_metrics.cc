@@ -56,6 +56,11 @@ ServeMetrics::ServeMetrics(std::shared_ptr<prometheus::Registry> r, const std::s
                          .Help("Policy version of the loaded checkpoint.")
                          .Register(*r)
                          .Add({{"service", service}})),
+      reload_seconds(prometheus::BuildHistogram()
+                         .Name("r1r_serve_reload_seconds")
+                         .Help("Time to load a checkpoint and swap it in, in seconds.")
+                         .Register(*r)
+                         .Add({{"service", service}}, obs::LatencyBucketsSeconds())),
       registry_(r),
       base_({{"service", service}}),
       requests_(prometheus::BuildCounter()
@@ -78,7 +83,7 @@ void ServeMetrics::CountRequest(const std::string& rpc, const std::string& outco
 }
 
 void ServeMetrics::ObserveSeconds(const std::string& rpc, double seconds) {
-  (rpc == "rank" ? rank_seconds_ : compare_seconds_).Observe(seconds);
+  (rpc == "rank" ? rank_seconds_ : rpc == "reload" ? reload_seconds : compare_seconds_).Observe(seconds);
 }
 
 }  // namespace r1r::serve

@@ -22,7 +22,7 @@ class ServeMetrics {
 
   // r1r_serve_requests_total{rpc, outcome}
   void CountRequest(const std::string& rpc, const std::string& outcome);
-  // r1r_serve_<rpc>_seconds (compare, rank)
+  // r1r_serve_<rpc>_seconds (compare, rank, reload)
   void ObserveSeconds(const std::string& rpc, double seconds);
 
   prometheus::Histogram& batch_size;        // r1r_serve_batch_size (sequences per batch)
@@ -32,6 +32,7 @@ class ServeMetrics {
   prometheus::Gauge& tokens_per_second;     // r1r_serve_tokens_per_second (last batch)
   prometheus::Counter& batch_errors;        // r1r_serve_batch_errors_total
   prometheus::Gauge& policy_version;        // r1r_serve_policy_version
+  prometheus::Histogram& reload_seconds;    // r1r_serve_reload_seconds (successful reloads)
 
  private:
   ServeMetrics(std::shared_ptr<prometheus::Registry> registry, const std::string& service);

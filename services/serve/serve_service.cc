@@ -8,6 +8,7 @@
 #include <absl/strings/str_cat.h>
 #include <nlohmann/json.hpp>
 
+#include "common/obs/log.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/status.h"
 #include "services/serve/votes.h"
@@ -28,6 +29,13 @@ const char* OutcomeLabel(const absl::Status& s) {
     case absl::StatusCode::kUnavailable: return "unavailable";
     default: return "error";
   }
+}
+
+// A reload keeps requests already encoded valid only if token ids mean the same thing.
+bool SameVocabulary(train::Policy& a, train::Policy& b) {
+  return a.model().config().text.vocab_size == b.model().config().text.vocab_size &&
+         a.end_of_turn_id() == b.end_of_turn_id() && a.pad_id() == b.pad_id() &&
+         a.Decode({0, 1, 2, 3, 4, 5, 6, 7}, false) == b.Decode({0, 1, 2, 3, 4, 5, 6, 7}, false);
 }
 
 }  // namespace
@@ -54,31 +62,113 @@ absl::StatusOr<int64_t> ReadPolicyVersion(const std::string& model_dir) {
   return 0;
 }
 
+absl::StatusOr<std::shared_ptr<RewardModelServiceImpl::LoadedModel>> RewardModelServiceImpl::LoadModel(
+    const std::string& dir, const model::ModelOptions& options) {
+  auto version = ReadPolicyVersion(dir);
+  if (!version.ok()) return version.status();
+  auto policy = train::Policy::Load(dir, options);
+  if (!policy.ok()) {
+    return absl::Status(policy.status().code(), absl::StrCat("loading ", dir, ": ", policy.status().message()));
+  }
+  auto loaded = std::make_shared<LoadedModel>();
+  loaded->policy = *std::move(policy);
+  loaded->policy->model().eval();
+  loaded->version = *version;
+  loaded->dir = dir;
+  return loaded;
+}
+
 absl::StatusOr<std::unique_ptr<RewardModelServiceImpl>> RewardModelServiceImpl::Create(const ServeOptions& options,
                                                                                        obs::Metrics* metrics) {
   std::unique_ptr<RewardModelServiceImpl> s(new RewardModelServiceImpl(options, ServeMetrics::From(metrics)));
-  auto version = ReadPolicyVersion(options.model_dir);
-  if (!version.ok()) return version.status();
-  s->policy_version_ = *version;
-  auto policy = train::Policy::Load(options.model_dir, options.model);
-  if (!policy.ok()) {
-    return absl::Status(policy.status().code(),
-                        absl::StrCat("loading --model-dir ", options.model_dir, ": ", policy.status().message()));
+  auto loaded = LoadModel(options.model_dir, options.model);
+  if (!loaded.ok()) {
+    return absl::Status(loaded.status().code(), absl::StrCat("--model-dir: ", loaded.status().message()));
   }
-  s->policy_ = *std::move(policy);
-  s->policy_->model().eval();
-  train::Policy* p = s->policy_.get();
+  s->model_ = *std::move(loaded);
+  RewardModelServiceImpl* self = s.get();
   s->batcher_ = std::make_unique<GenerationBatcher>(
-      [p](const std::vector<const train::EncodedPrompt*>& prompts, const std::vector<model::SamplingParams>& sampling) {
-        return p->Generate(prompts, sampling);
+      [self](const std::vector<const train::EncodedPrompt*>& prompts, const std::vector<model::SamplingParams>& sampling) {
+        // Each batch runs on the checkpoint current when it starts; reloads keep the vocabulary.
+        const std::shared_ptr<LoadedModel> model = self->Current();
+        return model->policy->Generate(prompts, sampling);
       },
       options.batching, s->metrics_);
-  if (s->metrics_) s->metrics_->policy_version.Set(static_cast<double>(*version));
+  if (s->metrics_) s->metrics_->policy_version.Set(static_cast<double>(s->policy_version()));
+  if (options.reload_poll > absl::ZeroDuration()) s->poller_ = std::thread([self] { self->PollForNewVersions(); });
   return s;
 }
 
 RewardModelServiceImpl::~RewardModelServiceImpl() {
-  if (batcher_) batcher_->Stop();
+  if (batcher_) Stop();
+}
+
+void RewardModelServiceImpl::Stop() {
+  {
+    absl::MutexLock lock(&stop_mu_);
+    stopping_ = true;
+  }
+  if (poller_.joinable()) poller_.join();
+  batcher_->Stop();
+}
+
+std::shared_ptr<RewardModelServiceImpl::LoadedModel> RewardModelServiceImpl::Current() const {
+  absl::MutexLock lock(&model_mu_);
+  return model_;
+}
+
+void RewardModelServiceImpl::PollForNewVersions() {
+  absl::MutexLock lock(&stop_mu_);
+  while (!stop_mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.reload_poll)) {
+    stop_mu_.Unlock();
+    // A directory being replaced, or a half-written one, fails to read or load: try again next time.
+    auto on_disk = ReadPolicyVersion(options_.model_dir);
+    if (on_disk.ok() && *on_disk > policy_version()) {
+      auto reloaded = DoReload(v1::ReloadRequest());
+      if (reloaded.ok()) {
+        spdlog::info("reloaded {}: policy version {} -> {} in {:.2f} s", reloaded->model_dir(),
+                     reloaded->previous_version(), reloaded->policy_version(), reloaded->seconds());
+      } else {
+        spdlog::warn("reload of {} failed, still serving version {}: {}", options_.model_dir, policy_version(),
+                     reloaded.status().ToString());
+      }
+      CountRequest("reload", reloaded.status(), reloaded.ok() ? reloaded->seconds() : 0);
+    }
+    stop_mu_.Lock();
+  }
+}
+
+absl::StatusOr<v1::ReloadResponse> RewardModelServiceImpl::DoReload(const v1::ReloadRequest& req) {
+  const auto start = std::chrono::steady_clock::now();
+  if (req.model_dir().size() > 4096) return absl::InvalidArgumentError("model_dir: over 4096 bytes");
+  const std::string dir = req.model_dir().empty() ? options_.model_dir : req.model_dir();
+  if (!std::filesystem::is_directory(dir)) return absl::NotFoundError(absl::StrCat("model_dir: no directory ", dir));
+  absl::MutexLock reload(&reload_mu_);
+  const std::shared_ptr<LoadedModel> previous = Current();
+  auto version = ReadPolicyVersion(dir);
+  if (!version.ok()) return version.status();
+  if (*version < previous->version && !req.allow_older()) {
+    return absl::FailedPreconditionError(absl::StrCat("model_dir: policy version ", *version, " is older than the ",
+                                                      previous->version, " being served; set allow_older to roll back"));
+  }
+  auto loaded = LoadModel(dir, options_.model);  // the old checkpoint serves meanwhile
+  if (!loaded.ok()) return loaded.status();
+  if (!SameVocabulary(*previous->policy, *(*loaded)->policy)) {
+    return absl::FailedPreconditionError(absl::StrCat("model_dir: ", dir, " has another vocabulary than the model "
+                                                      "being served; start a new r1r-serve for a different model"));
+  }
+  {
+    absl::MutexLock lock(&model_mu_);
+    model_ = *loaded;
+  }
+  const double seconds = SecondsSince(start);
+  if (metrics_) metrics_->policy_version.Set(static_cast<double>((*loaded)->version));
+  v1::ReloadResponse resp;
+  resp.set_policy_version((*loaded)->version);
+  resp.set_previous_version(previous->version);
+  resp.set_model_dir(dir);
+  resp.set_seconds(seconds);
+  return resp;
 }
 
 void RewardModelServiceImpl::CountRequest(const char* rpc, const absl::Status& status, double seconds) {
@@ -88,21 +178,23 @@ void RewardModelServiceImpl::CountRequest(const char* rpc, const absl::Status& s
 }
 
 absl::StatusOr<std::optional<train::EncodedPrompt>> RewardModelServiceImpl::ProcessRequestImage(
-    bool has_image, const v1::ImageInput& image) const {
+    LoadedModel& model, bool has_image, const v1::ImageInput& image) const {
   if (!has_image) return std::optional<train::EncodedPrompt>();
   auto rgb = DecodeRequestImage(image, options_.limits);
   if (!rgb.ok()) return rgb.status();
   if (!rgb->has_value()) return std::optional<train::EncodedPrompt>();
-  auto processed = policy_->encoder().ProcessImage(**rgb);
+  auto processed = model.policy->encoder().ProcessImage(**rgb);
   if (!processed.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("image: ", processed.status().message()));
   }
   return std::optional<train::EncodedPrompt>(*std::move(processed));
 }
 
-absl::StatusOr<train::EncodedPrompt> RewardModelServiceImpl::EncodePrompt(const train::PromptInput& input,
+absl::StatusOr<train::EncodedPrompt> RewardModelServiceImpl::EncodePrompt(LoadedModel& model,
+                                                                        const train::PromptInput& input,
                                                                         const train::EncodedPrompt* image) const {
-  auto encoded = image ? policy_->encoder().Encode(input, *image) : policy_->encoder().Encode(input);
+  train::PromptEncoder& encoder = model.policy->encoder();
+  auto encoded = image ? encoder.Encode(input, *image) : encoder.Encode(input);
   if (!encoded.ok()) return encoded.status();
   if (static_cast<int64_t>(encoded->ids.size()) > options_.max_prompt_tokens) {
     return absl::InvalidArgumentError(absl::StrCat("question: the prompt is ", encoded->ids.size(),
@@ -112,7 +204,7 @@ absl::StatusOr<train::EncodedPrompt> RewardModelServiceImpl::EncodePrompt(const 
 }
 
 absl::StatusOr<std::vector<RewardModelServiceImpl::Judged>> RewardModelServiceImpl::Judge(
-    const std::vector<train::EncodedPrompt>& prompts, int votes, double temperature, uint64_t seed,
+    LoadedModel& model, const std::vector<train::EncodedPrompt>& prompts, int votes, double temperature, uint64_t seed,
     int max_new_tokens, const std::function<bool()>& cancelled) {
   const auto [samples, t] = VotePlan(votes, temperature);
   std::vector<GenerationJob> jobs;
@@ -132,7 +224,7 @@ absl::StatusOr<std::vector<RewardModelServiceImpl::Judged>> RewardModelServiceIm
   std::vector<Judged> judged(prompts.size());
   for (size_t p = 0; p < prompts.size(); ++p) {
     for (int k = 0; k < samples; ++k) {
-      judged[p].texts.push_back(policy_->Decode((*results)[p * static_cast<size_t>(samples) + k].token_ids));
+      judged[p].texts.push_back(model.policy->Decode((*results)[p * static_cast<size_t>(samples) + k].token_ids));
     }
     judged[p].tally = TallyVotes(judged[p].texts);
   }
@@ -143,14 +235,15 @@ absl::StatusOr<v1::CompareResponse> RewardModelServiceImpl::DoCompare(const v1::
                                                                      const std::function<bool()>& cancelled) {
   const auto start = std::chrono::steady_clock::now();
   if (absl::Status s = CheckCompareRequest(req, options_.limits); !s.ok()) return s;
-  auto image = ProcessRequestImage(req.has_image(), req.image());
+  const std::shared_ptr<LoadedModel> model = Current();
+  auto image = ProcessRequestImage(*model, req.has_image(), req.image());
   if (!image.ok()) return image.status();
   train::PromptInput input{req.question(), req.response1(), req.response2(), ""};
-  auto prompt = EncodePrompt(input, image->has_value() ? &**image : nullptr);
+  auto prompt = EncodePrompt(*model, input, image->has_value() ? &**image : nullptr);
   if (!prompt.ok()) return prompt.status();
   std::vector<train::EncodedPrompt> prompts;
   prompts.push_back(*std::move(prompt));
-  auto judged = Judge(prompts, req.votes(), req.temperature(), req.seed(), req.max_new_tokens(), cancelled);
+  auto judged = Judge(*model, prompts, req.votes(), req.temperature(), req.seed(), req.max_new_tokens(), cancelled);
   if (!judged.ok()) return judged.status();
   const Judged& j = judged->front();
   v1::CompareResponse resp;
@@ -159,7 +252,7 @@ absl::StatusOr<v1::CompareResponse> RewardModelServiceImpl::DoCompare(const v1::
   resp.set_votes_for_2(j.tally.votes_for_2);
   resp.set_unparsed(j.tally.unparsed);
   for (const std::string& text : j.texts) resp.add_reasoning(text);
-  resp.set_policy_version(policy_version_);
+  resp.set_policy_version(model->version);
   resp.set_seconds(SecondsSince(start));
   return resp;
 }
@@ -167,18 +260,19 @@ absl::StatusOr<v1::CompareResponse> RewardModelServiceImpl::DoCompare(const v1::
 absl::StatusOr<v1::RankResponse> RewardModelServiceImpl::DoRank(const v1::RankRequest& req,
                                                                const std::function<bool()>& cancelled) {
   if (absl::Status s = CheckRankRequest(req, options_.limits); !s.ok()) return s;
-  auto image = ProcessRequestImage(req.has_image(), req.image());
+  const std::shared_ptr<LoadedModel> model = Current();
+  auto image = ProcessRequestImage(*model, req.has_image(), req.image());
   if (!image.ok()) return image.status();
   const std::vector<std::pair<int, int>> pairs = AllOrderedPairs(req.responses_size());
   std::vector<train::EncodedPrompt> prompts;
   prompts.reserve(pairs.size());
   for (const auto& [a, b] : pairs) {
     train::PromptInput input{req.question(), req.responses(a), req.responses(b), ""};
-    auto prompt = EncodePrompt(input, image->has_value() ? &**image : nullptr);
+    auto prompt = EncodePrompt(*model, input, image->has_value() ? &**image : nullptr);
     if (!prompt.ok()) return prompt.status();
     prompts.push_back(*std::move(prompt));
   }
-  auto judged = Judge(prompts, req.votes(), req.temperature(), req.seed(), /*max_new_tokens=*/0, cancelled);
+  auto judged = Judge(*model, prompts, req.votes(), req.temperature(), req.seed(), /*max_new_tokens=*/0, cancelled);
   if (!judged.ok()) return judged.status();
   std::vector<PairVerdict> verdicts;
   verdicts.reserve(pairs.size());
@@ -211,6 +305,18 @@ grpc::Status RewardModelServiceImpl::Rank(grpc::ServerContext* ctx, const v1::Ra
   auto result = DoRank(*req, [ctx] { return ctx->IsCancelled(); });
   CountRequest("rank", result.status(), SecondsSince(start));
   if (!result.ok()) return rpc::ToGrpc(result.status());
+  *resp = *std::move(result);
+  return grpc::Status::OK;
+}
+
+grpc::Status RewardModelServiceImpl::Reload(grpc::ServerContext* ctx, const v1::ReloadRequest* req,
+                                            v1::ReloadResponse* resp) {
+  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+  auto result = DoReload(*req);
+  CountRequest("reload", result.status(), result.ok() ? result->seconds() : 0);
+  if (!result.ok()) return rpc::ToGrpc(result.status());
+  spdlog::info("reloaded {}: policy version {} -> {}", result->model_dir(), result->previous_version(),
+               result->policy_version());
   *resp = *std::move(result);
   return grpc::Status::OK;
 }

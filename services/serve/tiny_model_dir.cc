@@ -47,7 +47,8 @@ absl::StatusOr<TinyModelDir> MakeTinyModelDir(const std::string& root, const Tin
   vision::ImageProcessorOptions image;
   image.min_pixels = 28 * 28;
   image.max_pixels = 56 * 56;  // at most 4 image tokens: cheap on a CPU
-  auto policy = train::Policy::CreateTiny(out.model_dir, tiny, image, model::ModelOptions{}, options.seed);
+  auto policy = train::Policy::CreateTiny(out.model_dir, tiny, image, model::ModelOptions{},
+                                          options.weights_seed != 0 ? options.weights_seed : options.seed);
   if (!policy.ok()) return policy.status();
   return out;
 }

@@ -15,7 +15,8 @@ struct TinyModelDirOptions {
   int32_t vocab_size = 400;
   int64_t synthetic_items = 8;
   int image_size = 56;
-  uint64_t seed = 7;
+  uint64_t seed = 7;          // the data, hence the tokenizer
+  uint64_t weights_seed = 0;  // the random weights; 0 = seed (another one: same vocabulary, other weights)
 };
 
 struct TinyModelDir {

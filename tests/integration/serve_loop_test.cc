@@ -180,6 +180,22 @@ TEST(loop, ServeAnswersConcurrentClientsAndRejectsBadInput) {
   CommandResult rejected = RunCommand(Cli("compare " + args + " --votes 40"));
   EXPECT_EQ(rejected.exit_code, 5) << rejected.out;  // INVALID_ARGUMENT -> rejected
 
+  // `r1r reload`: a newer published copy is swapped in; going back needs --allow-older.
+  const std::string newer = dir + "/published";
+  std::filesystem::copy(Model().model_dir, newer, std::filesystem::copy_options::recursive);
+  std::ofstream(newer + "/state.json") << R"({"policy_version": 4})";
+  CommandResult reloaded = RunCommand(Cli("reload " + target + " --model-dir " + newer + " --json"));
+  ASSERT_EQ(reloaded.exit_code, 0) << reloaded.out;
+  const json r = LastJsonLine(reloaded.out);
+  EXPECT_EQ(r["previous_version"], 0);
+  EXPECT_EQ(r["policy_version"], 4);
+  const json now = LastJsonLine(RunCommand(Cli("compare " + args + " --json")).out);
+  EXPECT_EQ(now["policy_version"], 4);
+  EXPECT_EQ(RunCommand(Cli("reload " + target + " --model-dir " + Model().model_dir)).exit_code, 5);
+  CommandResult back = RunCommand(Cli("reload " + target + " --model-dir " + Model().model_dir + " --allow-older"));
+  EXPECT_EQ(back.exit_code, 0) << back.out;
+  EXPECT_THAT(back.out, HasSubstr("TO VERSION"));
+
   serve.Signal(SIGTERM);
   EXPECT_EQ(serve.Wait(absl::Seconds(30)), 0);
   std::filesystem::remove_all(dir);

@@ -7,6 +7,7 @@
 
 #include "tools/cli/cli_context.h"
 #include "tools/cli/compare_command.h"
+#include "tools/cli/reload_command.h"
 #include "tools/cli/eval_command.h"
 #include "tools/cli/demo_command.h"
 #include "tools/cli/health_command.h"
@@ -33,6 +34,7 @@ const std::map<std::string, Verb>& Verbs() {
       {"tokenize", {r1r::cli::TokenizeCommand, "JSONL text <-> ids with a tokenizer.json"}},
       {"compare", {r1r::cli::CompareCommand, "ask r1r-serve which of two responses is better"}},
       {"eval", {r1r::cli::EvalCommand, "score r1r-serve on a reward benchmark (VL-RewardBench, ...)"}},
+      {"reload", {r1r::cli::ReloadCommand, "make r1r-serve swap in a newly published checkpoint"}},
   };
   return verbs;
 }

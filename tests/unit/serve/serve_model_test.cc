@@ -2,6 +2,7 @@
 // invariants, determinism, batched == unbatched, images inline and by path, Rank, policy version.
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -221,6 +222,114 @@ TEST(serve, MissingModelDirFailsToLoadWithThePath) {
   auto s = RewardModelServiceImpl::Create(o, nullptr);
   ASSERT_FALSE(s.ok());
   EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("no_such_model"));
+}
+
+// A copy of the shared tiny model (or, with weights_seed, the same vocabulary with other weights) that
+// says it is `version`.
+std::string VersionedModel(const std::string& name, int64_t version, uint64_t weights_seed = 0) {
+  const std::string root = ::testing::TempDir() + "/serve_" + name + "_" + std::to_string(getpid());
+  std::filesystem::remove_all(root);
+  std::string dir = root + "/model";
+  if (weights_seed == 0) {
+    std::filesystem::create_directories(root);
+    std::filesystem::copy(Tiny().model_dir, dir, std::filesystem::copy_options::recursive);
+  } else {
+    auto made = MakeTinyModelDir(root, {.weights_seed = weights_seed});
+    EXPECT_TRUE(made.ok()) << made.status();
+  }
+  std::ofstream(dir + "/state.json") << R"({"policy_version": )" << version << "}";
+  return dir;
+}
+
+v1::ReloadRequest ReloadOf(const std::string& dir, bool allow_older = false) {
+  v1::ReloadRequest r;
+  r.set_model_dir(dir);
+  r.set_allow_older(allow_older);
+  return r;
+}
+
+TEST(serve, ReloadSwapsCheckpointsRefusesBadOnesAndRollsBackOnRequest) {
+  const std::string v1_dir = VersionedModel("reload_v1", 1);
+  const std::string v2_dir = VersionedModel("reload_v2", 2, /*weights_seed=*/99);
+  auto service = Service(4, absl::Milliseconds(1), v1_dir);
+  ASSERT_NE(service, nullptr);
+  auto before = service->DoCompare(Request(3, 5));
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->policy_version(), 1);
+
+  auto swapped = service->DoReload(ReloadOf(v2_dir));
+  ASSERT_TRUE(swapped.ok()) << swapped.status();
+  EXPECT_EQ(swapped->previous_version(), 1);
+  EXPECT_EQ(swapped->policy_version(), 2);
+  EXPECT_EQ(swapped->model_dir(), v2_dir);
+  auto after = service->DoCompare(Request(3, 5));
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->policy_version(), 2);
+  EXPECT_NE(Reasoning(*after), Reasoning(*before)) << "other weights, same seeds: other samples";
+
+  // Older versions only on request; then the first weights answer exactly as before.
+  EXPECT_EQ(service->DoReload(ReloadOf(v1_dir)).status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(service->DoReload(ReloadOf(v1_dir, /*allow_older=*/true)).ok());
+  auto rolled_back = service->DoCompare(Request(3, 5));
+  ASSERT_TRUE(rolled_back.ok());
+  EXPECT_EQ(Reasoning(*rolled_back), Reasoning(*before));
+
+  // Bad checkpoints are refused and the serving one stays.
+  EXPECT_EQ(service->DoReload(ReloadOf(v1_dir + "/missing")).status().code(), absl::StatusCode::kNotFound);
+  const std::string broken = VersionedModel("reload_broken", 5);
+  std::filesystem::remove(broken + "/model.safetensors");
+  EXPECT_FALSE(service->DoReload(ReloadOf(broken)).ok());
+  auto other_root = ::testing::TempDir() + "/serve_reload_vocab_" + std::to_string(getpid());
+  auto other_vocab = MakeTinyModelDir(other_root, {.vocab_size = 330});
+  ASSERT_TRUE(other_vocab.ok());
+  std::ofstream(other_vocab->model_dir + "/state.json") << R"({"policy_version": 9})";
+  auto refused = service->DoReload(ReloadOf(other_vocab->model_dir));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_EQ(service->policy_version(), 1);
+  EXPECT_TRUE(service->DoCompare(Request(1, 0)).ok());
+}
+
+TEST(serve, RequestsRunningThroughReloadsAllSucceed) {
+  const std::string v1_dir = VersionedModel("swap_v1", 1);
+  const std::string v2_dir = VersionedModel("swap_v2", 2, /*weights_seed=*/99);
+  auto service = Service(4, absl::Milliseconds(2), v1_dir);
+  ASSERT_NE(service, nullptr);
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 3; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < 4; ++i) {
+        auto r = service->DoCompare(Request(2, static_cast<uint64_t>(c * 10 + i)));
+        (r.ok() && (r->policy_version() == 1 || r->policy_version() == 2) ? ok : failed)++;
+      }
+    });
+  }
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(service->DoReload(ReloadOf(i % 2 == 0 ? v2_dir : v1_dir, /*allow_older=*/true)).ok());
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 12);
+  EXPECT_EQ(failed.load(), 0);
+}
+
+TEST(serve, PollingReloadsWhenThePublishedVersionGoesUp) {
+  const std::string dir = VersionedModel("poll", 1);
+  ServeOptions o;
+  o.model_dir = dir;
+  o.default_max_new_tokens = 8;
+  o.reload_poll = absl::Milliseconds(50);
+  auto service = RewardModelServiceImpl::Create(o, nullptr);
+  ASSERT_TRUE(service.ok()) << service.status();
+  EXPECT_EQ((*service)->policy_version(), 1);
+  // A publish replaces state.json (here by rename, as the orchestrator's atomic export does).
+  std::ofstream(dir + "/state.json.tmp") << R"({"policy_version": 3})";
+  std::filesystem::rename(dir + "/state.json.tmp", dir + "/state.json");
+  for (int i = 0; i < 100 && (*service)->policy_version() != 3; ++i) absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ((*service)->policy_version(), 3);
+  auto r = (*service)->DoCompare(Request(1, 0));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->policy_version(), 3);
+  (*service)->Stop();  // joins the poller
 }
 
 }  // namespace
