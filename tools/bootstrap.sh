@@ -9,7 +9,7 @@ stage_start=$(date +%s)
 stage() { local now; now=$(date +%s); printf '[bootstrap] %-10s %4ss\n' "$1" "$((now - stage_start))" >&2; stage_start=$now; }
 
 PACKAGES=(
-  build-essential cmake ninja-build ccache pkg-config git
+  build-essential cmake ninja-build ccache pkg-config git openssl
   libtorch-dev libgloo-dev libopenblas0-pthread
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev

@@ -1,4 +1,8 @@
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -150,6 +154,70 @@ TEST(rpc, StatusCodesMapBothWays) {
   EXPECT_EQ(FromGrpc(g), a);
   EXPECT_TRUE(ToGrpc(absl::OkStatus()).ok());
   EXPECT_EQ(FromGrpc(grpc::Status(grpc::StatusCode::UNAVAILABLE, "x")).code(), absl::StatusCode::kUnavailable);
+}
+
+// A self-signed certificate for 127.0.0.1 made with the openssl CLI (the bootstrap installs it):
+// dir/<name>.crt and dir/<name>.key. The certificate is its own CA.
+std::string MakeSelfSignedCert(const std::string& dir, const std::string& name) {
+  const std::string base = dir + "/" + name;
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -addext "
+                          "subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
+                          base + ".key -out " + base + ".crt >/dev/null 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  return base;
+}
+
+TEST(rpc, TlsServesClientsThatTrustItsCertificateAndNoOthers) {
+  const std::string dir = ::testing::TempDir() + "/rpc_tls_" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  const std::string server_cert = MakeSelfSignedCert(dir, "server");
+  const std::string stranger = MakeSelfSignedCert(dir, "stranger");
+  FakeJobs jobs;
+  ServerOptions o;
+  o.service_name = "test";
+  o.listen = "127.0.0.1:0";
+  o.auth_token = "s3cret";
+  o.tls_cert_file = server_cert + ".crt";
+  o.tls_key_file = server_cert + ".key";
+  Server server(o);
+  server.AddService(&jobs);
+  ASSERT_TRUE(server.Start().ok());
+
+  ClientOptions trusted = Client(server.port(), "s3cret", absl::Seconds(3));
+  trusted.tls_ca_file = server_cert + ".crt";
+  v1::ListJobsResponse resp;
+  grpc::Status ok = CallList(trusted, &resp);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_EQ(resp.jobs(0).name(), "pong");
+  // TLS does not replace the token check.
+  ClientOptions no_token = trusted;
+  no_token.auth_token.clear();
+  EXPECT_EQ(CallList(no_token).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  // Plaintext, or a CA that did not sign the server's certificate: no connection.
+  EXPECT_EQ(CallList(Client(server.port(), "s3cret", absl::Seconds(3))).error_code(), grpc::StatusCode::UNAVAILABLE);
+  ClientOptions wrong_ca = trusted;
+  wrong_ca.tls_ca_file = stranger + ".crt";
+  EXPECT_EQ(CallList(wrong_ca).error_code(), grpc::StatusCode::UNAVAILABLE);
+  ClientOptions missing_ca = trusted;
+  missing_ca.tls_ca_file = dir + "/none.crt";
+  EXPECT_EQ(MakeChannel(missing_ca).status().code(), absl::StatusCode::kNotFound);
+  server.Shutdown();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(rpc, TlsMisconfigurationIsAnErrorAtStart) {
+  config::Flags flags;
+  AddServerFlags(flags, "127.0.0.1:0", "");
+  const char* half[] = {"svc", "--tls-cert", "/tmp/x.crt"};
+  ASSERT_TRUE(flags.Parse(3, half).ok());
+  EXPECT_EQ(ServerOptionsFromFlags(flags, "test").status().code(), absl::StatusCode::kInvalidArgument);
+  ServerOptions o;
+  o.service_name = "test";
+  o.listen = "127.0.0.1:0";
+  o.tls_cert_file = ::testing::TempDir() + "/no_such.crt";
+  o.tls_key_file = ::testing::TempDir() + "/no_such.key";
+  Server server(o);
+  EXPECT_FALSE(server.Start().ok());
 }
 
 }  // namespace
