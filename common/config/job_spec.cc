@@ -134,6 +134,7 @@ void ReadRl(YamlReader& y, RlSpec& r) {
   y.Read("consistency_weight", &r.consistency_weight);
   y.Read("num_actors", &r.num_actors);
   y.Read("checkpoint_every", &r.checkpoint_every);
+  y.Read("off_policy_steps", &r.off_policy_steps);
   y.Section("optim", [&](YamlReader& o) { ReadOptim(o, r.optim); });
   y.CheckOneOf("algorithm", r.algorithm,
                {"stable_reinforce", "reinforce_pp", "no_preclip", "no_filter", "grpo", "rloo"});
@@ -145,6 +146,7 @@ void ReadRl(YamlReader& y, RlSpec& r) {
     y.Error("train_batch_size", "must divide rl.rollout_batch_size");
   }
   y.CheckRange("ppo_epochs", static_cast<double>(r.ppo_epochs), 1, 100);
+  y.CheckRange("off_policy_steps", static_cast<double>(r.off_policy_steps), 0, 1);
   y.CheckRange("samples_per_prompt", static_cast<double>(r.samples_per_prompt), 1, 256);
   if ((r.algorithm == "grpo" || r.algorithm == "rloo") && r.samples_per_prompt < 2) {
     y.Error("samples_per_prompt", "must be >= 2 for group baselines (grpo, rloo)");

@@ -99,6 +99,10 @@ struct RlSpec {
   double consistency_weight = 0.5;
   int64_t num_actors = 1;
   int64_t checkpoint_every = 25;
+  // 0: on-policy (generate, score, train, sync). 1: the actors generate step t+1 with the weights of
+  // step t while the learner trains step t; the learner's ratio is then taken against the actors'
+  // behaviour log-probs (importance correction for the one-step lag).
+  int64_t off_policy_steps = 0;
   OptimSpec optim;
 };
 

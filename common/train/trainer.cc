@@ -176,6 +176,14 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
     if (it.response_ids.empty()) return absl::InvalidArgumentError("RlStep: a trajectory has no response tokens");
     width = std::max<int64_t>(width, it.response_ids.size());
   }
+  if (options.ratio_against_behaviour) {
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (items[i].behaviour_logprobs.size() != items[i].response_ids.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("RlStep: trajectory ", i, " has no behaviour log-probs, which "
+                                                       "the off-policy ratio needs"));
+      }
+    }
+  }
   std::vector<size_t> order(items.size());
   std::iota(order.begin(), order.end(), 0);
   // The sampler's temperature: ratios compare the distribution the actor actually sampled from.
@@ -222,6 +230,10 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
     std::vector<at::Tensor> rows = {logp_old, logp_ref, mask, behaviour, behaviour_mask};
     if (absl::Status s = group_->AllReduce(rows); !s.ok()) return s;
   }
+  // Mean |logp_behaviour - logp_learner| per token: actor/learner numerics drift, or the policy lag.
+  const double mismatch = ((behaviour - logp_old).abs() * behaviour_mask).sum().item<double>() /
+                          std::max(1.0, behaviour_mask.sum().item<double>());
+  if (options.ratio_against_behaviour) logp_old = behaviour;
   // 2. Advantages: token rewards, returns, whitening over all valid tokens, 3-sigma filter.
   std::vector<float> rewards;
   for (const auto& it : items) rewards.push_back(static_cast<float>(it.reward));
@@ -234,9 +246,7 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
   r.metrics["adv_std"] = adv.std;
   r.metrics["reward_mean"] = torch::tensor(rewards).mean().item<double>();
   r.metrics["response_length_mean"] = mask.sum(1).mean().item<double>();
-  // Mean |logp_behaviour - logp_old| per token: actor/learner numerics drift (or a stale actor).
-  r.metrics["logprob_mismatch"] = ((behaviour - logp_old).abs() * behaviour_mask).sum().item<double>() /
-                                  std::max(1.0, behaviour_mask.sum().item<double>());
+  r.metrics["logprob_mismatch"] = mismatch;
   if (use_kl) r.metrics["kl"] = ((logp_old - logp_ref) * mask).sum().item<double>() / mask.sum().item<double>();
 
   // 3. Minibatch epochs of the pre-clipped PPO loss.

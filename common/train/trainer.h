@@ -55,6 +55,9 @@ struct RlStepOptions {
   int64_t ppo_epochs = 1;
   uint64_t shuffle_seed = 0;
   double temperature = 1.0;  // the actors' sampling temperature; log-probs are taken at it
+  // Off-policy mode: the PPO ratio is taken against the actors' behaviour log-probs (every trajectory
+  // must carry them) instead of this policy's pre-update forward, which then serves diagnostics only.
+  bool ratio_against_behaviour = false;
 };
 
 struct StepResult {

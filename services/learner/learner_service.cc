@@ -506,7 +506,8 @@ grpc::Status LearnerServiceImpl::RlStep(grpc::ServerContext* ctx, const v1::Expe
   return RlStepLocked(*req, resp);
 }
 
-grpc::Status LearnerServiceImpl::EncodeRlItems(const v1::ExperienceBatch& request, std::vector<train::RlItem>* out) {
+grpc::Status LearnerServiceImpl::EncodeRlItems(const v1::ExperienceBatch& request, std::vector<train::RlItem>* out,
+                                               int64_t* stale) {
   if (grpc::Status s = ReadyFor("rl"); !s.ok()) return s;
   const v1::ExperienceBatch* req = &request;
   const int n = req->trajectories_size();
@@ -515,10 +516,15 @@ grpc::Status LearnerServiceImpl::EncodeRlItems(const v1::ExperienceBatch& reques
   items.reserve(n);
   for (int i = 0; i < n; ++i) {
     const auto& t = req->trajectories(i);
-    if (t.policy_version() != policy_version_) {
+    // On-policy: the version the learner holds. Off-policy: up to rl.off_policy_steps versions behind.
+    const int64_t lag = policy_version_ - t.policy_version();
+    if (lag < 0 || lag > spec_.rl.off_policy_steps) {
       return Precondition(absl::StrCat("trajectories[", i, "].policy_version: ", t.policy_version(),
-                                       " but the learner holds version ", policy_version_, " (on-policy only)"));
+                                       " but the learner holds version ", policy_version_,
+                                       spec_.rl.off_policy_steps == 0 ? " (on-policy)"
+                                                                      : " (at most one version behind)"));
     }
+    if (lag > 0) ++*stale;
     train::RlItem item;
     const std::string image =
         train::ResolveImagePath(t.preference().sample().dataset(), t.preference().sample().image_path());
@@ -552,7 +558,8 @@ grpc::Status LearnerServiceImpl::EncodeRlItems(const v1::ExperienceBatch& reques
 
 grpc::Status LearnerServiceImpl::RlStepLocked(const v1::ExperienceBatch& req, v1::StepMetrics* resp) {
   std::vector<train::RlItem> items;
-  const grpc::Status encoded = EncodeRlItems(req, &items);
+  int64_t stale = 0;
+  const grpc::Status encoded = EncodeRlItems(req, &items, &stale);
   if (absl::Status s = Agree(rpc::FromGrpc(encoded)); !s.ok()) return encoded.ok() ? rpc::ToGrpc(s) : encoded;
   train::RlStepOptions options = rl_options_;
   options.shuffle_seed = static_cast<uint64_t>(rl_steps_) + 1;
@@ -582,6 +589,10 @@ grpc::Status LearnerServiceImpl::RlStepLocked(const v1::ExperienceBatch& req, v1
   for (const auto& [k, v] : r->metrics) (*resp->mutable_metrics())[k] = v;
   (*resp->mutable_metrics())["optimizer_steps"] = static_cast<double>(r->optimizer_steps);
   (*resp->mutable_metrics())["skipped_steps"] = static_cast<double>(r->skipped_steps);
+  (*resp->mutable_metrics())["stale_fraction"] = static_cast<double>(stale) / static_cast<double>(items.size());
+  metrics_->Counter("r1r_learner_stale_trajectories_total",
+                    "Trajectories trained on one policy version after the one that sampled them (off-policy mode).")
+      .Increment(static_cast<double>(stale));
   return grpc::Status::OK;
 }
 

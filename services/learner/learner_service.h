@@ -66,7 +66,8 @@ class LearnerServiceImpl final : public v1::Learner::Service {
   grpc::Status RlStepLocked(const v1::ExperienceBatch& req, v1::StepMetrics* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   grpc::Status EncodeSftItems(const v1::SftStepRequest& req, std::vector<train::SftItem>* items)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  grpc::Status EncodeRlItems(const v1::ExperienceBatch& req, std::vector<train::RlItem>* items)
+  // `stale`: trajectories sampled by an older policy version (off-policy mode).
+  grpc::Status EncodeRlItems(const v1::ExperienceBatch& req, std::vector<train::RlItem>* items, int64_t* stale)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InitLocked(const v1::InitRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // work_dir/model: created (tiny) or linked from model.path on first use, then loaded.

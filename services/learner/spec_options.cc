@@ -50,6 +50,7 @@ absl::StatusOr<train::RlStepOptions> RlOptionsFromSpec(const config::RlSpec& rl)
   if (!algorithm.ok()) return absl::InvalidArgumentError(absl::StrCat("rl.algorithm: ", algorithm.status().message()));
   train::RlStepOptions o;
   o.algorithm = rl::ConfigFor(*algorithm, static_cast<int>(std::max<int64_t>(1, rl.samples_per_prompt)));
+  o.ratio_against_behaviour = rl.off_policy_steps > 0;
   rl::PolicyLossConfig& loss = o.algorithm.loss;
   loss.clip_eps_low = rl.eps_clip;
   loss.clip_eps_high = rl.eps_clip_high > 0 ? rl.eps_clip_high : rl.eps_clip;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <numeric>
 
 #include <absl/strings/str_cat.h>
@@ -314,24 +315,44 @@ class JobRunner::Run {
     const int64_t prompts_per_step = std::max<int64_t>(1, rl.rollout_batch_size / rl.samples_per_prompt);
     data::EpochSampler sampler(static_cast<size_t>(n), 0, 1, {static_cast<uint64_t>(spec_.data.seed) + 17, 0, 0});
     for (int64_t skip = 0; skip < state->rl_steps(); ++skip) sampler.NextBatch(static_cast<size_t>(prompts_per_step));
-    for (int64_t step = state->rl_steps(); step < steps; ++step) {
-      if (absl::Status s = CheckCancelled(); !s.ok()) return s;
-      const auto t0 = Clock::now();
-      std::vector<size_t> idx = sampler.NextBatch(static_cast<size_t>(prompts_per_step));
-      std::vector<v1::Prompt> prompts = Prompts(data_.rl, idx, absl::StrCat("rl", step), static_cast<int>(rl.samples_per_prompt));
+    // Step `s`'s prompts, sampled by the weights the actors hold (version `version`).
+    auto generate = [&, prompts_per_step](int64_t s, int64_t version,
+                                          std::vector<size_t> idx) -> absl::StatusOr<std::vector<v1::Trajectory>> {
+      std::vector<v1::Prompt> prompts =
+          Prompts(data_.rl, idx, absl::StrCat("rl", s), static_cast<int>(rl.samples_per_prompt));
       v1::SamplingParams sampling;
       sampling.set_temperature(static_cast<float>(rl.temperature));
       sampling.set_top_p(static_cast<float>(rl.top_p));
       sampling.set_top_k(static_cast<int32_t>(rl.top_k));
       sampling.set_max_new_tokens(static_cast<int32_t>(rl.max_new_tokens));
-      sampling.set_seed(static_cast<uint64_t>(1000 + step));
-      auto traj = cluster_->Generate(prompts, sampling, version_);
+      sampling.set_seed(static_cast<uint64_t>(1000 + s));
+      return cluster_->Generate(prompts, sampling, version);
+    };
+    // Off-policy mode: step t+1's rollouts are generated while the learner trains on step t's.
+    const bool overlap = rl.off_policy_steps > 0;
+    std::future<absl::StatusOr<std::vector<v1::Trajectory>>> ahead;
+    for (int64_t step = state->rl_steps(); step < steps; ++step) {
+      if (absl::Status s = CheckCancelled(); !s.ok()) return s;
+      const auto t0 = Clock::now();
+      absl::StatusOr<std::vector<v1::Trajectory>> traj =
+          ahead.valid() ? ahead.get()
+                        : generate(step, version_, sampler.NextBatch(static_cast<size_t>(prompts_per_step)));
       if (!traj.ok()) return traj.status();
-      const double gen_s = Since(t0);
+      const double gen_s = Since(t0);  // overlapped: only the wait for the actors
+      double sync_s = 0;
+      if (overlap) {  // the actors are idle now: give them the learner's newest weights
+        const auto ts = Clock::now();
+        if (absl::Status s = SyncActors(); !s.ok()) return s;
+        sync_s = Since(ts);
+      }
       const auto t1 = Clock::now();
       auto rewards = cluster_->Score(*traj, Weights());
       if (!rewards.ok()) return rewards.status();
       const double reward_s = Since(t1);
+      if (overlap && step + 1 < steps) {
+        ahead = std::async(std::launch::async, generate, step + 1, version_,
+                           sampler.NextBatch(static_cast<size_t>(prompts_per_step)));
+      }
       v1::ExperienceBatch batch;
       for (const auto& t : *traj) *batch.add_trajectories() = t;
       for (const auto& r : *rewards) *batch.add_rewards() = r;
@@ -340,9 +361,11 @@ class JobRunner::Run {
       if (!m.ok()) return m.status();
       const double learn_s = Since(t2);
       version_ = m->policy_version();
-      const auto t3 = Clock::now();
-      if (absl::Status s = SyncActors(); !s.ok()) return s;
-      const double sync_s = Since(t3);
+      if (!overlap) {
+        const auto t3 = Clock::now();
+        if (absl::Status s = SyncActors(); !s.ok()) return s;
+        sync_s = Since(t3);
+      }
       const double total_s = Since(t0);
       double acc = 0, fmt = 0, reward = 0;
       for (const auto& r : *rewards) {
@@ -369,6 +392,9 @@ class JobRunner::Run {
                                                     reward / k, acc / k, m->loss()));
           !s.ok())
         return s;
+    }
+    if (overlap) {  // the last step's weights, for the evaluations that follow
+      if (absl::Status s = SyncActors(); !s.ok()) return s;
     }
     auto saved = cluster_->SaveCheckpoint(steps, "");
     return saved.ok() ? absl::OkStatus() : saved.status();

@@ -23,7 +23,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string JobYaml(int rl_steps) {
+std::string JobYaml(int rl_steps, int off_policy_steps = 0) {
   return R"(name: tiny-loop
 model:
   init: tiny
@@ -41,6 +41,7 @@ rl:
   train_batch_size: 4
   max_new_tokens: 12
   checkpoint_every: 1
+  off_policy_steps: )" + std::to_string(off_policy_steps) + R"(
   optim: {lr: 0.0003, warmup_ratio: 0.0}
 judge: {backend: rule}
 eval: {votes: 2}
@@ -182,6 +183,25 @@ TEST(loop, ShortRunLearnsFiniteAdvancesVersionsAndExportsMetrics) {
   ASSERT_TRUE(ParsePrometheusText(*learner_metrics).ok());
   EXPECT_THAT(*learner_metrics, HasSubstr("r1r_rl_clip_fraction"));
   EXPECT_THAT(*learner_metrics, HasSubstr("r1r_rl_adv_filtered_fraction"));
+}
+
+// Off-policy mode: step t+1 is generated while the learner trains step t, so from the second step on
+// the learner trains on rollouts of the version before the one it holds, and still steps every time.
+TEST(loop, OffPolicyRunTrainsOnOneVersionOldRollouts) {
+  Cluster c("off_policy");
+  const std::string id = c.Submit(JobYaml(3, /*off_policy_steps=*/1));
+  v1::Job job = c.WaitFor(id, Finished, absl::Minutes(8));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
+  const v1::PhaseProgress* rl = PhaseOf(job, v1::PHASE_RL);
+  ASSERT_NE(rl, nullptr);
+  EXPECT_EQ(rl->step(), 3);
+  EXPECT_TRUE(std::isfinite(rl->metrics().at("loss")));
+  EXPECT_EQ(rl->metrics().at("stale_fraction"), 1.0);  // the last step's rollouts came from the version before
+  EXPECT_EQ(rl->metrics().at("optimizer_steps"), 2);   // and still trained: 8 rollouts in minibatches of 4
+  EXPECT_EQ(c.ActorVersion(0), job.policy_version());  // synced after the loop for the evaluations
+  auto learner_metrics = HttpGet(c.learner().metrics_port(), "/metrics");
+  ASSERT_TRUE(learner_metrics.ok());
+  EXPECT_THAT(*learner_metrics, HasSubstr("r1r_learner_stale_trajectories_total"));
 }
 
 TEST(loop, JobKilledMidRlResumesFromCheckpointWithSameStepCount) {

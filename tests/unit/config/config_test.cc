@@ -41,11 +41,13 @@ TEST(config, MinimalSpecGetsPaperDefaults) {
   EXPECT_EQ(spec->rl.train_batch_size, 128);
   EXPECT_EQ(spec->data.max_pixels, 640 * 28 * 28);
   EXPECT_EQ(spec->data.image_placement, "after_text");  // R1-Reward's training layout
+  EXPECT_EQ(spec->rl.off_policy_steps, 0);               // synchronous and on-policy unless asked
 }
 
 TEST(config, OutOfRangeNamesFieldAndValue) {
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {eps_clip: 1.5}"), HasSubstr("rl.eps_clip: must be in (0, 1), got 1.5"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "sft: {optim: {lr: -1}}"), HasSubstr("sft.optim.lr"));
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {off_policy_steps: 2}"), HasSubstr("rl.off_policy_steps"));
 }
 
 TEST(config, WrongTypeNamesField) {

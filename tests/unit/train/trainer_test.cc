@@ -267,6 +267,35 @@ TEST(train, RlStepTakesLogProbsAtTheSamplingTemperature) {
   EXPECT_LT(r->metrics.at("logprob_mismatch"), 1e-4);  // same temperature as the "actor"
 }
 
+// One minibatch, so every ratio is measured before any update: on-policy it is exactly 1, while in the
+// off-policy mode it is taken against behaviour log-probs 0.25 nats below the learner's: e^0.25 everywhere.
+TEST(train, OffPolicyRatioIsTakenAgainstTheBehaviourLogProbs) {
+  for (const bool off_policy : {false, true}) {
+    auto policy = LoadPolicy();
+    auto items = MakeRlItems(*policy, {1.5, 0.0, 1.0, -0.5});
+    SetBehaviourLogProbs(*policy, items, /*temperature=*/1.0, /*shift=*/-0.25f);
+    Trainer trainer(policy.get(), nullptr, FastOptimizer(1));
+    RlStepOptions options = StableReinforce(/*train_batch=*/4);
+    options.ratio_against_behaviour = off_policy;
+    auto r = trainer.RlStep(items, options);
+    ASSERT_TRUE(r.ok()) << r.status();
+    const double expected = off_policy ? std::exp(0.25) : 1.0;
+    EXPECT_NEAR(r->metrics.at("ratio_min"), expected, 1e-3) << "off_policy=" << off_policy;
+    EXPECT_NEAR(r->metrics.at("ratio_max"), expected, 1e-3) << "off_policy=" << off_policy;
+    EXPECT_NEAR(r->metrics.at("logprob_mismatch"), 0.25, 1e-3);
+    // e^0.25 = 1.28 is outside 1 ± 0.2: the positive-advantage tokens are clipped.
+    if (off_policy) EXPECT_GT(r->metrics.at("clip_fraction"), 0.0);
+    if (!off_policy) EXPECT_EQ(r->metrics.at("clip_fraction"), 0.0);
+  }
+  // Without behaviour log-probs the off-policy ratio has nothing to divide by.
+  auto policy = LoadPolicy();
+  Trainer trainer(policy.get(), nullptr, FastOptimizer(1));
+  RlStepOptions options = StableReinforce(2);
+  options.ratio_against_behaviour = true;
+  EXPECT_EQ(trainer.RlStep(MakeRlItems(*policy, {1.0, 0.0}), options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(train, NonFiniteRewardNeverCorruptsTheWeights) {
   auto policy = LoadPolicy();
   auto items = MakeRlItems(*policy, {1.0, std::nan(""), 0.0, 1.0});
