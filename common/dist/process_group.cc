@@ -1,8 +1,10 @@
 #include "common/dist/process_group.h"
 
 #include <torch/torch.h>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifndef R1R_NO_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -27,7 +29,9 @@ c10d::ReduceOp ToC10d(ReduceOp op) {
   return c10d::ReduceOp::SUM;
 }
 
+#ifndef R1R_NO_GLOO
 bool IsLoopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
+#endif
 
 }  // namespace
 
@@ -71,12 +75,16 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Create(const GroupOp
     store_options.timeout = o.timeout;
     impl->store = c10::make_intrusive<c10d::TCPStore>(o.master_host, store_options);
     if (o.backend == Backend::kGloo) {
+#ifndef R1R_NO_GLOO
       auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
       // On loopback the ranks talk over 127.0.0.1; otherwise over the interface the hostname names.
       options->devices.push_back(IsLoopback(o.master_host)
                                      ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
                                      : c10d::ProcessGroupGloo::createDefaultDevice());
       impl->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, o.rank, o.world_size, options);
+#else
+      return absl::UnimplementedError("dist: built without Gloo headers (libgloo-dev); use nccl");
+#endif
     } else {
 #ifdef USE_C10D_NCCL
       if (!torch::cuda::is_available()) return absl::FailedPreconditionError("dist: nccl needs a CUDA device");

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <functional>
 #include <thread>
 
@@ -12,9 +13,11 @@ namespace r1r::dist {
 namespace {
 
 // Runs body(group) on ranks 0..world-1, each in its own thread with its own process group.
-void RunRanks(int world, const std::function<void(ProcessGroup&)>& body) {
+// Returns false when this build has no Gloo backend (the caller skips).
+bool RunRanks(int world, const std::function<void(ProcessGroup&)>& body) {
+  std::atomic<bool> unavailable{false};
   const int port = testing::FreeLoopbackPort();
-  ASSERT_GT(port, 0);
+  EXPECT_GT(port, 0);
   std::vector<std::thread> threads;
   for (int rank = 0; rank < world; ++rank) {
     threads.emplace_back([&, rank] {
@@ -24,15 +27,20 @@ void RunRanks(int world, const std::function<void(ProcessGroup&)>& body) {
       o.master_port = port;
       o.timeout = std::chrono::seconds(60);
       auto group = ProcessGroup::Create(o);
+      if (group.status().code() == absl::StatusCode::kUnimplemented) {
+        unavailable = true;  // a build without Gloo headers
+        return;
+      }
       ASSERT_TRUE(group.ok()) << group.status();
       body(**group);
     });
   }
   for (auto& t : threads) t.join();
+  return !unavailable;
 }
 
 TEST(dist, AllReduceSumsMinsAndMaxesAcrossRanks) {
-  RunRanks(2, [](ProcessGroup& g) {
+  if (!RunRanks(2, [](ProcessGroup& g) {
     const double r = g.rank();
     // Several tensors of different shapes in one call, and one of another dtype.
     std::vector<at::Tensor> sum = {torch::tensor({1.0 + r, 10.0 * r}, torch::kFloat64),
@@ -51,22 +59,26 @@ TEST(dist, AllReduceSumsMinsAndMaxesAcrossRanks) {
     auto count = g.SumOverRanks(g.rank() == 1 ? 4 : 3);
     ASSERT_TRUE(count.ok());
     EXPECT_EQ(*count, 7);
-  });
+  })) {
+    GTEST_SKIP() << "this build has no Gloo backend";
+  }
 }
 
 TEST(dist, BroadcastBytesCarriesRootPayloadIncludingEmpty) {
-  RunRanks(2, [](ProcessGroup& g) {
+  if (!RunRanks(2, [](ProcessGroup& g) {
     std::string payload = g.rank() == 0 ? std::string("step\0with nul", 13) : "stale";
     ASSERT_TRUE(g.BroadcastBytes(&payload, 0).ok());
     EXPECT_EQ(payload, std::string("step\0with nul", 13));
     std::string empty = g.rank() == 0 ? "" : "stale";
     ASSERT_TRUE(g.BroadcastBytes(&empty, 0).ok());
     EXPECT_EQ(empty, "");
-  });
+  })) {
+    GTEST_SKIP() << "this build has no Gloo backend";
+  }
 }
 
 TEST(dist, GradientAllReduceSumsEveryBucketAndFillsMissingGradients) {
-  RunRanks(2, [](ProcessGroup& g) {
+  if (!RunRanks(2, [](ProcessGroup& g) {
     // Three parameters, a bucket small enough to split them, and one without a gradient on rank 1.
     std::vector<at::Tensor> params = {torch::zeros({3}, torch::requires_grad()),
                                       torch::zeros({2, 2}, torch::requires_grad()),
@@ -79,7 +91,9 @@ TEST(dist, GradientAllReduceSumsEveryBucketAndFillsMissingGradients) {
     EXPECT_TRUE(params[0].grad().allclose(torch::full({3}, 3.0)));
     EXPECT_TRUE(params[1].grad().allclose(torch::full({2, 2}, 2.0)));  // 2 from rank 0, none from rank 1
     EXPECT_TRUE(params[2].grad().allclose(torch::full({5}, 9.0)));
-  });
+  })) {
+    GTEST_SKIP() << "this build has no Gloo backend";
+  }
 }
 
 TEST(dist, RankShareSplitsAnOrderWithoutOverlap) {

@@ -421,6 +421,7 @@ TEST(train, DataParallelRanksTakeTheStepsOfOneProcess) {
       o.master_port = port;
       o.timeout = std::chrono::seconds(120);
       auto group = dist::ProcessGroup::Create(o);
+      if (group.status().code() == absl::StatusCode::kUnimplemented) return;  // a build without Gloo
       ASSERT_TRUE(group.ok()) << group.status();
       auto replica = LoadPolicy();
       Trainer trainer(replica.get(), nullptr, FastOptimizer(4));
@@ -429,6 +430,7 @@ TEST(train, DataParallelRanksTakeTheStepsOfOneProcess) {
     });
   }
   for (auto& t : ranks) t.join();
+  if (logs[0].values.empty() && logs[1].values.empty()) GTEST_SKIP() << "this build has no Gloo backend";
   ASSERT_EQ(logs[0].weights.size(), expected.weights.size());
   ASSERT_EQ(logs[1].weights.size(), expected.weights.size());
   for (size_t i = 0; i < expected.values.size(); ++i) {
