@@ -17,8 +17,13 @@ PACKAGES=(
   libpng-dev libjpeg-dev libicu-dev libssl-dev zlib1g-dev libcurl4-openssl-dev
   curl procps
 )
+# R1R_TORCH=pytorch: LibTorch comes from an installed PyTorch (CMAKE_PREFIX_PATH), e.g. the CUDA image.
+if [ "${R1R_TORCH:-debian}" = pytorch ]; then
+  PACKAGES=("${PACKAGES[@]/libtorch-dev/}")
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
+  [ -n "$p" ] || continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # Node.js may come from elsewhere (e.g. NodeSource, whose nodejs conflicts with Debian's npm):
