@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/data/readers.h"
 #include "common/data/transforms.h"
 #include "common/reward/answer_order.h"
@@ -28,7 +29,6 @@ constexpr std::array<Colour, 4> kPalette = {{
     {"yellow", 230, 190, 30},
 }};
 constexpr std::array<const char*, 3> kShapeNames = {"circle", "square", "triangle"};
-constexpr int kGrid = 4;  // shapes sit in distinct cells of a 4x4 grid, so they never overlap
 constexpr std::array<double, 3> kTeacherSuccessPerAttempt = {0.9, 0.6, 0.3};  // by difficulty
 
 bool Inside(const DrawnShape& s, int x, int y) {
@@ -70,13 +70,23 @@ std::string CountSentence(int count, const std::string& what) {
 // question is restated verbatim (the same tokens as in the prompt, so it is a plain copy), both counts are
 // read off the responses, and the decision names the response whose count is the one just found (matching
 // a token, not comparing two). The conclusion sits in the last line, where the consistency referee looks.
+// With `tally`, the count is reached one shape at a time ("1, 2, 3"): each number is a small decision
+// (is there one more?) with its own training signal, and the count is then a copy of the last one.
 std::string TeacherTrace(const std::string& question, const std::string& what, int teacher_count, int count1,
-                         int count2) {
+                         int count2, bool tally) {
   const int preferred = teacher_count == count1 ? 1 : 2;
+  std::string counting = absl::StrCat("Counting the ", what, " in the image, I find ", teacher_count, ".\n");
+  if (tally) {
+    std::vector<std::string> steps;
+    for (int k = 1; k <= teacher_count; ++k) steps.push_back(absl::StrCat(k));
+    counting = absl::StrCat("Counting the ", what, " in the image one by one: ",
+                            teacher_count == 0 ? std::string("none") : absl::StrJoin(steps, ", "), ". I find ",
+                            teacher_count, ".\n");
+  }
   return absl::StrCat("<think>The question asks: ", question, "\n", "Response 1 says ", count1,
-                      " and Response 2 says ", count2, ".\n", "Counting the ", what, " in the image, I find ",
-                      teacher_count, ".\n", "My count ", teacher_count, " matches Response ", preferred,
-                      ", so Response ", preferred, " is better.</think><answer>", preferred, "</answer>");
+                      " and Response 2 says ", count2, ".\n", counting, "My count ", teacher_count,
+                      " matches Response ", preferred, ", so Response ", preferred, " is better.</think><answer>",
+                      preferred, "</answer>");
 }
 
 std::vector<std::string> QuestionNames(const std::vector<SynthQuestion>& kinds) {
@@ -101,8 +111,9 @@ absl::Status ValidateSynthOptions(const SynthOptions& o) {
   if (o.questions.empty()) return absl::InvalidArgumentError("synthetic: questions must name at least one kind");
   if (o.n < 1) return absl::InvalidArgumentError("synthetic: n must be >= 1");
   if (o.image_size < 56 || o.image_size > 112) return absl::InvalidArgumentError("synthetic: image_size in 56..112");
-  if (o.max_count < 1 || o.max_count + o.max_distractors > kGrid * kGrid) {
-    return absl::InvalidArgumentError("synthetic: need 1 <= max_count and max_count + max_distractors <= 16");
+  if (o.grid < 2 || o.grid > 4) return absl::InvalidArgumentError("synthetic: grid in 2..4");
+  if (o.max_count < 1 || o.max_count + o.max_distractors > o.grid * o.grid) {
+    return absl::InvalidArgumentError("synthetic: need 1 <= max_count and max_count + max_distractors <= grid * grid");
   }
   if (o.max_distractors < 0) return absl::InvalidArgumentError("synthetic: max_distractors must be >= 0");
   if (!(o.teacher_mistake_rate >= 0.0 && o.teacher_mistake_rate <= 1.0)) {
@@ -135,8 +146,8 @@ SyntheticItem GenerateSyntheticItem(const SynthOptions& o, int64_t index) {
   };
 
   // Distinct grid cells, then a size and a jitter that keep each shape inside its cell.
-  const std::vector<size_t> cells = ShuffledIndices(kGrid * kGrid, rng.Next());
-  const int cell = o.image_size / kGrid;
+  const std::vector<size_t> cells = ShuffledIndices(static_cast<size_t>(o.grid * o.grid), rng.Next());
+  const int cell = o.image_size / o.grid;
   int confusers = 0;  // distractors sharing the colour or the shape of the target
   for (int k = 0; k < item.true_count + distractors; ++k) {
     DrawnShape s{};
@@ -156,8 +167,8 @@ SyntheticItem GenerateSyntheticItem(const SynthOptions& o, int64_t index) {
     const int min_r = std::max(3, cell / 4), max_r = std::max(min_r, cell * 9 / 20);
     s.radius = min_r + static_cast<int>(rng.Below(static_cast<uint64_t>(max_r - min_r + 1)));
     const int slack = std::max(0, cell / 2 - s.radius - 1);
-    const int gx = static_cast<int>(cells[static_cast<size_t>(k)]) % kGrid;
-    const int gy = static_cast<int>(cells[static_cast<size_t>(k)]) / kGrid;
+    const int gx = static_cast<int>(cells[static_cast<size_t>(k)]) % o.grid;
+    const int gy = static_cast<int>(cells[static_cast<size_t>(k)]) / o.grid;
     s.cx = gx * cell + cell / 2 + static_cast<int>(rng.Below(2 * slack + 1)) - slack;
     s.cy = gy * cell + cell / 2 + static_cast<int>(rng.Below(2 * slack + 1)) - slack;
     item.shapes.push_back(s);
@@ -207,7 +218,7 @@ SyntheticItem GenerateSyntheticItem(const SynthOptions& o, int64_t index) {
   const int teacher_count = item.teacher_trace_correct ? item.true_count : item.wrong_count;
   const int count1 = pair.swapped ? item.wrong_count : item.true_count;
   const int count2 = pair.swapped ? item.true_count : item.wrong_count;
-  s.reasoning = TeacherTrace(s.question, Noun(2, what), teacher_count, count1, count2);
+  s.reasoning = TeacherTrace(s.question, Noun(2, what), teacher_count, count1, count2, o.tally);
   return item;
 }
 
@@ -243,6 +254,8 @@ absl::Status WriteSyntheticDataset(const SynthOptions& o, const std::string& out
       {"teacher_mistake_rate", o.teacher_mistake_rate},
       {"teacher_max_attempts", o.teacher_max_attempts},
       {"questions", QuestionNames(o.questions)},
+      {"grid", o.grid},
+      {"tally", o.tally},
       {"image_placement", o.placement == reward::ImagePlacement::kAfterText ? "after_text" : "before_text"},
       {"label1_count", label1},
       {"rl_hard_count", hard},

@@ -33,6 +33,8 @@ struct SynthOptions {
   int teacher_max_attempts = 3;
   reward::ImagePlacement placement = reward::ImagePlacement::kAfterText;
   std::vector<SynthQuestion> questions = {SynthQuestion::kColourShape};  // each item draws one kind
+  int grid = 4;        // shapes sit in distinct cells of a grid x grid layout (2..4)
+  bool tally = false;  // the trace counts one by one ("1, 2, 3") before it states the count
 };
 
 enum class ShapeKind { kCircle, kSquare, kTriangle };

@@ -34,7 +34,7 @@ namespace {
 std::map<std::string, std::string> kFlags = {
     // data
     {"n", "2400"}, {"heldout", "120"}, {"image_size", "64"}, {"min_pixels", "3136"}, {"max_pixels", "6272"},
-    {"max_count", "4"}, {"distractors", "1"}, {"mistakes", "0.1"}, {"questions", "colour_shape"},
+    {"max_count", "4"}, {"distractors", "1"}, {"mistakes", "0.1"}, {"questions", "colour_shape"}, {"grid", "4"}, {"tally", "0"},
     {"placement", "after_text"}, {"vocab", "640"},
     // model
     {"hidden", "128"}, {"layers", "3"}, {"heads", "4"}, {"kv_heads", "2"}, {"inter", "384"}, {"vhidden", "64"},
@@ -157,6 +157,8 @@ int main(int argc, char** argv) {
   o.max_count = static_cast<int>(I("max_count"));
   o.max_distractors = static_cast<int>(I("distractors"));
   o.teacher_mistake_rate = F("mistakes");
+  o.grid = static_cast<int>(I("grid"));
+  o.tally = I("tally") != 0;
   o.questions.clear();
   for (absl::string_view name : absl::StrSplit(kFlags["questions"], ',')) {
     o.questions.push_back(Must(data::ParseSynthQuestion(std::string(name)), "--questions"));
