@@ -53,4 +53,16 @@ int Fail(const absl::Status& s) {
   return ExitCodeFor(s);
 }
 
+std::optional<int> ParseVerbFlags(config::Flags& flags, int argc, char** argv, const std::string& usage) {
+  if (absl::Status s = flags.Parse(argc, argv, 2); !s.ok()) {
+    std::fprintf(stderr, "%s\nusage: %s\n%s", std::string(s.message()).c_str(), usage.c_str(), flags.Help().c_str());
+    return kExitUsage;
+  }
+  if (flags.Has("help")) {
+    std::printf("usage: %s\n%s", usage.c_str(), flags.Help().c_str());
+    return kExitOk;
+  }
+  return std::nullopt;
+}
+
 }  // namespace r1r::cli

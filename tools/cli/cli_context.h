@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <absl/status/status.h>
@@ -39,5 +40,9 @@ absl::StatusOr<CliContext> MakeContext(const config::Flags& flags);
 
 // Prints "error: <message>" to stderr and returns the exit code for `s`.
 int Fail(const absl::Status& s);
+
+// Parses a verb's flags (argv[2..]). Returns the exit code when the verb should stop here: kExitUsage
+// after a bad command line (message, usage and flags on stderr), kExitOk after --help; else nullopt.
+std::optional<int> ParseVerbFlags(config::Flags& flags, int argc, char** argv, const std::string& usage);
 
 }  // namespace r1r::cli

@@ -29,14 +29,7 @@ int CompareCommand(int argc, char** argv) {
   const std::string usage =
       "r1r compare [--image PATH] --question Q --response1 A --response2 B [--votes K] [--temperature T] "
       "[--target host:port] [--json]";
-  if (absl::Status s = f.Parse(argc, argv, 2); !s.ok()) {
-    std::fprintf(stderr, "%s\nusage: %s\n%s", std::string(s.message()).c_str(), usage.c_str(), f.Help().c_str());
-    return kExitUsage;
-  }
-  if (f.Has("help")) {
-    std::printf("usage: %s\n%s", usage.c_str(), f.Help().c_str());
-    return kExitOk;
-  }
+  if (std::optional<int> stop = ParseVerbFlags(f, argc, argv, usage)) return *stop;
   if (f.Get("question").empty() || f.Get("response1").empty() || f.Get("response2").empty()) {
     std::fprintf(stderr, "--question, --response1 and --response2 are required\nusage: %s\n%s", usage.c_str(),
                  f.Help().c_str());

@@ -21,14 +21,7 @@ int ReloadCommand(int argc, char** argv) {
       .Switch("allow-older", "accept a lower policy version (a rollback)")
       .Switch("help", "print this help");
   const std::string usage = "r1r reload [--model-dir DIR] [--allow-older] [--target host:port] [--json]";
-  if (absl::Status s = f.Parse(argc, argv, 2); !s.ok()) {
-    std::fprintf(stderr, "%s\nusage: %s\n%s", std::string(s.message()).c_str(), usage.c_str(), f.Help().c_str());
-    return kExitUsage;
-  }
-  if (f.Has("help")) {
-    std::printf("usage: %s\n%s", usage.c_str(), f.Help().c_str());
-    return kExitOk;
-  }
+  if (std::optional<int> stop = ParseVerbFlags(f, argc, argv, usage)) return *stop;
   auto ctx = MakeContext(f);
   if (!ctx.ok()) return Fail(ctx.status());
   v1::ReloadRequest req;
