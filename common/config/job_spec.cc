@@ -76,6 +76,7 @@ void ReadData(YamlReader& y, DataSpec& d) {
   y.Read("heldout_fraction", &d.heldout_fraction);
   y.Read("balance_labels", &d.balance_labels);
   y.Read("image_placement", &d.image_placement);
+  y.Read("prompt_style", &d.prompt_style);
   y.Read("sft_split", &d.sft_split);
   y.Read("min_pixels", &d.min_pixels);
   y.Read("max_pixels", &d.max_pixels);
@@ -93,6 +94,7 @@ void ReadData(YamlReader& y, DataSpec& d) {
   y.CheckRange("heldout_fraction", d.heldout_fraction, 0, 1, false, true);
   y.CheckOneOf("sft_split", d.sft_split, {"rest", "all"});
   y.CheckOneOf("image_placement", d.image_placement, {"after_text", "before_text"});
+  y.CheckOneOf("prompt_style", d.prompt_style, {"r1reward", "compact"});
   y.CheckRange("min_pixels", static_cast<double>(d.min_pixels), 28 * 28, 1e9);
   if (d.max_pixels < d.min_pixels) y.Error("max_pixels", "must be >= data.min_pixels");
   y.CheckRange("max_prompt_tokens", static_cast<double>(d.max_prompt_tokens), 16, 1 << 20);

@@ -51,6 +51,7 @@ struct DataSpec {
   // Where the image goes in the user turn. R1-Reward trains with [text, image] (its README's data
   // example) and evaluates with [image, text]; a model is served the way it was trained.
   std::string image_placement = "after_text";  // after_text | before_text
+  std::string prompt_style = "r1reward";       // r1reward (the paper's Table 1) | compact (small models)
   std::string sft_split = "rest";         // rest | all
   int64_t min_pixels = 4 * 28 * 28;
   int64_t max_pixels = 640 * 28 * 28;

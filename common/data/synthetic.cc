@@ -5,6 +5,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -70,23 +72,57 @@ std::string CountSentence(int count, const std::string& what) {
 // question is restated verbatim (the same tokens as in the prompt, so it is a plain copy), both counts are
 // read off the responses, and the decision names the response whose count is the one just found (matching
 // a token, not comparing two). The conclusion sits in the last line, where the consistency referee looks.
-// With `tally`, the count is reached one shape at a time ("1, 2, 3"): each number is a small decision
-// (is there one more?) with its own training signal, and the count is then a copy of the last one.
-std::string TeacherTrace(const std::string& question, const std::string& what, int teacher_count, int count1,
-                         int count2, bool tally) {
+// `counted` names the shapes the teacher counted (teacher_count of them), in the order it lists them.
+std::string TeacherTrace(const std::string& question, const std::string& what, const std::vector<std::string>& counted,
+                         int count1, int count2, SynthTrace style) {
+  const int teacher_count = static_cast<int>(counted.size());
   const int preferred = teacher_count == count1 ? 1 : 2;
   std::string counting = absl::StrCat("Counting the ", what, " in the image, I find ", teacher_count, ".\n");
-  if (tally) {
+  if (style != SynthTrace::kCount) {
     std::vector<std::string> steps;
-    for (int k = 1; k <= teacher_count; ++k) steps.push_back(absl::StrCat(k));
-    counting = absl::StrCat("Counting the ", what, " in the image one by one: ",
-                            teacher_count == 0 ? std::string("none") : absl::StrJoin(steps, ", "), ". I find ",
-                            teacher_count, ".\n");
+    for (int k = 1; k <= teacher_count; ++k) {
+      steps.push_back(style == SynthTrace::kList ? absl::StrCat(k, " ", counted[static_cast<size_t>(k - 1)])
+                                                 : absl::StrCat(k));
+    }
+    counting = absl::StrCat("Counting the ", what, " in the image one by one: ", absl::StrJoin(steps, ", "),
+                            ". I find ", teacher_count, ".\n");
   }
   return absl::StrCat("<think>The question asks: ", question, "\n", "Response 1 says ", count1,
                       " and Response 2 says ", count2, ".\n", counting, "My count ", teacher_count,
                       " matches Response ", preferred, ", so Response ", preferred, " is better.</think><answer>",
                       preferred, "</answer>");
+}
+
+// "<colour> <kind>" of the counted shapes in palette then shape order; a teacher that miscounts drops the
+// last one or names the last one twice.
+std::vector<std::string> CountedNames(std::vector<DrawnShape> shapes, int teacher_count) {
+  std::sort(shapes.begin(), shapes.end(), [](const DrawnShape& a, const DrawnShape& b) {
+    return std::pair(a.colour, static_cast<int>(a.kind)) < std::pair(b.colour, static_cast<int>(b.kind));
+  });
+  std::vector<std::string> names;
+  for (const DrawnShape& s : shapes) {
+    names.push_back(absl::StrCat(kPalette[static_cast<size_t>(s.colour)].name, " ",
+                                 kShapeNames[static_cast<size_t>(s.kind)]));
+  }
+  names.resize(static_cast<size_t>(teacher_count), names.empty() ? std::string("shape") : names.back());
+  return names;
+}
+
+// (true, wrong) counts in 1..max_count: adjacent 80% of the time (plausible mistakes), any other pair
+// otherwise, and the true one picked by a coin. max_count 1 leaves no pair: the wrong count is then 2.
+std::pair<int, int> StatedCounts(int max_count, SeededRng& rng) {
+  if (max_count < 2) return {1, 2};
+  int low = 0, high = 0;
+  if (rng.Uniform() < 0.8) {
+    low = 1 + static_cast<int>(rng.Below(static_cast<uint64_t>(max_count - 1)));
+    high = low + 1;
+  } else {
+    low = 1 + static_cast<int>(rng.Below(static_cast<uint64_t>(max_count)));
+    do {
+      high = 1 + static_cast<int>(rng.Below(static_cast<uint64_t>(max_count)));
+    } while (high == low);
+  }
+  return rng.Below(2) == 0 ? std::pair<int, int>{low, high} : std::pair<int, int>{high, low};
 }
 
 std::vector<std::string> QuestionNames(const std::vector<SynthQuestion>& kinds) {
@@ -105,6 +141,13 @@ absl::StatusOr<SynthQuestion> ParseSynthQuestion(const std::string& name) {
   if (name == "all") return SynthQuestion::kAll;
   return absl::InvalidArgumentError(absl::StrCat("synthetic question kind must be colour_shape, colour or all, got '",
                                                  name, "'"));
+}
+
+absl::StatusOr<SynthTrace> ParseSynthTrace(const std::string& name) {
+  if (name == "count") return SynthTrace::kCount;
+  if (name == "tally") return SynthTrace::kTally;
+  if (name == "list") return SynthTrace::kList;
+  return absl::InvalidArgumentError(absl::StrCat("synthetic trace must be count, tally or list, got '", name, "'"));
 }
 
 absl::Status ValidateSynthOptions(const SynthOptions& o) {
@@ -130,7 +173,11 @@ SyntheticItem GenerateSyntheticItem(const SynthOptions& o, int64_t index) {
   const SynthQuestion question = o.questions.size() == 1 ? o.questions[0] : o.questions[rng.Below(o.questions.size())];
   const int target_colour = static_cast<int>(rng.Below(kPalette.size()));
   const auto target_kind = static_cast<ShapeKind>(rng.Below(kShapeNames.size()));
-  item.true_count = 1 + static_cast<int>(rng.Below(static_cast<uint64_t>(o.max_count)));
+  // The two stated counts first, then which of them is true (a coin): whatever pair the responses
+  // state, each is the right one half of the time, so the text alone is worth no more than chance and
+  // only the image tells. (Drawing the true count first and a wrong one around it leaked: {1, 2} was
+  // mostly 1, {4, 5} always 4, and a model that ignored the image reached 0.64.)
+  std::tie(item.true_count, item.wrong_count) = StatedCounts(o.max_count, rng);
   const int distractors = static_cast<int>(rng.Below(static_cast<uint64_t>(o.max_distractors) + 1)) *
                           (question == SynthQuestion::kAll ? 0 : 1);  // every shape counts
   auto counted = [&](const DrawnShape& s) {
@@ -176,14 +223,6 @@ SyntheticItem GenerateSyntheticItem(const SynthOptions& o, int64_t index) {
   item.image = RgbImage(o.image_size, o.image_size, 245, 245, 245);
   for (const DrawnShape& s : item.shapes) Draw(item.image, s);
 
-  // A plausible wrong count: off by one most of the time.
-  if (rng.Uniform() < 0.8) {
-    item.wrong_count = item.true_count + ((item.true_count == 1 || rng.Below(2) == 0) ? 1 : -1);
-  } else {
-    do {
-      item.wrong_count = static_cast<int>(rng.Below(static_cast<uint64_t>(o.max_count) + 2));
-    } while (item.wrong_count == item.true_count);
-  }
   item.difficulty = (confusers >= 2 || item.true_count == o.max_count) ? 2
                     : (confusers == 0 && item.true_count <= 2)        ? 0
                                                                       : 1;
@@ -218,7 +257,12 @@ SyntheticItem GenerateSyntheticItem(const SynthOptions& o, int64_t index) {
   const int teacher_count = item.teacher_trace_correct ? item.true_count : item.wrong_count;
   const int count1 = pair.swapped ? item.wrong_count : item.true_count;
   const int count2 = pair.swapped ? item.true_count : item.wrong_count;
-  s.reasoning = TeacherTrace(s.question, Noun(2, what), teacher_count, count1, count2, o.tally);
+  std::vector<DrawnShape> counted_shapes;
+  for (const DrawnShape& d : item.shapes) {
+    if (counted(d)) counted_shapes.push_back(d);
+  }
+  s.reasoning = TeacherTrace(s.question, Noun(2, what), CountedNames(counted_shapes, teacher_count), count1, count2,
+                             o.trace);
   return item;
 }
 
@@ -255,7 +299,7 @@ absl::Status WriteSyntheticDataset(const SynthOptions& o, const std::string& out
       {"teacher_max_attempts", o.teacher_max_attempts},
       {"questions", QuestionNames(o.questions)},
       {"grid", o.grid},
-      {"tally", o.tally},
+      {"trace", o.trace == SynthTrace::kList ? "list" : o.trace == SynthTrace::kTally ? "tally" : "count"},
       {"image_placement", o.placement == reward::ImagePlacement::kAfterText ? "after_text" : "before_text"},
       {"label1_count", label1},
       {"rl_hard_count", hard},

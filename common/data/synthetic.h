@@ -1,6 +1,7 @@
 // The synthetic multimodal preference task (the CPU demo's data): small drawn scenes of coloured shapes,
 // "How many <colour> <shape>s are in the image?", one response with the true count and one with a
-// plausible wrong count, a teacher reasoning trace for SFT that says which response is better, teacher
+// plausible wrong count (for any pair of stated counts either is true half of the time, so only the
+// image tells), a teacher reasoning trace for SFT that says which response is better, teacher
 // attempts tied to difficulty, and a controllable rate of wrong teacher traces (so SFT alone has a ceiling
 // below 100% and RL has room). Seeded: item i depends only on (seed, i, options).
 #pragma once
@@ -23,6 +24,13 @@ namespace r1r::data {
 enum class SynthQuestion { kColourShape, kColour, kAll };
 absl::StatusOr<SynthQuestion> ParseSynthQuestion(const std::string& name);  // colour_shape | colour | all
 
+// How the teacher's trace gets to the count. kCount: "I find 3" at once. kTally: "1, 2, 3. I find 3".
+// kList: "1 red circle, 2 blue square, 3 yellow triangle. I find 3": the counted shapes named in palette
+// then shape order, so each step is a lookup of one kind of shape in the image (not a sum over it), the
+// vision tower learns colours and kinds from every shape, and the count is a copy of the last number.
+enum class SynthTrace { kCount, kTally, kList };
+absl::StatusOr<SynthTrace> ParseSynthTrace(const std::string& name);  // count | tally | list
+
 struct SynthOptions {
   int64_t n = 256;
   uint64_t seed = 1;
@@ -34,7 +42,7 @@ struct SynthOptions {
   reward::ImagePlacement placement = reward::ImagePlacement::kAfterText;
   std::vector<SynthQuestion> questions = {SynthQuestion::kColourShape};  // each item draws one kind
   int grid = 4;        // shapes sit in distinct cells of a grid x grid layout (2..4)
-  bool tally = false;  // the trace counts one by one ("1, 2, 3") before it states the count
+  SynthTrace trace = SynthTrace::kCount;
 };
 
 enum class ShapeKind { kCircle, kSquare, kTriangle };

@@ -26,10 +26,26 @@ constexpr std::string_view kTail =
 
 absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
+constexpr std::string_view kCompactHead = "Which response answers the question about the image better?\n[Question]: ";
+constexpr std::string_view kCompactTail =
+    "\nReason in <think></think>, then answer <answer>1</answer> or <answer>2</answer>.";
+
 }  // namespace
 
+absl::StatusOr<PromptStyle> ParsePromptStyle(std::string_view name) {
+  if (name == "r1reward") return PromptStyle::kR1Reward;
+  if (name == "compact") return PromptStyle::kCompact;
+  return absl::InvalidArgumentError(absl::StrCat("prompt style must be r1reward or compact, got '", Absl(name), "'"));
+}
+
+const char* PromptStyleName(PromptStyle style) { return style == PromptStyle::kCompact ? "compact" : "r1reward"; }
+
 std::string RenderComparisonPrompt(std::string_view question, std::string_view response1,
-                                   std::string_view response2) {
+                                   std::string_view response2, PromptStyle style) {
+  if (style == PromptStyle::kCompact) {
+    return absl::StrCat(Absl(kCompactHead), Absl(question), "\n[Response 1]: ", Absl(response1),
+                        "\n[Response 2]: ", Absl(response2), Absl(kCompactTail));
+  }
   return absl::StrCat(Absl(kHead), Absl(question), Absl(kBeforeResponse1), Absl(response1),
                       Absl(kBeforeResponse2), Absl(response2), Absl(kTail));
 }

@@ -32,17 +32,30 @@ absl::Status WritePreprocessorConfig(const vision::ImageProcessorOptions& o, con
   return out ? absl::OkStatus() : absl::InternalError(absl::StrCat("cannot write ", path));
 }
 
-// r1r_prompt.json, written when the job prepared the model: where the image goes in the user turn.
-// Absent (a plain Hugging Face directory): image first, as Qwen2.5-VL's own examples do.
-absl::StatusOr<reward::ImagePlacement> ReadImagePlacement(const std::string& model_dir) {
+struct PromptLayout {
+  reward::ImagePlacement placement = reward::ImagePlacement::kBeforeText;
+  reward::PromptStyle style = reward::PromptStyle::kR1Reward;
+};
+
+// r1r_prompt.json, written when the job prepared the model: where the image goes in the user turn and
+// which comparison prompt the model was trained on. Absent (a plain Hugging Face directory): image
+// first, as Qwen2.5-VL's own examples do, and the paper's prompt.
+absl::StatusOr<PromptLayout> ReadPromptLayout(const std::string& model_dir) {
   const fs::path path = fs::path(model_dir) / "r1r_prompt.json";
-  if (!fs::exists(path)) return reward::ImagePlacement::kBeforeText;
+  PromptLayout layout;
+  if (!fs::exists(path)) return layout;
   std::ifstream in(path);
   nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   const std::string placement = j.is_object() ? j.value("image_placement", "") : "";
-  if (placement == "after_text") return reward::ImagePlacement::kAfterText;
-  if (placement == "before_text") return reward::ImagePlacement::kBeforeText;
-  return absl::InvalidArgumentError(absl::StrCat(path.string(), ": image_placement must be after_text or before_text"));
+  if (placement == "after_text") {
+    layout.placement = reward::ImagePlacement::kAfterText;
+  } else if (placement != "before_text") {
+    return absl::InvalidArgumentError(absl::StrCat(path.string(), ": image_placement must be after_text or before_text"));
+  }
+  auto style = reward::ParsePromptStyle(j.value("prompt_style", "r1reward"));
+  if (!style.ok()) return absl::InvalidArgumentError(absl::StrCat(path.string(), ": ", style.status().message()));
+  layout.style = *style;
+  return layout;
 }
 
 }  // namespace
@@ -95,9 +108,9 @@ absl::StatusOr<std::unique_ptr<Policy>> Policy::Load(const std::string& model_di
   if (!eot.ok()) return eot.status();
   p->end_of_turn_id_ = *eot;
   p->pad_id_ = shared_tok->TokenToId("<|endoftext|>").value_or(0);
-  auto placement = ReadImagePlacement(model_dir);
-  if (!placement.ok()) return placement.status();
-  p->encoder_ = std::make_unique<PromptEncoder>(shared_tok, image_options, *placement);
+  auto layout = ReadPromptLayout(model_dir);
+  if (!layout.ok()) return layout.status();
+  p->encoder_ = std::make_unique<PromptEncoder>(shared_tok, image_options, layout->placement, layout->style);
   if (with_weights) {
     auto m = model::LoadPretrained(model_dir, options);
     if (!m.ok()) return m.status();

@@ -19,8 +19,9 @@ std::string ResolveImagePath(const std::string& dataset_root, const std::string&
 }
 
 PromptEncoder::PromptEncoder(std::shared_ptr<const tokenizer::Tokenizer> tokenizer,
-                             vision::ImageProcessorOptions image_options, reward::ImagePlacement placement)
-    : tokenizer_(std::move(tokenizer)), image_options_(image_options), placement_(placement) {}
+                             vision::ImageProcessorOptions image_options, reward::ImagePlacement placement,
+                             reward::PromptStyle style)
+    : tokenizer_(std::move(tokenizer)), image_options_(image_options), placement_(placement), style_(style) {}
 
 absl::StatusOr<EncodedPrompt> PromptEncoder::LoadImage(const std::string& path) {
   {
@@ -87,7 +88,7 @@ absl::StatusOr<EncodedPrompt> PromptEncoder::EncodeWithImage(const PromptInput& 
   EncodedPrompt out;
   tokenizer::ChatMessage user;
   user.role = "user";
-  const std::string text = reward::RenderComparisonPrompt(input.question, input.response1, input.response2);
+  const std::string text = reward::RenderComparisonPrompt(input.question, input.response1, input.response2, style_);
   if (image == nullptr) {
     user.content.push_back(tokenizer::ContentItem::Text(text));
   } else {

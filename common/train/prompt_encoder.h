@@ -13,6 +13,7 @@
 #include <absl/synchronization/mutex.h>
 
 #include "common/reward/chat.h"
+#include "common/reward/prompt_template.h"
 #include "common/tokenizer/tokenizer.h"
 #include "common/vision/image.h"
 #include "common/vision/image_processor.h"
@@ -38,7 +39,8 @@ std::string ResolveImagePath(const std::string& dataset_root, const std::string&
 class PromptEncoder {
  public:
   PromptEncoder(std::shared_ptr<const tokenizer::Tokenizer> tokenizer, vision::ImageProcessorOptions image_options,
-                reward::ImagePlacement placement = reward::ImagePlacement::kBeforeText);
+                reward::ImagePlacement placement = reward::ImagePlacement::kBeforeText,
+                reward::PromptStyle style = reward::PromptStyle::kR1Reward);
 
   absl::StatusOr<EncodedPrompt> Encode(const PromptInput& input);
   // Same, with an already decoded image (serve: inline image bytes); `input.image_path` is ignored and
@@ -64,6 +66,7 @@ class PromptEncoder {
   std::shared_ptr<const tokenizer::Tokenizer> tokenizer_;
   vision::ImageProcessorOptions image_options_;
   reward::ImagePlacement placement_;
+  reward::PromptStyle style_;
   absl::Mutex mu_;
   std::map<std::string, EncodedPrompt> image_cache_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> verified_ ABSL_GUARDED_BY(mu_);  // path -> hash it matched

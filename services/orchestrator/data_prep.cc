@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include <absl/strings/str_cat.h>
+#include <nlohmann/json.hpp>
 
 #include "common/data/read_report.h"
 #include "common/data/readers.h"
@@ -82,10 +83,12 @@ absl::Status PrepareTokenizer(const config::JobSpec& spec, const PreparedData& d
   std::error_code ec;
   fs::create_directories(model_dir, ec);
   if (spec.tokenizer.train_vocab_size > 0) {
+    auto style = reward::ParsePromptStyle(spec.data.prompt_style);
+    if (!style.ok()) return style.status();
     std::vector<std::string> corpus;
     for (const auto* set : {&data.sft, &data.rl, &data.heldout}) {
       for (const auto& s : *set) {
-        corpus.push_back(reward::RenderComparisonPrompt(s.question, s.response1, s.response2));
+        corpus.push_back(reward::RenderComparisonPrompt(s.question, s.response1, s.response2, *style));
         if (s.reasoning) corpus.push_back(*s.reasoning);
       }
     }
@@ -103,7 +106,8 @@ absl::Status WritePromptLayout(const config::JobSpec& spec, const std::string& m
   std::error_code ec;
   fs::create_directories(model_dir, ec);
   std::ofstream out(fs::path(model_dir) / "r1r_prompt.json");
-  out << "{\"image_placement\": \"" << spec.data.image_placement << "\"}\n";
+  out << nlohmann::json{{"image_placement", spec.data.image_placement}, {"prompt_style", spec.data.prompt_style}}.dump()
+      << "\n";
   out.close();
   return out ? absl::OkStatus() : absl::InternalError(absl::StrCat("cannot write ", model_dir, "/r1r_prompt.json"));
 }

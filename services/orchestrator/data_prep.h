@@ -28,7 +28,7 @@ absl::StatusOr<PreparedData> PrepareData(const config::JobSpec& spec, const std:
 // else copied from tokenizer.path or model.path. Kept when it already exists (resume).
 absl::Status PrepareTokenizer(const config::JobSpec& spec, const PreparedData& data, const std::string& model_dir);
 
-// Writes <model_dir>/r1r_prompt.json ({"image_placement": ...}): every process that renders prompts
+// Writes <model_dir>/r1r_prompt.json ({"image_placement": ..., "prompt_style": ...}): every process that renders prompts
 // for this model (learner, actors, serve) reads it, so training and serving lay prompts out alike.
 absl::Status WritePromptLayout(const config::JobSpec& spec, const std::string& model_dir);
 

@@ -34,8 +34,8 @@ namespace {
 std::map<std::string, std::string> kFlags = {
     // data
     {"n", "2400"}, {"heldout", "120"}, {"image_size", "64"}, {"min_pixels", "3136"}, {"max_pixels", "6272"},
-    {"max_count", "4"}, {"distractors", "1"}, {"mistakes", "0.1"}, {"questions", "colour_shape"}, {"grid", "4"}, {"tally", "0"},
-    {"placement", "after_text"}, {"vocab", "640"},
+    {"max_count", "4"}, {"distractors", "1"}, {"mistakes", "0.1"}, {"questions", "colour_shape"}, {"grid", "4"},
+    {"trace", "count"}, {"prompt_style", "r1reward"}, {"placement", "after_text"}, {"vocab", "640"},
     // model
     {"hidden", "128"}, {"layers", "3"}, {"heads", "4"}, {"kv_heads", "2"}, {"inter", "384"}, {"vhidden", "64"},
     {"vdepth", "2"}, {"vheads", "2"}, {"rope_theta", "1000000"},
@@ -158,24 +158,26 @@ int main(int argc, char** argv) {
   o.max_distractors = static_cast<int>(I("distractors"));
   o.teacher_mistake_rate = F("mistakes");
   o.grid = static_cast<int>(I("grid"));
-  o.tally = I("tally") != 0;
+  o.trace = Must(data::ParseSynthTrace(kFlags["trace"]), "--trace");
   o.questions.clear();
   for (absl::string_view name : absl::StrSplit(kFlags["questions"], ',')) {
     o.questions.push_back(Must(data::ParseSynthQuestion(std::string(name)), "--questions"));
   }
   Must(data::WriteSyntheticDataset(o, (root / "data").string()), "dataset");
+  const reward::PromptStyle prompt_style = Must(reward::ParsePromptStyle(kFlags["prompt_style"]), "--prompt_style");
   std::vector<data::SyntheticItem> items;
   std::vector<std::string> corpus;
   for (int64_t i = 0; i < o.n; ++i) {
     items.push_back(data::GenerateSyntheticItem(o, i));
     const auto& s = items.back().sample;
-    corpus.push_back(reward::RenderComparisonPrompt(s.question, s.response1, s.response2));
+    corpus.push_back(reward::RenderComparisonPrompt(s.question, s.response1, s.response2, prompt_style));
     corpus.push_back(s.reasoning.value_or(""));
   }
   tokenizer::BpeTrainerOptions bpe;
   bpe.vocab_size = static_cast<int32_t>(I("vocab"));
   Must(tokenizer::TrainBpeTokenizerFile(corpus, bpe, (root / "model/tokenizer.json").string()), "tokenizer");
-  std::ofstream((root / "model/r1r_prompt.json").string()) << "{\"image_placement\": \"" << kFlags["placement"]
+  std::ofstream((root / "model/r1r_prompt.json").string()) << "{\"prompt_style\": \"" << kFlags["prompt_style"]
+                                                           << "\", \"image_placement\": \"" << kFlags["placement"]
                                                            << "\"}\n";
   model::TinyConfigOptions tiny;
   tiny.hidden_size = I("hidden");

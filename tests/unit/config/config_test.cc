@@ -42,12 +42,15 @@ TEST(config, MinimalSpecGetsPaperDefaults) {
   EXPECT_EQ(spec->data.max_pixels, 640 * 28 * 28);
   EXPECT_EQ(spec->data.image_placement, "after_text");  // R1-Reward's training layout
   EXPECT_EQ(spec->rl.off_policy_steps, 0);               // synchronous and on-policy unless asked
+  EXPECT_EQ(spec->data.prompt_style, "r1reward");        // the paper's Table 1 prompt
 }
 
 TEST(config, OutOfRangeNamesFieldAndValue) {
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {eps_clip: 1.5}"), HasSubstr("rl.eps_clip: must be in (0, 1), got 1.5"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "sft: {optim: {lr: -1}}"), HasSubstr("sft.optim.lr"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {off_policy_steps: 2}"), HasSubstr("rl.off_policy_steps"));
+  EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny}\ndata: {source: synthetic, synthetic_n: 3, prompt_style: tiny}\n"),
+              HasSubstr("data.prompt_style"));
 }
 
 TEST(config, WrongTypeNamesField) {

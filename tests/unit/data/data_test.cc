@@ -1,7 +1,9 @@
 // Readers (bad rows with file:line), balancing, difficulty split, shuffling/sharding/cursors and the
 // synthetic task (reproducible, readable by the R1-Reward reader, internally consistent).
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -267,6 +269,70 @@ TEST(data, SyntheticIsReadableByR1RewardReaderAndConsistent) {
     EXPECT_EQ(png->width, 72);
     EXPECT_EQ(png->height, 72);
   }
+}
+
+// The responses alone must not give the answer away: for every pair of stated counts, the best guess
+// from the text (the count that is more often true for that pair) is right about half of the time.
+TEST(data, SyntheticResponsesAloneAreNoBetterThanACoin) {
+  SynthOptions o;
+  o.seed = 5;
+  o.questions = {SynthQuestion::kAll};
+  std::map<std::pair<int, int>, std::pair<int, int>> lower_true;  // pair -> (lower is true, total)
+  int adjacent = 0;
+  const int n = 6000;
+  for (int i = 0; i < n; ++i) {
+    const SyntheticItem item = GenerateSyntheticItem(o, i);
+    ASSERT_GE(item.true_count, 1);
+    ASSERT_LE(item.true_count, o.max_count);
+    ASSERT_GE(item.wrong_count, 1);
+    ASSERT_LE(item.wrong_count, o.max_count);
+    const int low = std::min(item.true_count, item.wrong_count), high = std::max(item.true_count, item.wrong_count);
+    adjacent += high == low + 1 ? 1 : 0;
+    auto& [lower, total] = lower_true[{low, high}];
+    lower += item.true_count == low ? 1 : 0;
+    ++total;
+  }
+  int best_guess_right = 0;
+  for (const auto& [pair, counts] : lower_true) best_guess_right += std::max(counts.first, counts.second - counts.first);
+  EXPECT_LT(static_cast<double>(best_guess_right) / n, 0.53);  // the old generator allowed 0.64
+  EXPECT_NEAR(static_cast<double>(adjacent) / n, 0.8 + 0.2 * 6.0 / 12.0, 0.03);  // off by one is the usual mistake
+}
+
+TEST(data, SyntheticListTraceNamesTheCountedShapesInOrder) {
+  EXPECT_FALSE(ParseSynthTrace("essay").ok());
+  SynthOptions o;
+  o.seed = 3;
+  o.questions = {SynthQuestion::kAll};
+  o.trace = SynthTrace::kList;
+  o.teacher_mistake_rate = 0.3;
+  int right = 0, wrong = 0;
+  for (int i = 0; i < 60; ++i) {
+    const SyntheticItem item = GenerateSyntheticItem(o, i);
+    const std::string& trace = *item.sample.reasoning;
+    const int count = item.teacher_trace_correct ? item.true_count : item.wrong_count;
+    (item.teacher_trace_correct ? right : wrong)++;
+    EXPECT_NE(trace.find(absl::StrCat(". I find ", count, ".")), std::string::npos) << trace;
+    EXPECT_NE(trace.find(absl::StrCat(" ", count, " ")), std::string::npos) << trace;  // the last listed number
+    if (item.teacher_trace_correct) {
+      // Every drawn shape is named once, in palette (red, green, blue, yellow) then shape order.
+      std::vector<std::pair<int, int>> drawn;
+      for (const DrawnShape& d : item.shapes) drawn.push_back({d.colour, static_cast<int>(d.kind)});
+      std::sort(drawn.begin(), drawn.end());
+      const char* colours[] = {"red", "green", "blue", "yellow"};
+      const char* kinds[] = {"circle", "square", "triangle"};
+      size_t at = trace.find("one by one: ");
+      ASSERT_NE(at, std::string::npos);
+      for (size_t k = 0; k < drawn.size(); ++k) {
+        const std::string name = absl::StrCat(k + 1, " ", colours[drawn[k].first], " ", kinds[drawn[k].second]);
+        const size_t next = trace.find(name, at);
+        ASSERT_NE(next, std::string::npos) << name << " in " << trace;
+        at = next;
+      }
+    }
+    EXPECT_EQ(reward::RuleRefereeVerdict(trace), reward::Consistency::kConsistent);
+  }
+  EXPECT_GT(right, 20);
+  EXPECT_GT(wrong, 5);
 }
 
 TEST(data, SyntheticQuestionKindsCountWhatTheyAsk) {

@@ -109,6 +109,18 @@ TEST(reward, Table1TemplateIsByteExact) {
   EXPECT_EQ(fields->response1, "Three.");
   EXPECT_EQ(fields->response2, "Two {braces} stay.");
   EXPECT_FALSE(ParseComparisonPrompt("hello").ok());
+
+  // The compact style: the same fields and output format in a fraction of the text.
+  EXPECT_EQ(ParsePromptStyle("compact").value(), PromptStyle::kCompact);
+  EXPECT_EQ(ParsePromptStyle("r1reward").value(), PromptStyle::kR1Reward);
+  EXPECT_FALSE(ParsePromptStyle("short").ok());
+  const std::string compact =
+      RenderComparisonPrompt("How many red circles?", "Three.", "Two {braces} stay.", PromptStyle::kCompact);
+  EXPECT_EQ(compact,
+            "Which response answers the question about the image better?\n[Question]: How many red circles?\n"
+            "[Response 1]: Three.\n[Response 2]: Two {braces} stay.\nReason in <think></think>, then answer "
+            "<answer>1</answer> or <answer>2</answer>.");
+  EXPECT_LT(compact.size() * 3, rendered.size());
 }
 
 TEST(reward, RefereeInputsAndPromptAreVerbatim) {
