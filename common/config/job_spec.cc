@@ -29,6 +29,7 @@ void ReadModel(YamlReader& y, ModelSpec& m) {
   y.Read("init", &m.init);
   y.Read("path", &m.path);
   y.Read("dtype", &m.dtype);
+  y.Read("freeze_vision", &m.freeze_vision);
   y.Read("device", &m.device);
   y.Section("tiny", [&](YamlReader& t) {
     TinyModelSpec& s = m.tiny;

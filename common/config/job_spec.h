@@ -27,6 +27,10 @@ struct ModelSpec {
   TinyModelSpec tiny;
   std::string dtype = "bfloat16";     // float32 | bfloat16
   std::string device = "cuda";        // cpu | cuda
+  // Train the language model and keep the vision tower (and merger) as loaded. Common practice when
+  // fine-tuning a VLM, and what a model trained from scratch needs: its tower otherwise collapses to
+  // one output for every image before the language model has learned to read it (README, "Measured").
+  bool freeze_vision = false;
 };
 
 struct TokenizerSpec {

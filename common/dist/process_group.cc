@@ -182,17 +182,20 @@ absl::StatusOr<int64_t> ProcessGroup::SumOverRanks(int64_t value) {
 
 absl::Status AllReduceGradients(ProcessGroup& group, const std::vector<at::Tensor>& params, int64_t bucket_bytes) {
   if (group.world_size() == 1) return absl::OkStatus();
+  std::vector<at::Tensor> trained;  // frozen parameters have no gradient to sum
   for (const auto& p : params) {
+    if (!p.requires_grad()) continue;
     if (!p.grad().defined()) const_cast<at::Tensor&>(p).mutable_grad() = torch::zeros_like(p);
+    trained.push_back(p);
   }
   // Buckets of same-dtype, same-device gradients: one collective each.
   size_t i = 0;
-  while (i < params.size()) {
-    std::vector<at::Tensor> bucket = {params[i].grad()};
-    int64_t bytes = params[i].grad().nbytes();
+  while (i < trained.size()) {
+    std::vector<at::Tensor> bucket = {trained[i].grad()};
+    int64_t bytes = trained[i].grad().nbytes();
     size_t j = i + 1;
-    for (; j < params.size(); ++j) {
-      const at::Tensor& g = params[j].grad();
+    for (; j < trained.size(); ++j) {
+      const at::Tensor& g = trained[j].grad();
       if (g.scalar_type() != bucket[0].scalar_type() || g.device() != bucket[0].device() ||
           bytes + static_cast<int64_t>(g.nbytes()) > bucket_bytes) {
         break;

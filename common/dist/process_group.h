@@ -62,7 +62,8 @@ class ProcessGroup {
 };
 
 // Sums the gradients of `params` over all ranks, in flat buckets of at most `bucket_bytes` (one
-// collective per bucket instead of one per tensor). A parameter without a gradient counts as zeros.
+// collective per bucket instead of one per tensor). A trained parameter without a gradient counts as
+// zeros; frozen ones (requires_grad false) are skipped.
 absl::Status AllReduceGradients(ProcessGroup& group, const std::vector<at::Tensor>& params,
                                 int64_t bucket_bytes = 32 << 20);
 

@@ -155,6 +155,12 @@ absl::StatusOr<std::unique_ptr<Policy>> Policy::CreateTiny(const std::string& mo
   return Load(model_dir, options);
 }
 
+void Policy::SetVisionTrainable(bool trainable) {
+  for (auto& p : model_->named_parameters()) {
+    if (p.key().rfind("visual.", 0) == 0) p.value().set_requires_grad(trainable);
+  }
+}
+
 absl::StatusOr<at::Tensor> Policy::ResponseLogProbs(const SequenceBatch& batch, double temperature) {
   model::TokenLogProbsOptions o;
   o.first_target_position = batch.prompt_width;

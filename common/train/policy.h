@@ -41,6 +41,8 @@ class Policy {
   int64_t end_of_turn_id() const { return end_of_turn_id_; }  // <|im_end|>: stop token, kept in responses
   int64_t pad_id() const { return pad_id_; }                  // <|endoftext|>
   int64_t parameter_count();
+  // Stops (or restarts) gradients to the vision tower and merger ("visual.*"): they keep their weights.
+  void SetVisionTrainable(bool trainable);
 
   // log p(response token | prefix) for every response position: [B, R] float32 (mask with
   // batch.response_mask). Differentiable when grad mode is on.

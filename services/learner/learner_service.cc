@@ -124,6 +124,7 @@ absl::Status LearnerServiceImpl::LoadPolicy(const config::JobSpec& spec, const s
   }
   if (!policy.ok()) return policy.status();
   policy_ = std::move(*policy);
+  policy_->SetVisionTrainable(!spec.model.freeze_vision);
   reference_.reset();
   return absl::OkStatus();
 }

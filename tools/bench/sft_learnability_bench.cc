@@ -2,7 +2,8 @@
 // process (no services), for sizing configs/demo.yaml. Generates the dataset, trains the BPE, creates the
 // tiny model, runs SFT epochs and after each prints held-out greedy accuracy, format rate, how often the
 // stated count is the true one, and the wall seconds. Flags are --key=value (see kFlags below); --show=N
-// prints the first N held-out generations, --grad_probe=1 only prints where one batch's gradient goes.
+// prints the first N held-out generations, --grad_probe=1 only prints where one batch's gradient goes,
+// --probe=1 prints after each epoch whether the image changes the trace's log-prob (PrintImageProbe).
 // Run two at once with OPENBLAS_NUM_THREADS=1 --threads=1; alone, --threads=1 and OpenBLAS's default.
 #include <chrono>
 #include <cstdio>
@@ -24,6 +25,7 @@
 #include "common/reward/prompt_template.h"
 #include "common/tokenizer/bpe_trainer.h"
 #include "common/train/policy.h"
+#include "common/train/sequence_batch.h"
 #include "common/train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -41,7 +43,7 @@ std::map<std::string, std::string> kFlags = {
     {"vdepth", "2"}, {"vheads", "2"}, {"rope_theta", "1000000"},
     // training and running
     {"epochs", "1"}, {"batch", "8"}, {"lr", "0.0015"}, {"warmup", "0.03"}, {"min_lr", "0.1"}, {"seed", "7"},
-    {"threads", "2"}, {"device", "cpu"}, {"show", "0"}, {"grad_probe", "0"}};
+    {"threads", "2"}, {"device", "cpu"}, {"show", "0"}, {"grad_probe", "0"}, {"probe", "0"}, {"freeze_vision", "0"}};
 
 double F(const char* k) { return std::stod(kFlags.at(k)); }
 int64_t I(const char* k) { return std::stoll(kFlags.at(k)); }
@@ -128,6 +130,33 @@ void PrintGradientNorms(train::Policy& policy, const std::vector<train::SftItem>
   }
 }
 
+// Does the image reach the answer? The teacher trace's log-prob with its own image against the same
+// text with another item's image (swapped pixel values), and how far apart the images' features are.
+void PrintImageProbe(train::Policy& policy, const std::vector<train::SftItem>& items) {
+  torch::NoGradGuard no_grad;
+  policy.model().eval();
+  double own = 0, swapped = 0, feature_gap = 0, feature_norm = 0;
+  const size_t n = std::min<size_t>(items.size(), 16);
+  for (size_t i = 0; i < n; ++i) {
+    const train::SftItem& a = items[i];
+    const train::SftItem& b = items[(i + 1) % n];
+    train::EncodedPrompt with_other = a.prompt;
+    with_other.pixel_values = b.prompt.pixel_values;
+    with_other.image_grid_thw = b.prompt.image_grid_thw;
+    for (const train::EncodedPrompt* prompt : {&a.prompt, static_cast<const train::EncodedPrompt*>(&with_other)}) {
+      auto batch = Must(train::BuildSequenceBatch({prompt}, {a.target_ids}, policy.pad_id()), "batch");
+      const double lp = Must(policy.ResponseLogProbs(batch), "logprobs").sum().item<double>();
+      (prompt == &a.prompt ? own : swapped) += lp;
+    }
+    auto fa = Must(policy.model().EncodeImages(a.prompt.pixel_values, a.prompt.image_grid_thw), "EncodeImages");
+    auto fb = Must(policy.model().EncodeImages(b.prompt.pixel_values, b.prompt.image_grid_thw), "EncodeImages");
+    feature_gap += (fa - fb).norm().item<double>();
+    feature_norm += fa.norm().item<double>();
+  }
+  std::printf("image probe: trace log-prob own image %.3f, another image %.3f (per item); image features |a-b|/|a| %.3f\n",
+              own / static_cast<double>(n), swapped / static_cast<double>(n), feature_gap / feature_norm);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -198,6 +227,7 @@ int main(int argc, char** argv) {
   auto policy =
       Must(train::Policy::CreateTiny((root / "model").string(), tiny, image, model_options, 7), "CreateTiny");
 
+  policy->SetVisionTrainable(I("freeze_vision") == 0);
   // Encode everything once; the last `heldout` items are held out.
   const size_t heldout = static_cast<size_t>(I("heldout"));
   std::vector<train::EncodedPrompt> prompts;
@@ -230,6 +260,7 @@ int main(int argc, char** argv) {
               static_cast<long long>(policy->parameter_count()),
               static_cast<long long>(prompts[0].pixel_values.size(0) / 4),  // 2x2 patches merge into one token
               prompts[0].ids.size(), elapsed());
+  if (I("probe") > 0) PrintImageProbe(*policy, std::vector<train::SftItem>(sft.end() - 16, sft.end()));
   if (I("grad_probe") > 0) {
     PrintGradientNorms(*policy, std::vector<train::SftItem>(sft.begin(), sft.begin() + batch));
     return 0;
@@ -252,6 +283,7 @@ int main(int argc, char** argv) {
     const EvalResult r = Evaluate(*policy, eval_items, eval_prompts);
     std::printf("%6lld %8.4f %9.3f %7.3f %8.3f %9.1f\n", static_cast<long long>(e),
                 loss / static_cast<double>(steps_per_epoch), r.accuracy, r.format, r.count_right, elapsed());
+    if (I("probe") > 0) PrintImageProbe(*policy, std::vector<train::SftItem>(sft.end() - 16, sft.end()));
     std::fflush(stdout);
   }
   fs::remove_all(root);
