@@ -417,13 +417,12 @@ grpc::Status LearnerServiceImpl::SftStep(grpc::ServerContext* ctx, const v1::Sft
   return SftStepLocked(*req, resp);
 }
 
-grpc::Status LearnerServiceImpl::EncodeSftItems(const v1::SftStepRequest& request, std::vector<train::SftItem>* out) {
+grpc::Status LearnerServiceImpl::EncodeSftItems(const v1::SftStepRequest& req, std::vector<train::SftItem>* out) {
   if (grpc::Status s = ReadyFor("sft"); !s.ok()) return s;
-  const v1::SftStepRequest* req = &request;
   std::vector<train::SftItem>& items = *out;
-  items.reserve(req->examples_size());
-  for (int i = 0; i < req->examples_size(); ++i) {
-    const auto& e = req->examples(i);
+  items.reserve(req.examples_size());
+  for (int i = 0; i < req.examples_size(); ++i) {
+    const auto& e = req.examples(i);
     train::SftItem item;
     const train::PromptInput input = InputOf(e.preference());
     if (absl::Status s = policy_->encoder().VerifyImage(input.image_path, e.preference().sample().image_sha256());
@@ -507,16 +506,15 @@ grpc::Status LearnerServiceImpl::RlStep(grpc::ServerContext* ctx, const v1::Expe
   return RlStepLocked(*req, resp);
 }
 
-grpc::Status LearnerServiceImpl::EncodeRlItems(const v1::ExperienceBatch& request, std::vector<train::RlItem>* out,
+grpc::Status LearnerServiceImpl::EncodeRlItems(const v1::ExperienceBatch& req, std::vector<train::RlItem>* out,
                                                int64_t* stale) {
   if (grpc::Status s = ReadyFor("rl"); !s.ok()) return s;
-  const v1::ExperienceBatch* req = &request;
-  const int n = req->trajectories_size();
+  const int n = req.trajectories_size();
   const int64_t vocab = policy_->model().config().text.vocab_size;
   std::vector<train::RlItem>& items = *out;
   items.reserve(n);
   for (int i = 0; i < n; ++i) {
-    const auto& t = req->trajectories(i);
+    const auto& t = req.trajectories(i);
     // On-policy: the version the learner holds. Off-policy: up to rl.off_policy_steps versions behind.
     const int64_t lag = policy_version_ - t.policy_version();
     if (lag < 0 || lag > spec_.rl.off_policy_steps) {
@@ -551,7 +549,7 @@ grpc::Status LearnerServiceImpl::EncodeRlItems(const v1::ExperienceBatch& reques
       item.response_ids.push_back(id);
     }
     item.behaviour_logprobs.assign(t.behaviour_logprobs().begin(), t.behaviour_logprobs().end());
-    item.reward = req->rewards(i).total();
+    item.reward = req.rewards(i).total();
     items.push_back(std::move(item));
   }
   return grpc::Status::OK;
