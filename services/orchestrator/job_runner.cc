@@ -316,8 +316,8 @@ class JobRunner::Run {
     data::EpochSampler sampler(static_cast<size_t>(n), 0, 1, {static_cast<uint64_t>(spec_.data.seed) + 17, 0, 0});
     for (int64_t skip = 0; skip < state->rl_steps(); ++skip) sampler.NextBatch(static_cast<size_t>(prompts_per_step));
     // Step `s`'s prompts, sampled by the weights the actors hold (version `version`).
-    auto generate = [&, prompts_per_step](int64_t s, int64_t version,
-                                          std::vector<size_t> idx) -> absl::StatusOr<std::vector<v1::Trajectory>> {
+    auto generate = [&](int64_t s, int64_t version,
+                        std::vector<size_t> idx) -> absl::StatusOr<std::vector<v1::Trajectory>> {
       std::vector<v1::Prompt> prompts =
           Prompts(data_.rl, idx, absl::StrCat("rl", s), static_cast<int>(rl.samples_per_prompt));
       v1::SamplingParams sampling;

@@ -31,11 +31,20 @@ const char* OutcomeLabel(const absl::Status& s) {
   }
 }
 
-// A reload keeps requests already encoded valid only if token ids mean the same thing.
+std::string ReadText(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A reload keeps requests already encoded valid only if token ids mean the same thing: the same
+// tokenizer.json (a published checkpoint carries a byte copy of the one it was trained with).
 bool SameVocabulary(train::Policy& a, train::Policy& b) {
+  const std::string tokenizer_a = ReadText(std::filesystem::path(a.model_dir()) / "tokenizer.json");
   return a.model().config().text.vocab_size == b.model().config().text.vocab_size &&
-         a.end_of_turn_id() == b.end_of_turn_id() && a.pad_id() == b.pad_id() &&
-         a.Decode({0, 1, 2, 3, 4, 5, 6, 7}, false) == b.Decode({0, 1, 2, 3, 4, 5, 6, 7}, false);
+         a.end_of_turn_id() == b.end_of_turn_id() && a.pad_id() == b.pad_id() && !tokenizer_a.empty() &&
+         tokenizer_a == ReadText(std::filesystem::path(b.model_dir()) / "tokenizer.json");
 }
 
 }  // namespace

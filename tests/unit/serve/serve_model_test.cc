@@ -285,6 +285,12 @@ TEST(serve, ReloadSwapsCheckpointsRefusesBadOnesAndRollsBackOnRequest) {
   std::ofstream(other_vocab->model_dir + "/state.json") << R"({"policy_version": 9})";
   auto refused = service->DoReload(ReloadOf(other_vocab->model_dir));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  // Same vocabulary size, other merges (a BPE trained on other data): refused too.
+  auto other_merges = MakeTinyModelDir(other_root + "_merges", {.seed = 8});
+  ASSERT_TRUE(other_merges.ok());
+  std::ofstream(other_merges->model_dir + "/state.json") << R"({"policy_version": 9})";
+  EXPECT_EQ(service->DoReload(ReloadOf(other_merges->model_dir)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(service->policy_version(), 1);
   EXPECT_TRUE(service->DoCompare(Request(1, 0)).ok());
 }
