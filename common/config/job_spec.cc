@@ -67,6 +67,8 @@ void ReadData(YamlReader& y, DataSpec& d) {
   y.Read("synthetic_image_size", &d.synthetic_image_size);
   y.Read("synthetic_max_count", &d.synthetic_max_count);
   y.Read("synthetic_max_distractors", &d.synthetic_max_distractors);
+  y.Read("synthetic_grid", &d.synthetic_grid);
+  y.Read("synthetic_trace", &d.synthetic_trace);
   y.Read("synthetic_questions", &d.synthetic_questions);
   if (d.synthetic_questions.empty()) y.Error("synthetic_questions", "must name at least one kind");
   for (const std::string& q : d.synthetic_questions) {
@@ -92,6 +94,11 @@ void ReadData(YamlReader& y, DataSpec& d) {
   y.CheckRange("synthetic_image_size", static_cast<double>(d.synthetic_image_size), 56, 112);
   y.CheckRange("synthetic_max_count", static_cast<double>(d.synthetic_max_count), 1, 9);
   y.CheckRange("synthetic_max_distractors", static_cast<double>(d.synthetic_max_distractors), 0, 15);
+  y.CheckRange("synthetic_grid", static_cast<double>(d.synthetic_grid), 2, 4);
+  if (d.synthetic_max_count + d.synthetic_max_distractors > d.synthetic_grid * d.synthetic_grid) {
+    y.Error("synthetic_max_count", "plus synthetic_max_distractors must fit in synthetic_grid^2 cells");
+  }
+  y.CheckOneOf("synthetic_trace", d.synthetic_trace, {"count", "tally", "list"});
   y.CheckRange("heldout_fraction", d.heldout_fraction, 0, 1, false, true);
   y.CheckOneOf("sft_split", d.sft_split, {"rest", "all"});
   y.CheckOneOf("image_placement", d.image_placement, {"after_text", "before_text"});

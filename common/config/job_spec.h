@@ -48,6 +48,8 @@ struct DataSpec {
   int64_t synthetic_image_size = 64;      // synthetic: square image side in pixels
   int64_t synthetic_max_count = 4;        // synthetic: the asked-for shape appears 1..max_count times
   int64_t synthetic_max_distractors = 4;  // synthetic: other shapes per image, 0..max
+  int64_t synthetic_grid = 4;             // synthetic: shapes sit in distinct cells of a grid x grid layout
+  std::string synthetic_trace = "count";  // synthetic: the teacher's counting trace, count | tally | list
   // synthetic: what questions count, each item drawing one: colour_shape | colour | all
   std::vector<std::string> synthetic_questions = {"colour_shape"};
   double heldout_fraction = 0.1;

@@ -43,6 +43,10 @@ absl::StatusOr<PreparedData> PrepareData(const config::JobSpec& spec, const std:
       o.image_size = static_cast<int>(d.synthetic_image_size);
       o.max_count = static_cast<int>(d.synthetic_max_count);
       o.max_distractors = static_cast<int>(d.synthetic_max_distractors);
+      o.grid = static_cast<int>(d.synthetic_grid);
+      auto trace = data::ParseSynthTrace(d.synthetic_trace);
+      if (!trace.ok()) return trace.status();
+      o.trace = *trace;
       o.questions.clear();
       for (const std::string& name : d.synthetic_questions) {
         auto kind = data::ParseSynthQuestion(name);

@@ -3,7 +3,7 @@
 // tiny model, runs SFT epochs and after each prints held-out greedy accuracy, format rate, how often the
 // stated count is the true one, and the wall seconds. Flags are --key=value (see kFlags below); --show=N
 // prints the first N held-out generations, --grad_probe=1 only prints where one batch's gradient goes,
-// --probe=1 prints after each epoch whether the image changes the trace's log-prob (PrintImageProbe).
+// --eval_every=K also evaluates every K steps inside an epoch (rows "@K"), --probe=1 prints after each epoch whether the image changes the trace's log-prob (PrintImageProbe).
 // Run two at once with OPENBLAS_NUM_THREADS=1 --threads=1; alone, --threads=1 and OpenBLAS's default.
 #include <chrono>
 #include <cstdio>
@@ -43,7 +43,8 @@ std::map<std::string, std::string> kFlags = {
     {"vdepth", "2"}, {"vheads", "2"}, {"rope_theta", "1000000"},
     // training and running
     {"epochs", "1"}, {"batch", "8"}, {"lr", "0.0015"}, {"warmup", "0.03"}, {"min_lr", "0.1"}, {"seed", "7"},
-    {"threads", "2"}, {"device", "cpu"}, {"show", "0"}, {"grad_probe", "0"}, {"probe", "0"}, {"freeze_vision", "0"}};
+    {"threads", "2"}, {"device", "cpu"}, {"show", "0"}, {"grad_probe", "0"}, {"probe", "0"}, {"freeze_vision", "0"},
+    {"eval_every", "0"}, {"feature_probe", "0"}};
 
 double F(const char* k) { return std::stod(kFlags.at(k)); }
 int64_t I(const char* k) { return std::stoll(kFlags.at(k)); }
@@ -157,6 +158,45 @@ void PrintImageProbe(train::Policy& policy, const std::vector<train::SftItem>& i
               own / static_cast<double>(n), swapped / static_cast<double>(n), feature_gap / feature_norm);
 }
 
+// Whether the count is linearly readable from the image features the LLM receives: a logistic
+// regression on the per-image mean and max of the image tokens, trained on the SFT items, scored on
+// the held-out ones. Near 1.0 means the features carry the count and the LLM has to learn to route it.
+void PrintFeatureProbe(train::Policy& policy, const std::vector<data::SyntheticItem>& items,
+                       const std::vector<train::EncodedPrompt>& prompts, size_t heldout) {
+  std::vector<torch::Tensor> rows;
+  std::vector<float> labels;
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < items.size(); ++i) {
+      auto f = Must(policy.model().EncodeImages(prompts[i].pixel_values, prompts[i].image_grid_thw), "EncodeImages");
+      f = f.to(torch::kFloat).reshape({-1, f.size(-1)});
+      rows.push_back(torch::cat({f.mean(0), std::get<0>(f.max(0)), f.norm(2, 1).mean().reshape({1})}));
+      labels.push_back(items[i].true_count == 1 ? 0.f : 1.f);
+    }
+  }
+  auto x = torch::stack(rows);
+  x = (x - x.mean(0)) / (x.std(0) + 1e-6);
+  auto y = torch::tensor(labels);
+  const int64_t n_train = x.size(0) - static_cast<int64_t>(heldout);
+  auto w = torch::zeros({x.size(1)}, torch::requires_grad());
+  auto b = torch::zeros({1}, torch::requires_grad());
+  torch::optim::Adam adam({w, b}, torch::optim::AdamOptions(0.01));
+  for (int step = 0; step < 500; ++step) {
+    adam.zero_grad();
+    auto logits = x.narrow(0, 0, n_train).matmul(w) + b;
+    auto loss = torch::binary_cross_entropy_with_logits(logits, y.narrow(0, 0, n_train)) + 1e-3 * w.pow(2).sum();
+    loss.backward();
+    adam.step();
+  }
+  torch::NoGradGuard no_grad;
+  auto acc = [&](int64_t from, int64_t len) {
+    auto pred = (x.narrow(0, from, len).matmul(w) + b).gt(0).to(torch::kFloat);
+    return pred.eq(y.narrow(0, from, len)).to(torch::kFloat).mean().item<double>();
+  };
+  std::printf("feature probe (count from mean/max image features, logistic): train %.3f, held-out %.3f\n",
+              acc(0, n_train), acc(n_train, static_cast<int64_t>(heldout)));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -261,6 +301,10 @@ int main(int argc, char** argv) {
               static_cast<long long>(prompts[0].pixel_values.size(0) / 4),  // 2x2 patches merge into one token
               prompts[0].ids.size(), elapsed());
   if (I("probe") > 0) PrintImageProbe(*policy, std::vector<train::SftItem>(sft.end() - 16, sft.end()));
+  if (I("feature_probe") > 0) {
+    PrintFeatureProbe(*policy, items, prompts, heldout);
+    return 0;
+  }
   if (I("grad_probe") > 0) {
     PrintGradientNorms(*policy, std::vector<train::SftItem>(sft.begin(), sft.begin() + batch));
     return 0;
@@ -279,6 +323,12 @@ int main(int argc, char** argv) {
       std::vector<train::SftItem> step;
       for (int64_t k = 0; k < batch; ++k) step.push_back(sft[order[static_cast<size_t>(s * batch + k)]]);
       loss += Must(trainer.SftStep(step), "SftStep").loss;
+      if (I("eval_every") > 0 && (s + 1) % I("eval_every") == 0 && s + 1 < steps_per_epoch) {
+        const EvalResult r = Evaluate(*policy, eval_items, eval_prompts);
+        std::printf("%6s %8.4f %9.3f %7.3f %8.3f %9.1f\n", ("@" + std::to_string(s + 1)).c_str(),
+                    loss / static_cast<double>(s + 1), r.accuracy, r.format, r.count_right, elapsed());
+        std::fflush(stdout);
+      }
     }
     const EvalResult r = Evaluate(*policy, eval_items, eval_prompts);
     std::printf("%6lld %8.4f %9.3f %7.3f %8.3f %9.1f\n", static_cast<long long>(e),

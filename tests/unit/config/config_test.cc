@@ -75,6 +75,14 @@ TEST(config, MissingRequiredAndCrossFieldRules) {
   EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny}\n"
                       "data: {source: synthetic, synthetic_n: 3, synthetic_questions: [all, size]}\n"),
               HasSubstr("data.synthetic_questions: each must be colour_shape, colour or all, got 'size'"));
+  EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny}\n"
+                      "data: {source: synthetic, synthetic_n: 3, synthetic_trace: essay}\n"),
+              HasSubstr("data.synthetic_trace: must be one of count|tally|list, got 'essay'"));
+  EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny}\n"
+                      "data: {source: synthetic, synthetic_n: 3, synthetic_grid: 2, synthetic_max_count: 4}\n"),
+              HasSubstr("data.synthetic_max_count: plus synthetic_max_distractors must fit in synthetic_grid^2 cells"));
+  EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny}\ndata: {source: synthetic, synthetic_n: 3, synthetic_grid: 5}\n"),
+              HasSubstr("data.synthetic_grid"));
   EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny, tiny: {rope_theta: 0}}\ndata: {source: synthetic, synthetic_n: 3}\n"),
               HasSubstr("model.tiny.rope_theta"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {adv_filter: sigma4}"),
