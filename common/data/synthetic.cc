@@ -223,9 +223,13 @@ SyntheticItem GenerateSyntheticItem(const SynthOptions& o, int64_t index) {
   item.image = RgbImage(o.image_size, o.image_size, 245, 245, 245);
   for (const DrawnShape& s : item.shapes) Draw(item.image, s);
 
-  item.difficulty = (confusers >= 2 || item.true_count == o.max_count) ? 2
-                    : (confusers == 0 && item.true_count <= 2)        ? 0
-                                                                      : 1;
+  // Difficulty follows what the responses state, never which of them is true: the RL split takes the
+  // hard items, and a difficulty read off the true count ("3 of 3 is hard") made that split mostly
+  // "the higher count is right", which RL then learned instead of counting.
+  const int stated_max = std::max(item.true_count, item.wrong_count);
+  item.difficulty = (confusers >= 2 || stated_max == o.max_count) ? 2
+                    : (confusers == 0 && stated_max <= 2)        ? 0
+                                                                 : 1;
 
   PreferenceSample& s = item.sample;
   const std::string colour = kPalette[static_cast<size_t>(target_colour)].name;

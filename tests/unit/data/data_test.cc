@@ -278,10 +278,18 @@ TEST(data, SyntheticResponsesAloneAreNoBetterThanACoin) {
   o.seed = 5;
   o.questions = {SynthQuestion::kAll};
   std::map<std::pair<int, int>, std::pair<int, int>> lower_true;  // pair -> (lower is true, total)
-  int adjacent = 0;
+  std::map<std::pair<int, int>, std::pair<int, int>> hard_lower_true;  // the same within the RL split
+  int adjacent = 0, hard = 0;
   const int n = 6000;
   for (int i = 0; i < n; ++i) {
     const SyntheticItem item = GenerateSyntheticItem(o, i);
+    if (IsHardForTeacher(item.sample)) {
+      ++hard;
+      auto& [lower, total] = hard_lower_true[{std::min(item.true_count, item.wrong_count),
+                                              std::max(item.true_count, item.wrong_count)}];
+      lower += item.true_count < item.wrong_count ? 1 : 0;
+      ++total;
+    }
     ASSERT_GE(item.true_count, 1);
     ASSERT_LE(item.true_count, o.max_count);
     ASSERT_GE(item.wrong_count, 1);
@@ -295,6 +303,13 @@ TEST(data, SyntheticResponsesAloneAreNoBetterThanACoin) {
   int best_guess_right = 0;
   for (const auto& [pair, counts] : lower_true) best_guess_right += std::max(counts.first, counts.second - counts.first);
   EXPECT_LT(static_cast<double>(best_guess_right) / n, 0.53);  // the old generator allowed 0.64
+  // Nor within the hard items RL trains on (a difficulty read off the true count allowed 0.70 there).
+  int hard_best_guess_right = 0;
+  for (const auto& [pair, counts] : hard_lower_true) {
+    hard_best_guess_right += std::max(counts.first, counts.second - counts.first);
+  }
+  ASSERT_GT(hard, n / 10);
+  EXPECT_LT(static_cast<double>(hard_best_guess_right) / hard, 0.55);
   EXPECT_NEAR(static_cast<double>(adjacent) / n, 0.8 + 0.2 * 6.0 / 12.0, 0.03);  // off by one is the usual mistake
 }
 
