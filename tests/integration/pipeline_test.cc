@@ -33,7 +33,8 @@ model:
          vision_hidden_size: 32, vision_depth: 1, vision_heads: 2}
 tokenizer: {train_vocab_size: 320}
 data: {source: synthetic, synthetic_n: 40, seed: 3, heldout_fraction: 0.1, sft_split: all,
-       min_pixels: 3136, max_pixels: 6272}
+       synthetic_questions: [all], synthetic_max_count: 3, synthetic_max_distractors: 0,
+       synthetic_grid: 2, synthetic_trace: tally, min_pixels: 3136, max_pixels: 6272}
 sft: {epochs: 1, batch_size: 12, optim: {lr: 0.003}}
 rl:
   steps: )" + std::to_string(rl_steps) + R"(
@@ -168,6 +169,12 @@ TEST(loop, ShortRunLearnsFiniteAdvancesVersionsAndExportsMetrics) {
     EXPECT_LE(eval->metrics().at(key), 1.0);
   }
   EXPECT_TRUE(std::filesystem::exists(job.work_dir() + "/published/config.json"));
+  // The spec's synthetic layout and trace style reached the generator.
+  std::ifstream manifest(job.work_dir() + "/data/manifest.json");
+  std::stringstream manifest_text;
+  manifest_text << manifest.rdbuf();
+  EXPECT_THAT(manifest_text.str(), HasSubstr("\"grid\": 2"));
+  EXPECT_THAT(manifest_text.str(), HasSubstr("\"trace\": \"tally\""));
   // The published model says which policy version it is (r1r-serve reports it).
   std::ifstream state(job.work_dir() + "/published/state.json");
   std::stringstream state_text;
