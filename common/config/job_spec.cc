@@ -1,5 +1,7 @@
 #include "common/config/job_spec.h"
 
+#include <algorithm>
+
 #include "common/config/yaml_reader.h"
 
 namespace r1r::config {
@@ -95,7 +97,9 @@ void ReadData(YamlReader& y, DataSpec& d) {
   y.CheckRange("synthetic_max_count", static_cast<double>(d.synthetic_max_count), 1, 9);
   y.CheckRange("synthetic_max_distractors", static_cast<double>(d.synthetic_max_distractors), 0, 15);
   y.CheckRange("synthetic_grid", static_cast<double>(d.synthetic_grid), 2, 4);
-  if (d.synthetic_max_count + d.synthetic_max_distractors > d.synthetic_grid * d.synthetic_grid) {
+  const bool only_all = std::all_of(d.synthetic_questions.begin(), d.synthetic_questions.end(),
+                                    [](const std::string& q) { return q == "all"; });  // no distractors then
+  if (d.synthetic_max_count + (only_all ? 0 : d.synthetic_max_distractors) > d.synthetic_grid * d.synthetic_grid) {
     y.Error("synthetic_max_count", "plus synthetic_max_distractors must fit in synthetic_grid^2 cells");
   }
   y.CheckOneOf("synthetic_trace", d.synthetic_trace, {"count", "tally", "list"});

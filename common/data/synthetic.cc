@@ -155,7 +155,10 @@ absl::Status ValidateSynthOptions(const SynthOptions& o) {
   if (o.n < 1) return absl::InvalidArgumentError("synthetic: n must be >= 1");
   if (o.image_size < 56 || o.image_size > 112) return absl::InvalidArgumentError("synthetic: image_size in 56..112");
   if (o.grid < 2 || o.grid > 4) return absl::InvalidArgumentError("synthetic: grid in 2..4");
-  if (o.max_count < 1 || o.max_count + o.max_distractors > o.grid * o.grid) {
+  // When every shape counts there are no distractors, whatever max_distractors says.
+  const bool only_all = std::all_of(o.questions.begin(), o.questions.end(),
+                                    [](SynthQuestion q) { return q == SynthQuestion::kAll; });
+  if (o.max_count < 1 || o.max_count + (only_all ? 0 : o.max_distractors) > o.grid * o.grid) {
     return absl::InvalidArgumentError("synthetic: need 1 <= max_count and max_count + max_distractors <= grid * grid");
   }
   if (o.max_distractors < 0) return absl::InvalidArgumentError("synthetic: max_distractors must be >= 0");

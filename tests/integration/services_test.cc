@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -105,7 +106,8 @@ TEST(services, DataSynthWritesTheAskedQuestionKinds) {
   const std::string dir =
       (std::filesystem::temp_directory_path() / ("r1r_synth_cli_" + std::to_string(::getpid()))).string();
   std::filesystem::remove_all(dir);
-  const CommandResult ok = RunCommand(Cli("data synth --out " + dir + " --n 20 --seed 4 --questions all"), true);
+  const CommandResult ok = RunCommand(
+      Cli("data synth --out " + dir + " --n 20 --seed 4 --questions all --grid 2 --max-count 3 --trace tally"), true);
   ASSERT_EQ(ok.exit_code, 0) << ok.out;
   std::ifstream pairs(dir + "/pairs.jsonl");
   std::string line;
@@ -113,12 +115,23 @@ TEST(services, DataSynthWritesTheAskedQuestionKinds) {
   while (std::getline(pairs, line)) {
     ++rows;
     EXPECT_THAT(line, HasSubstr("How many shapes are in the image?"));
+    EXPECT_THAT(line, HasSubstr("in the image one by one: 1"));  // the tally trace
   }
   EXPECT_EQ(rows, 20);
+  std::ifstream manifest(dir + "/manifest.json");
+  std::stringstream manifest_text;
+  manifest_text << manifest.rdbuf();
+  EXPECT_THAT(manifest_text.str(), HasSubstr("\"grid\": 2"));
+  EXPECT_THAT(manifest_text.str(), HasSubstr("\"max_count\": 3"));
+  const CommandResult crowded =
+      RunCommand(Cli("data synth --out " + dir + "3 --n 2 --grid 2 --max-count 4 --questions colour"), true);
+  EXPECT_NE(crowded.exit_code, 0);  // 4 counted shapes and up to 4 others do not fit in 4 cells
+  EXPECT_THAT(crowded.out, HasSubstr("max_count + max_distractors <= grid * grid"));
   const CommandResult bad = RunCommand(Cli("data synth --out " + dir + "2 --n 2 --questions size"), true);
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_THAT(bad.out, HasSubstr("must be colour_shape, colour or all, got 'size'"));
   std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(dir + "3");
 }
 
 TEST(services, CliExitCodesForAuthAndBadSpecs) {

@@ -3,7 +3,9 @@
 // tiny model, runs SFT epochs and after each prints held-out greedy accuracy, format rate, how often the
 // stated count is the true one, and the wall seconds. Flags are --key=value (see kFlags below); --show=N
 // prints the first N held-out generations, --grad_probe=1 only prints where one batch's gradient goes,
-// --eval_every=K also evaluates every K steps inside an epoch (rows "@K"), --probe=1 prints after each epoch whether the image changes the trace's log-prob (PrintImageProbe).
+// --eval_every=K also evaluates every K steps inside an epoch (rows "@K"), --probe=1 prints after each
+// epoch whether the image changes the trace's log-prob (PrintImageProbe), --feature_probe=1 only prints
+// whether the count is linearly readable from the untrained image features (PrintFeatureProbe).
 // Run two at once with OPENBLAS_NUM_THREADS=1 --threads=1; alone, --threads=1 and OpenBLAS's default.
 #include <chrono>
 #include <cstdio>
@@ -159,8 +161,9 @@ void PrintImageProbe(train::Policy& policy, const std::vector<train::SftItem>& i
 }
 
 // Whether the count is linearly readable from the image features the LLM receives: a logistic
-// regression on the per-image mean and max of the image tokens, trained on the SFT items, scored on
-// the held-out ones. Near 1.0 means the features carry the count and the LLM has to learn to route it.
+// regression (one shape against more) on the per-image mean and max of the image tokens, trained on
+// the SFT items, scored on the held-out ones. Near 1.0 means the features carry the count and the
+// language model has to learn to look at them.
 void PrintFeatureProbe(train::Policy& policy, const std::vector<data::SyntheticItem>& items,
                        const std::vector<train::EncodedPrompt>& prompts, size_t heldout) {
   std::vector<torch::Tensor> rows;
@@ -193,7 +196,7 @@ void PrintFeatureProbe(train::Policy& policy, const std::vector<data::SyntheticI
     auto pred = (x.narrow(0, from, len).matmul(w) + b).gt(0).to(torch::kFloat);
     return pred.eq(y.narrow(0, from, len)).to(torch::kFloat).mean().item<double>();
   };
-  std::printf("feature probe (count from mean/max image features, logistic): train %.3f, held-out %.3f\n",
+  std::printf("feature probe (one shape or more, from mean/max image features): train %.3f, held-out %.3f\n",
               acc(0, n_train), acc(n_train, static_cast<int64_t>(heldout)));
 }
 

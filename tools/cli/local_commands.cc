@@ -28,19 +28,34 @@ int Synth(int argc, char** argv) {
       .Value("seed", "1", "random seed")
       .Value("mistake-rate", "0.1", "share of teacher traces that reason to the wrong response")
       .Value("image-size", "64", "square image side in pixels (56..112)")
-      .Value("questions", "colour_shape", "what questions count, comma-separated: colour_shape, colour, all");
+      .Value("questions", "colour_shape", "what questions count, comma-separated: colour_shape, colour, all")
+      .Value("max-count", "4", "the counted shapes appear 1..max-count times")
+      .Value("distractors", "4", "other shapes per image, 0..distractors (none when every shape counts)")
+      .Value("grid", "4", "shapes sit in distinct cells of a grid x grid layout (2..4)")
+      .Value("trace", "count", "the teacher's counting trace: count | tally | list");
   const std::string usage = "r1r data synth --out DIR --n N --seed S";
   if (!f.Parse(argc, argv, 3).ok() || f.Get("out").empty()) return Usage(usage, f);
   auto n = f.GetInt("n");
   auto seed = f.GetInt("seed");
   auto rate = f.GetDouble("mistake-rate");
   auto size = f.GetInt("image-size");
-  if (!n.ok() || !seed.ok() || !rate.ok() || !size.ok()) return Usage(usage, f);
+  auto max_count = f.GetInt("max-count");
+  auto distractors = f.GetInt("distractors");
+  auto grid = f.GetInt("grid");
+  if (!n.ok() || !seed.ok() || !rate.ok() || !size.ok() || !max_count.ok() || !distractors.ok() || !grid.ok()) {
+    return Usage(usage, f);
+  }
+  auto trace = data::ParseSynthTrace(f.Get("trace"));
+  if (!trace.ok()) return Fail(trace.status());
   data::SynthOptions o;
   o.n = *n;
   o.seed = static_cast<uint64_t>(*seed);
   o.teacher_mistake_rate = *rate;
   o.image_size = static_cast<int>(*size);
+  o.max_count = static_cast<int>(*max_count);
+  o.max_distractors = static_cast<int>(*distractors);
+  o.grid = static_cast<int>(*grid);
+  o.trace = *trace;
   o.questions.clear();
   for (absl::string_view name : absl::StrSplit(f.Get("questions"), ',')) {
     auto kind = data::ParseSynthQuestion(std::string(name));

@@ -79,8 +79,13 @@ TEST(config, MissingRequiredAndCrossFieldRules) {
                       "data: {source: synthetic, synthetic_n: 3, synthetic_trace: essay}\n"),
               HasSubstr("data.synthetic_trace: must be one of count|tally|list, got 'essay'"));
   EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny}\n"
-                      "data: {source: synthetic, synthetic_n: 3, synthetic_grid: 2, synthetic_max_count: 4}\n"),
+                      "data: {source: synthetic, synthetic_n: 3, synthetic_grid: 2, synthetic_max_count: 3}\n"),
               HasSubstr("data.synthetic_max_count: plus synthetic_max_distractors must fit in synthetic_grid^2 cells"));
+  // Counting every shape draws no distractors, so max_distractors does not need room then.
+  auto all_shapes = ParseJobSpec("name: t\nmodel: {init: tiny}\n"
+                                 "data: {source: synthetic, synthetic_n: 3, synthetic_grid: 2, synthetic_max_count: 4,"
+                                 " synthetic_questions: [all]}\n");
+  EXPECT_TRUE(all_shapes.ok()) << all_shapes.status();
   EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny}\ndata: {source: synthetic, synthetic_n: 3, synthetic_grid: 5}\n"),
               HasSubstr("data.synthetic_grid"));
   EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny, tiny: {rope_theta: 0}}\ndata: {source: synthetic, synthetic_n: 3}\n"),
