@@ -39,6 +39,27 @@ TEST(rl, PaperExampleAdvantage) {
   EXPECT_DOUBLE_EQ(filtered.filter.FilteredFraction(), 4.0 / 1024.0);
 }
 
+TEST(rl, SigmaFilterDropsEveryWrongRolloutOnceNineInTenAreRight) {
+  // Two reward values (the demo's 2.0 right, 0.5 wrong): a wrong rollout sits at z = -sqrt(p / (1 - p))
+  // for a share p of right ones, past -3 exactly when p > 0.9. Then the 3-sigma filter leaves a batch
+  // with no negative example at all (seen in the demo's RL steps: filtered fraction = wrong fraction).
+  for (const int wrong : {3, 4}) {
+    torch::Tensor reward = torch::full({32}, 2.0, torch::kFloat32);
+    reward.narrow(0, 0, wrong).fill_(0.5);
+    const RolloutBatch batch{reward, torch::ones({32, 4}, torch::kBool), {}, {}};
+    const WhitenedAdvantages a = ComputeAdvantages(batch, ConfigFor(Algorithm::kStableReinforce).advantage);
+    const double p = (32.0 - wrong) / 32.0;
+    if (wrong == 3) {  // p = 0.906: z = -3.11, all three dropped
+      EXPECT_EQ(a.filter.filtered_tokens, 3 * 4);
+      EXPECT_EQ(a.advantages.narrow(0, 0, wrong).abs().sum().item<double>(), 0.0);
+    } else {  // p = 0.875: z = -2.65, kept
+      EXPECT_EQ(a.filter.filtered_tokens, 0);
+      EXPECT_NEAR(a.advantages[0][0].item<double>(), -std::sqrt(p / (1.0 - p)), 1e-4);
+    }
+    EXPECT_GT(a.advantages[31][0].item<double>(), 0.0);  // the right ones always stay
+  }
+}
+
 TEST(rl, FilterZeroesNonFiniteAndReportsIt) {
   AdvantageConfig config;  // paper filter
   const MaskedMoments moments{4.0, 0.0, 4.0};  // mean 0, variance 1
