@@ -150,6 +150,18 @@ absl::StatusOr<SynthTrace> ParseSynthTrace(const std::string& name) {
   return absl::InvalidArgumentError(absl::StrCat("synthetic trace must be count, tally or list, got '", name, "'"));
 }
 
+const char* SynthTraceName(SynthTrace trace) {
+  switch (trace) {
+    case SynthTrace::kTally:
+      return "tally";
+    case SynthTrace::kList:
+      return "list";
+    case SynthTrace::kCount:
+      break;
+  }
+  return "count";
+}
+
 absl::Status ValidateSynthOptions(const SynthOptions& o) {
   if (o.questions.empty()) return absl::InvalidArgumentError("synthetic: questions must name at least one kind");
   if (o.n < 1) return absl::InvalidArgumentError("synthetic: n must be >= 1");
@@ -306,7 +318,7 @@ absl::Status WriteSyntheticDataset(const SynthOptions& o, const std::string& out
       {"teacher_max_attempts", o.teacher_max_attempts},
       {"questions", QuestionNames(o.questions)},
       {"grid", o.grid},
-      {"trace", o.trace == SynthTrace::kList ? "list" : o.trace == SynthTrace::kTally ? "tally" : "count"},
+      {"trace", SynthTraceName(o.trace)},
       {"image_placement", o.placement == reward::ImagePlacement::kAfterText ? "after_text" : "before_text"},
       {"label1_count", label1},
       {"rl_hard_count", hard},

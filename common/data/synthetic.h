@@ -30,6 +30,7 @@ absl::StatusOr<SynthQuestion> ParseSynthQuestion(const std::string& name);  // c
 // vision tower learns colours and kinds from every shape, and the count is a copy of the last number.
 enum class SynthTrace { kCount, kTally, kList };
 absl::StatusOr<SynthTrace> ParseSynthTrace(const std::string& name);  // count | tally | list
+const char* SynthTraceName(SynthTrace trace);
 
 struct SynthOptions {
   int64_t n = 256;

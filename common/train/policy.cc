@@ -45,14 +45,20 @@ absl::StatusOr<PromptLayout> ReadPromptLayout(const std::string& model_dir) {
   PromptLayout layout;
   if (!fs::exists(path)) return layout;
   std::ifstream in(path);
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  const std::string placement = j.is_object() ? j.value("image_placement", "") : "";
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  // Field by field, so a field of the wrong type is an error here, not a json exception later.
+  auto text = [&](const char* key, const char* absent) -> std::string {
+    if (!j.is_object() || !j.contains(key)) return absent;
+    return j[key].is_string() ? j[key].get<std::string>() : std::string("(not a string)");
+  };
+  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(path.string(), ": not a JSON object"));
+  const std::string placement = text("image_placement", "");
   if (placement == "after_text") {
     layout.placement = reward::ImagePlacement::kAfterText;
   } else if (placement != "before_text") {
     return absl::InvalidArgumentError(absl::StrCat(path.string(), ": image_placement must be after_text or before_text"));
   }
-  auto style = reward::ParsePromptStyle(j.value("prompt_style", "r1reward"));
+  auto style = reward::ParsePromptStyle(text("prompt_style", "r1reward"));
   if (!style.ok()) return absl::InvalidArgumentError(absl::StrCat(path.string(), ": ", style.status().message()));
   layout.style = *style;
   return layout;

@@ -283,22 +283,19 @@ TEST(data, SyntheticResponsesAloneAreNoBetterThanACoin) {
   const int n = 6000;
   for (int i = 0; i < n; ++i) {
     const SyntheticItem item = GenerateSyntheticItem(o, i);
-    if (IsHardForTeacher(item.sample)) {
-      ++hard;
-      auto& [lower, total] = hard_lower_true[{std::min(item.true_count, item.wrong_count),
-                                              std::max(item.true_count, item.wrong_count)}];
-      lower += item.true_count < item.wrong_count ? 1 : 0;
-      ++total;
-    }
     ASSERT_GE(item.true_count, 1);
     ASSERT_LE(item.true_count, o.max_count);
     ASSERT_GE(item.wrong_count, 1);
     ASSERT_LE(item.wrong_count, o.max_count);
     const int low = std::min(item.true_count, item.wrong_count), high = std::max(item.true_count, item.wrong_count);
     adjacent += high == low + 1 ? 1 : 0;
-    auto& [lower, total] = lower_true[{low, high}];
-    lower += item.true_count == low ? 1 : 0;
-    ++total;
+    for (auto* counts : {&lower_true, &hard_lower_true}) {
+      if (counts == &hard_lower_true && !IsHardForTeacher(item.sample)) continue;
+      auto& [lower, total] = (*counts)[{low, high}];
+      lower += item.true_count == low ? 1 : 0;
+      ++total;
+    }
+    hard += IsHardForTeacher(item.sample) ? 1 : 0;
   }
   int best_guess_right = 0;
   for (const auto& [pair, counts] : lower_true) best_guess_right += std::max(counts.first, counts.second - counts.first);

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -107,6 +109,24 @@ TEST(train, SftStepsReduceLossOnAFixedBatch) {
     if (vision_before.count(name)) changed += torch::equal(t, vision_before.at(name)) ? 0 : 1;
   }
   EXPECT_GT(changed, static_cast<int>(vision_before.size()) / 2) << changed << " of " << vision_before.size();
+}
+
+// r1r_prompt.json says how prompts were laid out in training; a broken one is an error, never a throw.
+TEST(train, PromptLayoutFileIsValidatedFieldByField) {
+  const std::string dir = ::testing::TempDir() + "/prompt_layout_model";  // a copy: the world's dir is shared
+  std::filesystem::remove_all(dir);
+  std::filesystem::copy(LoadPolicy()->model_dir(), dir, std::filesystem::copy_options::recursive);
+  const std::string path = dir + "/r1r_prompt.json";
+  for (const char* bad : {R"({"image_placement": 3})", R"({"image_placement": "after_text", "prompt_style": 7})",
+                          R"({"image_placement": "after_text", "prompt_style": "short"})", "[1, 2]", "{not json"}) {
+    std::ofstream(path, std::ios::trunc) << bad;
+    auto loaded = Policy::Load(dir, model::ModelOptions{}, /*with_weights=*/false);
+    EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  std::ofstream(path, std::ios::trunc) << R"({"image_placement": "after_text", "prompt_style": "compact"})";
+  EXPECT_TRUE(Policy::Load(dir, model::ModelOptions{}, /*with_weights=*/false).ok());
+  std::filesystem::remove(path);  // absent: the defaults
+  EXPECT_TRUE(Policy::Load(dir, model::ModelOptions{}, /*with_weights=*/false).ok());
 }
 
 TEST(train, FrozenVisionKeepsItsWeightsWhileTheLanguageModelTrains) {
