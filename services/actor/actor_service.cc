@@ -10,6 +10,7 @@
 #include "common/model/weights.h"
 #include "common/obs/log.h"
 #include "common/rpc/auth.h"
+#include "common/rpc/request_limits.h"
 #include "common/rpc/status.h"
 #include "common/train/weight_codec.h"
 #include "r1r/v1/learner.grpc.pb.h"
@@ -18,7 +19,7 @@ namespace r1r::actor {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr int kMaxPrompts = 1024;
+constexpr int kMaxPrompts = rpc::kMaxPromptsPerGenerate;
 constexpr int kMaxTokens = 32768;
 constexpr size_t kMaxTextBytes = 64 << 10;
 

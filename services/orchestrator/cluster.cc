@@ -4,6 +4,7 @@
 
 #include <absl/strings/str_cat.h>
 
+#include "common/rpc/request_limits.h"
 #include "common/rpc/status.h"
 
 namespace r1r::orchestrator {
@@ -126,22 +127,28 @@ absl::StatusOr<std::vector<v1::Trajectory>> Cluster::Generate(const std::vector<
     const size_t begin = a * chunk, end = std::min(prompts.size(), begin + chunk);
     if (begin >= end) continue;
     threads.emplace_back([&, a, begin, end] {
-      v1::GenerateRolloutsRequest req;
-      for (size_t i = begin; i < end; ++i) *req.add_prompts() = prompts[i];
-      *req.mutable_sampling() = sampling;
-      req.set_expected_policy_version(version);
-      // A server stream cannot be retried half-way; retry the whole call on UNAVAILABLE.
-      grpc::Status s = rpc::CallWithRetry(Options(targets_.actors[a], kStepTimeout), {}, [&](grpc::ClientContext& ctx) {
-        per_actor[a].clear();
-        auto reader = actors_[a]->GenerateRollouts(&ctx, req);
-        v1::Trajectory t;
-        while (reader->Read(&t)) per_actor[a].push_back(t);
-        return reader->Finish();
-      });
-      errors[a] = Annotate(s, absl::StrCat("actor ", targets_.actors[a], " GenerateRollouts"));
-      if (errors[a].ok() && per_actor[a].size() != end - begin) {
-        errors[a] = absl::DataLossError(absl::StrCat("actor ", targets_.actors[a], " returned ", per_actor[a].size(),
-                                                     " trajectories for ", end - begin, " prompts"));
+      // Calls of at most the actor's request limit: a held-out set with votes can be far larger.
+      for (size_t part = begin; part < end && errors[a].ok(); part += rpc::kMaxPromptsPerGenerate) {
+        const size_t part_end = std::min(end, part + rpc::kMaxPromptsPerGenerate);
+        v1::GenerateRolloutsRequest req;
+        for (size_t i = part; i < part_end; ++i) *req.add_prompts() = prompts[i];
+        *req.mutable_sampling() = sampling;
+        req.set_expected_policy_version(version);
+        std::vector<v1::Trajectory> got;
+        // A server stream cannot be retried half-way; retry the whole call on UNAVAILABLE.
+        grpc::Status s = rpc::CallWithRetry(Options(targets_.actors[a], kStepTimeout), {}, [&](grpc::ClientContext& ctx) {
+          got.clear();
+          auto reader = actors_[a]->GenerateRollouts(&ctx, req);
+          v1::Trajectory t;
+          while (reader->Read(&t)) got.push_back(t);
+          return reader->Finish();
+        });
+        errors[a] = Annotate(s, absl::StrCat("actor ", targets_.actors[a], " GenerateRollouts"));
+        if (errors[a].ok() && got.size() != part_end - part) {
+          errors[a] = absl::DataLossError(absl::StrCat("actor ", targets_.actors[a], " returned ", got.size(),
+                                                       " trajectories for ", part_end - part, " prompts"));
+        }
+        for (auto& t : got) per_actor[a].push_back(std::move(t));
       }
     });
   }
@@ -170,15 +177,25 @@ absl::StatusOr<std::vector<v1::Trajectory>> Cluster::Generate(const std::vector<
 
 absl::StatusOr<std::vector<v1::RewardBreakdown>> Cluster::Score(const std::vector<v1::Trajectory>& trajectories,
                                                                 const v1::RewardWeights& weights) {
-  v1::ScoreTrajectoriesRequest req;
-  for (const auto& t : trajectories) *req.add_trajectories() = t;
-  *req.mutable_weights() = weights;
-  v1::ScoreTrajectoriesResponse resp;
-  grpc::Status s = rpc::CallWithRetry(Options(targets_.reward, kStepTimeout), {}, [&](grpc::ClientContext& ctx) {
-    return reward_->ScoreTrajectories(&ctx, req, &resp);
-  });
-  if (!s.ok()) return Annotate(s, "reward ScoreTrajectories");
-  return std::vector<v1::RewardBreakdown>(resp.rewards().begin(), resp.rewards().end());
+  std::vector<v1::RewardBreakdown> out;
+  out.reserve(trajectories.size());
+  for (size_t part = 0; part < trajectories.size(); part += rpc::kMaxTrajectoriesPerScore) {
+    const size_t part_end = std::min(trajectories.size(), part + rpc::kMaxTrajectoriesPerScore);
+    v1::ScoreTrajectoriesRequest req;
+    for (size_t i = part; i < part_end; ++i) *req.add_trajectories() = trajectories[i];
+    *req.mutable_weights() = weights;
+    v1::ScoreTrajectoriesResponse resp;
+    grpc::Status s = rpc::CallWithRetry(Options(targets_.reward, kStepTimeout), {}, [&](grpc::ClientContext& ctx) {
+      return reward_->ScoreTrajectories(&ctx, req, &resp);
+    });
+    if (!s.ok()) return Annotate(s, "reward ScoreTrajectories");
+    if (resp.rewards_size() != req.trajectories_size()) {
+      return absl::DataLossError(absl::StrCat("reward returned ", resp.rewards_size(), " scores for ",
+                                              req.trajectories_size(), " trajectories"));
+    }
+    out.insert(out.end(), resp.rewards().begin(), resp.rewards().end());
+  }
+  return out;
 }
 
 }  // namespace r1r::orchestrator

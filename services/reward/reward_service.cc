@@ -6,11 +6,12 @@
 
 #include "common/reward/rewards.h"
 #include "common/rpc/auth.h"
+#include "common/rpc/request_limits.h"
 
 namespace r1r::reward {
 namespace {
 
-constexpr int kMaxTrajectories = 4096;
+constexpr int kMaxTrajectories = rpc::kMaxTrajectoriesPerScore;
 constexpr size_t kMaxResponseBytes = 64 << 10;
 
 grpc::Status Invalid(const std::string& msg) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg); }

@@ -192,6 +192,31 @@ TEST(loop, ShortRunLearnsFiniteAdvancesVersionsAndExportsMetrics) {
   EXPECT_THAT(*learner_metrics, HasSubstr("r1r_rl_adv_filtered_fraction"));
 }
 
+// A job without RL whose final evaluation's votes outnumber what one GenerateRollouts call may carry (1024 prompts):
+// 120 held-out pairs x 20 votes over two actors is 1200 prompts per actor, so the orchestrator has to
+// split its calls. Before it did, the demo failed at its last eval with 600 held-out pairs.
+TEST(loop, EvalSplitsVotesIntoCallsTheActorsAccept) {
+  Cluster c("eval_votes");
+  std::string yaml = JobYaml(1);
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"synthetic_n: 40, seed: 3, heldout_fraction: 0.1", "synthetic_n: 240, seed: 3, heldout_fraction: 0.5"},
+           {"rl:\n", "rl:\n  enabled: false\n"},
+           {"max_new_tokens: 12", "max_new_tokens: 2"},
+           {"eval: {votes: 2}", "eval: {votes: 20}"}}) {
+    const size_t at = yaml.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    yaml.replace(at, from.size(), to);
+  }
+  const std::string id = c.Submit(yaml);
+  v1::Job job = c.WaitFor(id, Finished, absl::Minutes(8));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
+  const v1::PhaseProgress* eval = PhaseOf(job, v1::PHASE_EVAL);
+  ASSERT_NE(eval, nullptr);
+  ASSERT_TRUE(eval->metrics().count("after_sft_final.voting_accuracy"));
+  EXPECT_GE(eval->metrics().at("after_sft_final.voting_accuracy"), 0.0);
+  EXPECT_LE(eval->metrics().at("after_sft_final.voting_accuracy"), 1.0);
+}
+
 // Off-policy mode: step t+1 is generated while the learner trains step t, so from the second step on
 // the learner trains on rollouts of the version before the one it holds, and still steps every time.
 TEST(loop, OffPolicyRunTrainsOnOneVersionOldRollouts) {
