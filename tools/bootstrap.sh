@@ -15,7 +15,7 @@ PACKAGES=(
   libabsl-dev prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpng-dev libjpeg-dev libicu-dev libssl-dev zlib1g-dev libcurl4-openssl-dev
-  curl procps
+  curl procps python3 python3-yaml
 )
 # R1R_TORCH=pytorch: LibTorch comes from an installed PyTorch (CMAKE_PREFIX_PATH), e.g. the CUDA image.
 if [ "${R1R_TORCH:-debian}" = pytorch ]; then
