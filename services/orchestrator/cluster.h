@@ -33,8 +33,8 @@ class Cluster {
   absl::StatusOr<std::string> SaveCheckpoint(int64_t data_cursor, const std::string& export_dir);
   // Every actor pulls weights `version` from the learner; returns the slowest actor's seconds.
   absl::StatusOr<double> SyncActors(int64_t version, const std::string& model_dir);
-  // Splits prompts over the actors (contiguous chunks) and generates in parallel; the result keeps
-  // the prompts' order.
+  // Splits prompts over the actors (contiguous chunks, each sent in calls of at most
+  // rpc::kMaxPromptsPerGenerate) and generates in parallel; the result keeps the prompts' order.
   absl::StatusOr<std::vector<v1::Trajectory>> Generate(const std::vector<v1::Prompt>& prompts,
                                                        const v1::SamplingParams& sampling, int64_t version);
   absl::StatusOr<std::vector<v1::RewardBreakdown>> Score(const std::vector<v1::Trajectory>& trajectories,
