@@ -192,9 +192,9 @@ TEST(loop, ShortRunLearnsFiniteAdvancesVersionsAndExportsMetrics) {
   EXPECT_THAT(*learner_metrics, HasSubstr("r1r_rl_adv_filtered_fraction"));
 }
 
-// A job without RL whose final evaluation's votes outnumber what one GenerateRollouts call may carry (1024 prompts):
-// 120 held-out pairs x 20 votes over two actors is 1200 prompts per actor, so the orchestrator has to
-// split its calls. Before it did, the demo failed at its last eval with 600 held-out pairs.
+// A job without RL whose final evaluation's votes outnumber what one GenerateRollouts call may carry
+// (1024 prompts): 120 held-out pairs x 20 votes over two actors is 1200 prompts per actor, so the
+// orchestrator has to split its calls. Before it did, the demo failed at its last eval with 600 pairs.
 TEST(loop, EvalSplitsVotesIntoCallsTheActorsAccept) {
   Cluster c("eval_votes");
   std::string yaml = JobYaml(1);
