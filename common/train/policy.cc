@@ -46,20 +46,27 @@ absl::StatusOr<PromptLayout> ReadPromptLayout(const std::string& model_dir) {
   if (!fs::exists(path)) return layout;
   std::ifstream in(path);
   const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  // Field by field, so a field of the wrong type is an error here, not a json exception later.
-  auto text = [&](const char* key, const char* absent) -> std::string {
-    if (!j.is_object() || !j.contains(key)) return absent;
-    return j[key].is_string() ? j[key].get<std::string>() : std::string("(not a string)");
+  const auto invalid = [&](const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat(path.string(), ": ", what));
   };
-  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(path.string(), ": not a JSON object"));
-  const std::string placement = text("image_placement", "");
-  if (placement == "after_text") {
+  if (!j.is_object()) return invalid("not a JSON object");
+  // Field by field, so a field of the wrong type is an error here, not a json exception later.
+  const auto text = [&](const char* key, const char* absent) -> absl::StatusOr<std::string> {
+    if (!j.contains(key)) return std::string(absent);
+    if (!j[key].is_string()) return invalid(absl::StrCat(key, " must be a string"));
+    return j[key].get<std::string>();
+  };
+  const absl::StatusOr<std::string> placement = text("image_placement", "");
+  if (!placement.ok()) return placement.status();
+  if (*placement == "after_text") {
     layout.placement = reward::ImagePlacement::kAfterText;
-  } else if (placement != "before_text") {
-    return absl::InvalidArgumentError(absl::StrCat(path.string(), ": image_placement must be after_text or before_text"));
+  } else if (*placement != "before_text") {
+    return invalid("image_placement must be after_text or before_text");
   }
-  auto style = reward::ParsePromptStyle(text("prompt_style", "r1reward"));
-  if (!style.ok()) return absl::InvalidArgumentError(absl::StrCat(path.string(), ": ", style.status().message()));
+  const absl::StatusOr<std::string> style_name = text("prompt_style", "r1reward");
+  if (!style_name.ok()) return style_name.status();
+  auto style = reward::ParsePromptStyle(*style_name);
+  if (!style.ok()) return invalid(std::string(style.status().message()));
   layout.style = *style;
   return layout;
 }

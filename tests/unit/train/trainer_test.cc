@@ -123,6 +123,9 @@ TEST(train, PromptLayoutFileIsValidatedFieldByField) {
     auto loaded = Policy::Load(dir, model::ModelOptions{}, /*with_weights=*/false);
     EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
+  std::ofstream(path, std::ios::trunc) << R"({"image_placement": "after_text", "prompt_style": 7})";
+  const std::string message(Policy::Load(dir, model::ModelOptions{}, false).status().message());
+  EXPECT_NE(message.find("prompt_style must be a string"), std::string::npos) << message;
   std::ofstream(path, std::ios::trunc) << R"({"image_placement": "after_text", "prompt_style": "compact"})";
   EXPECT_TRUE(Policy::Load(dir, model::ModelOptions{}, /*with_weights=*/false).ok());
   std::filesystem::remove(path);  // absent: the defaults
