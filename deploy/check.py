@@ -146,6 +146,29 @@ def check_listen(where, argv):
             err(f"{where}: {a}, expected port {want_m}")
 
 
+def check_learner_ranks(where, sts, objs):
+    """The learner's pods are its data-parallel ranks: replicas, --dist-* flags and Services agree."""
+    c = sts["spec"]["template"]["spec"]["containers"][0]
+    flags = dict(a[2:].split("=", 1) for a in c.get("args", []) if a.startswith("--") and "=" in a)
+    n = sts["spec"].get("replicas", 1)
+    if int(flags.get("dist-world-size", "1")) != n:
+        err(f"{where}: learner --dist-world-size={flags.get('dist-world-size', '1')} but {n} replicas")
+    if n > 1 and flags.get("dist-rank") != "hostname":
+        err(f"{where}: {n} learner replicas need --dist-rank=hostname (pod r1r-learner-N is rank N)")
+    if n > 1 and sts["spec"].get("podManagementPolicy") != "Parallel":
+        err(f"{where}: learner ranks must start together (podManagementPolicy: Parallel)")
+    rendezvous = {p["name"]: p["containerPort"] for p in c.get("ports", [])}.get("rendezvous")
+    want_master = f"r1r-learner-0.{sts['spec']['serviceName']}:{rendezvous}"
+    if flags.get("dist-master") != want_master:
+        err(f"{where}: learner --dist-master={flags.get('dist-master')}, expected {want_master}")
+    services = {o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "Service"}
+    ranks = services.get(sts["spec"]["serviceName"], {})
+    if ranks.get("clusterIP") != "None" or not ranks.get("publishNotReadyAddresses"):
+        err(f"{where}: Service {sts['spec']['serviceName']} must be headless with publishNotReadyAddresses")
+    if services.get("r1r-learner", {}).get("selector", {}).get("statefulset.kubernetes.io/pod-name") != "r1r-learner-0":
+        err(f"{where}: Service r1r-learner must select rank 0 only (the other ranks refuse calls)")
+
+
 compose_files = [f for f in yaml_files if "/compose/docker-compose" in f]
 for f in compose_files:
     for doc in docs_by_file.get(f, []):
@@ -188,6 +211,11 @@ for overlay, objs in rendered.items():
             want = [f"r1r-actor-{i}.r1r-actor:50053" for i in range(n)]
             if actors != want:
                 err(f"k8s/{overlay}: orchestrator --actors {actors} does not match {n} actor replicas")
+
+    for o in objs:
+        if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "r1r-learner":
+            check_learner_ranks(f"k8s/{overlay}", o, objs)
+
 
 # ---------------------------------------------------------------- 5. metrics
 code_metrics = set()

@@ -9,9 +9,13 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
+#include <string>
 
+#include <absl/strings/ascii.h>
+#include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 
 namespace r1r::dist {
@@ -45,6 +49,25 @@ absl::StatusOr<Backend> ParseBackend(std::string_view name) {
   if (name == "gloo") return Backend::kGloo;
   if (name == "nccl") return Backend::kNccl;
   return absl::InvalidArgumentError(absl::StrCat("dist backend must be gloo or nccl, got '", std::string(name), "'"));
+}
+
+absl::StatusOr<int> ParseRank(std::string_view value_view, std::string_view hostname_view) {
+  const std::string value(value_view), hostname(hostname_view);  // this abseil's string_view is its own type
+  int rank = 0;
+  if (value != "hostname") {
+    if (!absl::SimpleAtoi(value, &rank) || rank < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("dist: rank must be a number >= 0 or 'hostname', got '", value, "'"));
+    }
+    return rank;
+  }
+  const size_t dash = hostname.rfind('-');
+  const std::string ordinal = dash == std::string::npos ? "" : hostname.substr(dash + 1);
+  if (ordinal.empty() || !std::all_of(ordinal.begin(), ordinal.end(), absl::ascii_isdigit) ||
+      !absl::SimpleAtoi(ordinal, &rank)) {
+    return absl::InvalidArgumentError(absl::StrCat("dist: rank 'hostname' needs a name ending in -<ordinal> (a ",
+                                                   "StatefulSet pod), got '", hostname, "'"));
+  }
+  return rank;
 }
 
 absl::Status Validate(const GroupOptions& o) {

@@ -23,6 +23,10 @@ namespace r1r::dist {
 enum class Backend { kGloo, kNccl };
 absl::StatusOr<Backend> ParseBackend(std::string_view name);  // gloo | nccl
 
+// A --dist-rank value: a number, or "hostname" for the ordinal a StatefulSet puts at the end of its
+// pods' names ("r1r-learner-2" is rank 2), so every replica can run the same arguments.
+absl::StatusOr<int> ParseRank(std::string_view value, std::string_view hostname);
+
 struct GroupOptions {
   Backend backend = Backend::kGloo;
   int rank = 0;

@@ -248,7 +248,7 @@ grpc::Status LearnerServiceImpl::Init(grpc::ServerContext* ctx, const v1::InitRe
   if (replicated.ok()) replicated = Agree(absl::OkStatus());
   if (!replicated.ok()) {
     initialised_ = false;
-    return rpc::ToGrpc(replicated);
+    return WatchGroup(rpc::ToGrpc(replicated));
   }
   FillState(resp);
   return grpc::Status::OK;
@@ -261,6 +261,14 @@ grpc::Status LearnerServiceImpl::ReadyFor(const std::string& phase) const {
                                      phase));
   }
   return grpc::Status::OK;
+}
+
+grpc::Status LearnerServiceImpl::WatchGroup(grpc::Status result) {
+  const bool grouped = options_.group != nullptr && options_.group->world_size() > 1;
+  if (grouped && result.error_code() == grpc::StatusCode::UNAVAILABLE && options_.on_group_lost) {
+    options_.on_group_lost(absl::UnavailableError(result.error_message()));
+  }
+  return result;
 }
 
 absl::Status LearnerServiceImpl::Replicate(Command command, const google::protobuf::Message& request) {
@@ -413,8 +421,8 @@ grpc::Status LearnerServiceImpl::SftStep(grpc::ServerContext* ctx, const v1::Sft
   absl::MutexLock lock(&mu_);
   if (IsFollower()) return NotRankZero(*options_.group);
   if (grpc::Status s = ReadyFor("sft"); !s.ok()) return s;
-  if (absl::Status s = Replicate(Command::kSft, *req); !s.ok()) return rpc::ToGrpc(s);
-  return SftStepLocked(*req, resp);
+  if (absl::Status s = Replicate(Command::kSft, *req); !s.ok()) return WatchGroup(rpc::ToGrpc(s));
+  return WatchGroup(SftStepLocked(*req, resp));
 }
 
 grpc::Status LearnerServiceImpl::EncodeSftItems(const v1::SftStepRequest& req, std::vector<train::SftItem>* out) {
@@ -502,8 +510,8 @@ grpc::Status LearnerServiceImpl::RlStep(grpc::ServerContext* ctx, const v1::Expe
   absl::MutexLock lock(&mu_);
   if (IsFollower()) return NotRankZero(*options_.group);
   if (grpc::Status s = ReadyFor("rl"); !s.ok()) return s;
-  if (absl::Status s = Replicate(Command::kRl, *req); !s.ok()) return rpc::ToGrpc(s);
-  return RlStepLocked(*req, resp);
+  if (absl::Status s = Replicate(Command::kRl, *req); !s.ok()) return WatchGroup(rpc::ToGrpc(s));
+  return WatchGroup(RlStepLocked(*req, resp));
 }
 
 grpc::Status LearnerServiceImpl::EncodeRlItems(const v1::ExperienceBatch& req, std::vector<train::RlItem>* out,

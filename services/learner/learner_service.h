@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -31,6 +32,9 @@ struct LearnerOptions {
   int64_t micro_batch = 8;
   int64_t micro_batch_tokens = 0;  // 0 = no token cap
   dist::ProcessGroup* group = nullptr;  // data-parallel ranks (owned by main); null = alone
+  // Rank 0, when a collective fails: the group cannot be mended in place (c10d has no way to re-admit a
+  // rank), so main stops the process and its supervisor restarts every rank into a new group.
+  std::function<void(const absl::Status&)> on_group_lost;
 };
 
 class LearnerServiceImpl final : public v1::Learner::Service {
@@ -56,6 +60,8 @@ class LearnerServiceImpl final : public v1::Learner::Service {
  private:
   enum class Command : char { kStop = 'Q', kInit = 'I', kSft = 'S', kRl = 'R' };
   bool IsFollower() const { return options_.group != nullptr && options_.group->rank() > 0; }
+  // Rank 0: passes `result` through, calling on_group_lost when it says the group broke.
+  grpc::Status WatchGroup(grpc::Status result);
   // Rank 0: sends the command and its request to the other ranks (no-op alone).
   absl::Status Replicate(Command command, const google::protobuf::Message& request);
   // Every rank: fails on all ranks when any rank's `local` failed (alone: returns `local`).

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <memory>
 #include <thread>
 
@@ -21,7 +22,9 @@ absl::StatusOr<r1r::dist::GroupOptions> GroupOptionsFromFlags(const r1r::config:
   r1r::dist::GroupOptions o;
   auto world = f.GetInt("dist-world-size");
   if (!world.ok()) return world.status();
-  auto rank = f.GetInt("dist-rank");
+  char hostname[256] = {};
+  if (::gethostname(hostname, sizeof(hostname) - 1) != 0) hostname[0] = '\0';
+  auto rank = r1r::dist::ParseRank(f.Get("dist-rank"), hostname);
   if (!rank.ok()) return rank.status();
   auto timeout = f.GetInt("dist-timeout-seconds");
   if (!timeout.ok()) return timeout.status();
@@ -34,7 +37,7 @@ absl::StatusOr<r1r::dist::GroupOptions> GroupOptionsFromFlags(const r1r::config:
     return absl::InvalidArgumentError(absl::StrCat("--dist-master must be host:port, got '", master, "'"));
   }
   o.world_size = static_cast<int>(*world);
-  o.rank = static_cast<int>(*rank);
+  o.rank = *rank;
   o.backend = *backend;
   o.master_host = master.substr(0, colon);
   o.master_port = port;
@@ -49,6 +52,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<r1r::dist::ProcessGroup> group;
   std::unique_ptr<r1r::learner::LearnerServiceImpl> service;
   std::thread follower;
+  std::atomic<bool> group_lost{false};
   r1r::rpc::ServiceMain m;
   m.name = "learner";
   m.default_listen = "0.0.0.0:50052";
@@ -57,7 +61,7 @@ int main(int argc, char** argv) {
     f.Value("micro-batch", "8", "sequences per forward/backward pass (memory knob)")
         .Value("micro-batch-tokens", "0", "padded tokens per forward/backward pass, 0 = no cap (memory knob)")
         .Value("dist-world-size", "1", "data-parallel learner ranks")
-        .Value("dist-rank", "0", "this learner's rank; rank 0 takes the training calls")
+        .Value("dist-rank", "0", "this learner's rank (rank 0 takes the training calls), or 'hostname' for a StatefulSet pod's ordinal")
         .Value("dist-master", "127.0.0.1:29500", "host:port of rank 0's rendezvous store")
         .Value("dist-backend", "gloo", "gloo (CPU) or nccl (CUDA)")
         .Value("dist-timeout-seconds", "600", "how long a rank waits for the others in a collective");
@@ -81,6 +85,12 @@ int main(int argc, char** argv) {
       if (!created.ok()) return created.status();
       group = std::move(*created);
       o.group = group.get();
+      o.on_group_lost = [&group_lost](const absl::Status& s) {
+        if (group_lost.exchange(true)) return;
+        spdlog::error("the learner ranks lost each other ({}); stopping so that all ranks restart together",
+                      s.ToString());
+        ::kill(::getpid(), SIGTERM);
+      };
     }
     service = std::make_unique<r1r::learner::LearnerServiceImpl>(o, &server.metrics());
     server.AddService(service.get());
@@ -99,7 +109,7 @@ int main(int argc, char** argv) {
     return absl::OkStatus();
   };
   const int code = r1r::rpc::RunServiceMain(m, argc, argv);
-  if (service) {
+  if (service && !group_lost) {  // a lost group has no one left to tell
     if (absl::Status s = service->StopFollowers(); !s.ok()) spdlog::warn("stopping the other ranks: {}", s.ToString());
   }
   if (follower.joinable()) {
@@ -113,5 +123,5 @@ int main(int argc, char** argv) {
       follower.join();
     }
   }
-  return code;
+  return group_lost ? 1 : code;
 }

@@ -61,6 +61,15 @@ absl::StatusOr<v1::LearnerState> Cluster::InitLearner(const v1::InitRequest& req
   return state;
 }
 
+absl::StatusOr<v1::LearnerState> Cluster::LearnerState() {
+  v1::LearnerState state;
+  grpc::ClientContext ctx;
+  rpc::PrepareContext(ctx, Options(targets_.learner, kShortTimeout));
+  grpc::Status s = learner_->GetState(&ctx, v1::GetStateRequest(), &state);
+  if (!s.ok()) return Annotate(s, "learner GetState");
+  return state;
+}
+
 absl::StatusOr<v1::StepMetrics> Cluster::SftStep(const v1::SftStepRequest& req) {
   v1::StepMetrics m;
   grpc::Status s = rpc::CallWithRetry(Options(targets_.learner, kStepTimeout), {}, [&](grpc::ClientContext& ctx) {

@@ -28,6 +28,8 @@ class Cluster {
   static absl::StatusOr<std::unique_ptr<Cluster>> Connect(const ClusterTargets& targets);
 
   absl::StatusOr<v1::LearnerState> InitLearner(const v1::InitRequest& req);
+  // One GetState call, no retries: whether the learner is up, and which job it holds.
+  absl::StatusOr<v1::LearnerState> LearnerState();
   absl::StatusOr<v1::StepMetrics> SftStep(const v1::SftStepRequest& req);
   absl::StatusOr<v1::StepMetrics> RlStep(const v1::ExperienceBatch& req);
   absl::StatusOr<std::string> SaveCheckpoint(int64_t data_cursor, const std::string& export_dir);

@@ -8,6 +8,8 @@
 
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
+#include <absl/time/clock.h>
+#include <absl/time/time.h>
 
 #include "common/data/transforms.h"
 #include "common/eval/judgement.h"
@@ -18,6 +20,10 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+// How often one phase may resume after a learner restart, and how long a restart may take.
+constexpr int kLearnerRecoveries = 3;
+constexpr absl::Duration kLearnerRestartWait = absl::Minutes(5);
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -77,6 +83,21 @@ class JobRunner::Run {
         !s.ok())
       return s;
     absl::Status s = body();
+    // SFT and RL start by initialising the learner from the job's last checkpoint, so after a learner
+    // restart (a crash, a rank lost from its group) running them again resumes where it saved.
+    const bool resumable = phase == v1::PHASE_SFT || phase == v1::PHASE_RL;
+    for (int recovery = 1; resumable && !s.ok() && !absl::IsAborted(s) && !absl::IsCancelled(s) &&
+                           recovery <= kLearnerRecoveries && LearnerRestarted();
+         ++recovery) {
+      metrics_->Counter("r1r_orchestrator_learner_recoveries_total", "Phases resumed after a learner restart.").Increment();
+      if (absl::Status u = UpdatePhase(phase, [](v1::PhaseProgress&) {}, absl::StrFormat("the learner restarted (%s); resuming %s from the last "
+                                                               "checkpoint (recovery %d of %d)",
+                                                               s.message(), v1::Phase_Name(phase).substr(6), recovery,
+                                                               kLearnerRecoveries));
+          !u.ok())
+        return u;
+      s = body();
+    }
     const double seconds = Since(start);
     metrics_->Gauge("r1r_orchestrator_phase_seconds", "Wall seconds of the last run of each phase.",
                     {{"phase", v1::Phase_Name(phase)}})
@@ -93,6 +114,20 @@ class JobRunner::Run {
                          p.set_wall_seconds(phase_prior_seconds_ + seconds);
                        },
                        absl::StrFormat("%s done in %.1fs", v1::Phase_Name(phase).substr(6), seconds));
+  }
+
+  // After a failed call: waits (up to kLearnerRestartWait) for the learner to answer, and says whether
+  // it came back without this job, i.e. it restarted. A learner still holding the job failed for
+  // another reason, which resuming would not mend.
+  bool LearnerRestarted() {
+    const absl::Time deadline = absl::Now() + kLearnerRestartWait;
+    while (!stopping_->load()) {
+      auto state = cluster_->LearnerState();
+      if (state.ok()) return state->job_id() != job_.id();
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Seconds(1));
+    }
+    return false;
   }
 
   v1::JobState PhaseState(v1::Phase phase) const {

@@ -510,17 +510,10 @@ TEST(loop, LearnerInitsFromAPublishedModelDirectory) {
   EXPECT_NE(s.error_message().find("model.path"), std::string::npos) << s.error_message();
 }
 
-// Two learner ranks (Gloo over loopback) against one learner alone, on the same SFT batch and the same
-// rollouts: rank 0 answers with the lone learner's losses, rank 1 follows and holds the same weights as
-// rank 0, rank 1 refuses training calls, and stopping rank 0 stops rank 1.
-TEST(loop, LearnerRanksTrainAsOneLearner) {
-  World w = MakeWorld("ranks");
-  World alone_world = w;
-  alone_world.work_dir = w.dir + "/alone";
-  fs::create_directories(alone_world.work_dir + "/model");
-  fs::copy_file(w.work_dir + "/model/tokenizer.json", alone_world.work_dir + "/model/tokenizer.json");
-  fs::create_directories(w.dir + "/rank1");  // rank 1's log
-
+// Two learner ranks (Gloo over loopback), rank 1 logging under w.dir/rank1. Rank 0 is ready only once
+// rank 1 has joined, so they start together.
+std::pair<Process, Process> StartTwoRanks(const World& w) {
+  fs::create_directories(w.dir + "/rank1");
   const int master_port = [] {  // a free loopback port for rank 0's rendezvous store
     Process probe = Start("learner", ::testing::TempDir());
     const int port = probe.port();
@@ -532,11 +525,23 @@ TEST(loop, LearnerRanksTrainAsOneLearner) {
     return std::vector<std::string>{"--dist-world-size", "2", "--dist-rank", std::to_string(rank), "--dist-master",
                                     "127.0.0.1:" + std::to_string(master_port), "--dist-timeout-seconds", "60"};
   };
-  // Rank 0 is ready only once rank 1 has joined: start them together.
-  Process rank1_proc;
-  std::thread start_rank1([&] { rank1_proc = Start("learner", w.dir + "/rank1", rank_args(1)); });
-  Process rank0_proc = Start("learner", w.dir, rank_args(0));
+  Process rank1;
+  std::thread start_rank1([&] { rank1 = Start("learner", w.dir + "/rank1", rank_args(1)); });
+  Process rank0 = Start("learner", w.dir, rank_args(0));
   start_rank1.join();
+  return {std::move(rank0), std::move(rank1)};
+}
+
+// Two learner ranks (Gloo over loopback) against one learner alone, on the same SFT batch and the same
+// rollouts: rank 0 answers with the lone learner's losses, rank 1 follows and holds the same weights as
+// rank 0, rank 1 refuses training calls, and stopping rank 0 stops rank 1.
+TEST(loop, LearnerRanksTrainAsOneLearner) {
+  World w = MakeWorld("ranks");
+  World alone_world = w;
+  alone_world.work_dir = w.dir + "/alone";
+  fs::create_directories(alone_world.work_dir + "/model");
+  fs::copy_file(w.work_dir + "/model/tokenizer.json", alone_world.work_dir + "/model/tokenizer.json");
+  auto [rank0_proc, rank1_proc] = StartTwoRanks(w);
   ASSERT_GT(rank0_proc.port(), 0);
   ASSERT_GT(rank1_proc.port(), 0);
   Process alone_proc = Start("learner", alone_world.dir + "/alone");
@@ -599,6 +604,32 @@ TEST(loop, LearnerRanksTrainAsOneLearner) {
   rank0_proc.Signal(SIGTERM);
   EXPECT_EQ(rank0_proc.Wait(absl::Seconds(30)), 0);
   EXPECT_EQ(rank1_proc.Wait(absl::Seconds(30)), 0);
+}
+
+}  // namespace
+}  // namespace r1r::testing
+
+namespace r1r::testing {
+namespace {
+
+// A rank that dies breaks the group for good: rank 0 fails the next training call as UNAVAILABLE and
+// stops with a non-zero code, so that a supervisor (Kubernetes, compose) restarts all ranks together.
+TEST(loop, LosingALearnerRankStopsRankZero) {
+  World w = MakeWorld("lost-rank");
+  auto [rank0_proc, rank1_proc] = StartTwoRanks(w);
+  ASSERT_GT(rank0_proc.port(), 0);
+  ASSERT_GT(rank1_proc.port(), 0);
+  Learner rank0{Connect<v1::Learner::Stub>(rank0_proc.port()), rank0_proc.port()};
+  v1::LearnerState state;
+  grpc::Status s = rank0.Init(w, "sft", false, &state);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+
+  rank1_proc.Signal(SIGKILL);
+  rank1_proc.Wait(absl::Seconds(10));
+  v1::StepMetrics m;
+  s = rank0.Sft(w, &m);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_EQ(rank0_proc.Wait(absl::Seconds(60)), 1);
 }
 
 }  // namespace

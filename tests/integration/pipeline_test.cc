@@ -1,7 +1,8 @@
 // The whole system as real processes on loopback: judge, reward, learner, two actors and the
 // orchestrator run a tiny job (data prep -> SFT -> StableReinforce -> eval -> publish). Checks that
 // it succeeds with finite numbers, that the policy version advances on the actors, that the
-// metrics appear, and that a job killed mid-RL resumes from its checkpoint with the same step count.
+// metrics appear, that a job killed mid-RL resumes from its checkpoint with the same step count, and
+// that a running job resumes by itself when only the learner restarts.
 #include <signal.h>
 
 #include <filesystem>
@@ -117,13 +118,19 @@ class Cluster {
   Process& learner() { return learner_; }
   Process& orchestrator() { return orchestrator_; }
   void RestartLearner() { learner_ = Start("learner", "learner", {}); }
+  // A new learner where the old one listened, as a supervisor would restart it.
+  void RestartLearnerOnItsPort() {
+    const std::string addr = Addr(learner_);
+    learner_ = Start("learner", "learner-restarted", {}, addr);
+  }
   const std::string& dir() const { return dir_; }
 
  private:
   static std::string Addr(const Process& p) { return "127.0.0.1:" + std::to_string(p.port()); }
 
-  Process Start(const std::string& service, const std::string& log, std::vector<std::string> extra) {
-    std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"};
+  Process Start(const std::string& service, const std::string& log, std::vector<std::string> extra,
+                const std::string& listen = "127.0.0.1:0") {
+    std::vector<std::string> args = {"--listen", listen, "--metrics-listen", "127.0.0.1:0"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto p = Process::Start(BinDir() + "/r1r-" + service, args, dir_ + "/" + log + ".log");
     EXPECT_TRUE(p.ok()) << p.status();
@@ -262,6 +269,34 @@ TEST(loop, JobKilledMidRlResumesFromCheckpointWithSameStepCount) {
   EXPECT_GE(step_at_kill, 2);
   // The learner resumed at its last checkpoint (every step), so the version is one per RL step too.
   EXPECT_EQ(c.ActorVersion(0), job.policy_version());
+}
+
+// Only the learner dies mid-RL (as a crash or a lost rank would end it) and comes back on its port: the
+// orchestrator notices it lost the job, resumes RL from the last checkpoint and the job succeeds.
+TEST(loop, LearnerRestartedMidRlIsResumedByTheRunningJob) {
+  Cluster c("learner-restart");
+  const std::string id = c.Submit(JobYaml(5));
+  v1::Job job = c.WaitFor(
+      id,
+      [](const v1::Job& j) {
+        const v1::PhaseProgress* rl = PhaseOf(j, v1::PHASE_RL);
+        return Finished(j) || (rl && rl->step() >= 2);
+      },
+      absl::Minutes(6));
+  ASSERT_FALSE(Finished(job)) << "finished before it could be interrupted: " << job.error();
+  c.learner().Signal(SIGKILL);
+  c.learner().Wait(absl::Seconds(10));
+  absl::SleepFor(absl::Seconds(2));  // the orchestrator's calls fail meanwhile
+  c.RestartLearnerOnItsPort();
+  job = c.WaitFor(id, Finished, absl::Minutes(6));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
+  EXPECT_EQ(PhaseOf(job, v1::PHASE_RL)->step(), 5);
+  EXPECT_EQ(c.ActorVersion(0), job.policy_version());
+  std::ifstream events(c.dir() + "/state/jobs/" + id + ".events.jsonl");
+  std::stringstream text;
+  text << events.rdbuf();
+  EXPECT_THAT(text.str(), HasSubstr("the learner restarted"));
+  EXPECT_THAT(text.str(), HasSubstr("resuming RL from the last checkpoint (recovery 1 of 3)"));
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 // Two Gloo ranks in two threads of this process, meeting over a TCPStore on loopback.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -102,6 +103,23 @@ TEST(dist, RankShareSplitsAnOrderWithoutOverlap) {
   EXPECT_EQ(RankShare(order, 1, 2), (std::vector<size_t>{0, 1}));
   EXPECT_EQ(RankShare(order, 0, 1), order);
   EXPECT_TRUE(RankShare({7}, 1, 2).empty());
+}
+
+TEST(dist, RankIsANumberOrAStatefulSetPodsOrdinal) {
+  EXPECT_EQ(*ParseRank("3", "any-host"), 3);
+  EXPECT_EQ(*ParseRank("hostname", "r1r-learner-0"), 0);
+  EXPECT_EQ(*ParseRank("hostname", "r1r-learner-12"), 12);
+  EXPECT_EQ(*ParseRank("hostname", "gpu-7"), 7);
+  for (const char* name : {"r1r-learner", "r1r-learner-", "learner0", "r1r-learner-x1", "r1r-learner-+1", ""}) {
+    const auto rank = ParseRank("hostname", name);
+    ASSERT_FALSE(rank.ok()) << name;
+    EXPECT_THAT(std::string(rank.status().message()), ::testing::HasSubstr("-<ordinal>")) << name;
+  }
+  for (const char* value : {"-1", "one", "", "host"}) {
+    const auto rank = ParseRank(value, "r1r-learner-1");
+    ASSERT_FALSE(rank.ok()) << value;
+    EXPECT_THAT(std::string(rank.status().message()), ::testing::HasSubstr("'hostname'")) << value;
+  }
 }
 
 TEST(dist, BadOptionsAndAMissingPeerAreErrorsNotCrashes) {
