@@ -129,8 +129,10 @@ panel("Actor / learner log-prob mismatch", [("r1r_learner_logprob_mismatch_nats"
 panel("Optimizer steps and skipped steps", [
     ("sum by (phase) (increase(r1r_learner_optimizer_steps_total[$window]))", "optimizer steps {{phase}}"),
     ("sum by (phase) (increase(r1r_learner_skipped_steps_total[$window]))", "skipped (non-finite) {{phase}}"),
-    ("sum by (phase) (increase(r1r_learner_steps_total[$window]))", "learner calls {{phase}}")],
-      w=16, desc="Skipped: optimizer steps dropped for a non-finite loss or gradient.")
+    ("sum by (phase) (increase(r1r_learner_steps_total[$window]))", "learner calls {{phase}}"),
+    ("sum(increase(r1r_orchestrator_learner_recoveries_total[$window]))", "phases resumed after a learner restart")],
+      w=16, desc="Skipped: optimizer steps dropped for a non-finite loss or gradient. Resumed: the orchestrator "
+                 "ran SFT or RL again from the last checkpoint after the learner restarted.")
 
 # ---------------------------------------------------------------------------------------- step time
 row("Step time")
