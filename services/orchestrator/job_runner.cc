@@ -82,20 +82,22 @@ class JobRunner::Run {
                                      absl::StrCat(v1::Phase_Name(phase).substr(6), " started"));
         !s.ok())
       return s;
+    learner_holds_job_ = false;
     absl::Status s = body();
     // SFT and RL start by initialising the learner from the job's last checkpoint, so after a learner
-    // restart (a crash, a rank lost from its group) running them again resumes where it saved.
+    // restart (a crash, a rank lost from its group) running them again resumes where it saved. Only a
+    // learner that had taken the job can have lost it: a failed Init is not retried.
     const bool resumable = phase == v1::PHASE_SFT || phase == v1::PHASE_RL;
     for (int recovery = 1; resumable && !s.ok() && !absl::IsAborted(s) && !absl::IsCancelled(s) &&
-                           recovery <= kLearnerRecoveries && LearnerRestarted();
+                           learner_holds_job_ && recovery <= kLearnerRecoveries && LearnerRestarted();
          ++recovery) {
-      metrics_->Counter("r1r_orchestrator_learner_recoveries_total", "Phases resumed after a learner restart.").Increment();
-      if (absl::Status u = UpdatePhase(phase, [](v1::PhaseProgress&) {}, absl::StrFormat("the learner restarted (%s); resuming %s from the last "
-                                                               "checkpoint (recovery %d of %d)",
-                                                               s.message(), v1::Phase_Name(phase).substr(6), recovery,
-                                                               kLearnerRecoveries));
-          !u.ok())
-        return u;
+      learner_holds_job_ = false;
+      metrics_->Counter("r1r_orchestrator_learner_recoveries_total", "Phases resumed after a learner restart.")
+          .Increment();
+      const std::string note =
+          absl::StrFormat("the learner restarted (%s); resuming %s from the last checkpoint (recovery %d of %d)",
+                          s.message(), v1::Phase_Name(phase).substr(6), recovery, kLearnerRecoveries);
+      if (absl::Status u = UpdatePhase(phase, [](v1::PhaseProgress&) {}, note); !u.ok()) return u;
       s = body();
     }
     const double seconds = Since(start);
@@ -196,6 +198,7 @@ class JobRunner::Run {
     req.set_total_steps(total_steps);
     auto state = cluster_->InitLearner(req);
     if (!state.ok()) return state.status();
+    learner_holds_job_ = true;
     version_ = state->policy_version();
     return state;
   }
@@ -453,6 +456,7 @@ class JobRunner::Run {
   config::JobSpec spec_;
   std::unique_ptr<Cluster> cluster_;
   std::string work_dir_, model_dir_;
+  bool learner_holds_job_ = false;  // the learner accepted this job's Init during the running phase
   PreparedData data_;
   int64_t version_ = 0;
   v1::Phase current_phase_ = v1::PHASE_UNSPECIFIED;
