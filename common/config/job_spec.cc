@@ -137,6 +137,7 @@ void ReadRl(YamlReader& y, RlSpec& r) {
   y.Read("preclip_min", &r.preclip_min);
   y.Read("preclip_max", &r.preclip_max);
   y.Read("adv_filter", &r.adv_filter);
+  y.Read("loss_aggregation", &r.loss_aggregation);
   y.Read("kl_coef", &r.kl_coef);
   y.Read("kl_estimator", &r.kl_estimator);
   y.Read("gamma", &r.gamma);
@@ -170,6 +171,7 @@ void ReadRl(YamlReader& y, RlSpec& r) {
   y.CheckRange("preclip_min", r.preclip_min, 0, 1, true, true);
   y.CheckRange("preclip_max", r.preclip_max, 1, 1e30, true);
   y.CheckOneOf("adv_filter", r.adv_filter, {"sigma3", "code_mean3", "none"});
+  y.CheckOneOf("loss_aggregation", r.loss_aggregation, {"sequence_mean", "token_mean"});
   y.CheckRange("kl_coef", r.kl_coef, 0, 100);
   y.CheckOneOf("kl_estimator", r.kl_estimator, {"k1", "k2", "k3"});
   y.CheckRange("gamma", r.gamma, 0, 1);

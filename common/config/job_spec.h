@@ -95,6 +95,9 @@ struct RlSpec {
   double preclip_min = 1e-3;          // δmin
   double preclip_max = 1e3;           // δmax
   std::string adv_filter = "sigma3";  // sigma3 | code_mean3 | none
+  // sequence_mean: token mean per sequence, then the mean over sequences (the paper, its released
+  // code); token_mean: one mean over every token of the minibatch (OpenRLHF HEAD, Dr. GRPO).
+  std::string loss_aggregation = "sequence_mean";
   double kl_coef = 0.0;               // β (paper 0; released script 1e-3)
   std::string kl_estimator = "k1";    // k1 | k2 | k3
   double gamma = 1.0;

@@ -106,10 +106,10 @@ std::string DescribePlan(const JobSpec& spec) {
   if (spec.rl.enabled) {
     const RlSpec& r = spec.rl;
     absl::StrAppendFormat(&out,
-                          "rl: %s, rollout %d / train %d, epochs %d, lr %g, eps %g, pre-clip [%g, %g], filter %s, "
+                          "rl: %s, rollout %d / train %d, epochs %d, lr %g, eps %g, pre-clip [%g, %g], filter %s, loss %s, "
                           "beta %g (%s), gamma %g, T %g, max new tokens %d, reward %g*format + result*(1 + %g*consistency)\n",
                           r.algorithm, r.rollout_batch_size, r.train_batch_size, r.epochs, r.optim.lr, r.eps_clip,
-                          r.preclip_min, r.preclip_max, r.adv_filter, r.kl_coef, r.kl_estimator, r.gamma,
+                          r.preclip_min, r.preclip_max, r.adv_filter, r.loss_aggregation, r.kl_coef, r.kl_estimator, r.gamma,
                           r.temperature, r.max_new_tokens, r.format_weight, r.consistency_weight);
   }
   absl::StrAppend(&out, "processes: orchestrator, learner, ", spec.rl.num_actors, " actor(s), reward, judge (",

@@ -56,6 +56,14 @@ absl::StatusOr<train::RlStepOptions> RlOptionsFromSpec(const config::RlSpec& rl)
   loss.clip_eps_high = rl.eps_clip_high > 0 ? rl.eps_clip_high : rl.eps_clip;
   loss.pre_clip.ratio_min = rl.preclip_min;
   loss.pre_clip.ratio_max = rl.preclip_max;
+  if (rl.loss_aggregation == "token_mean") {
+    loss.aggregation = rl::LossAggregation::kGlobalTokenMean;
+  } else if (rl.loss_aggregation == "sequence_mean") {
+    loss.aggregation = rl::LossAggregation::kSequenceMeanOfTokenMeans;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("rl.loss_aggregation: must be sequence_mean or token_mean, got '",
+                                                   rl.loss_aggregation, "'"));
+  }
   rl::AdvantageConfig& adv = o.algorithm.advantage;
   if (rl.adv_filter == "none") {
     adv.filter.enabled = false;

@@ -34,6 +34,7 @@ TEST(config, MinimalSpecGetsPaperDefaults) {
   EXPECT_EQ(spec->rl.preclip_min, 1e-3);
   EXPECT_EQ(spec->rl.preclip_max, 1e3);
   EXPECT_EQ(spec->rl.adv_filter, "sigma3");
+  EXPECT_EQ(spec->rl.loss_aggregation, "sequence_mean");
   EXPECT_EQ(spec->rl.format_weight, 0.5);
   EXPECT_EQ(spec->rl.consistency_weight, 0.5);
   EXPECT_EQ(spec->rl.kl_coef, 0.0);
@@ -92,6 +93,8 @@ TEST(config, MissingRequiredAndCrossFieldRules) {
               HasSubstr("model.tiny.rope_theta"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {adv_filter: sigma4}"),
               HasSubstr("rl.adv_filter: must be one of sigma3|code_mean3|none, got 'sigma4'"));
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {loss_aggregation: sum}"),
+              HasSubstr("rl.loss_aggregation: must be one of sequence_mean|token_mean, got 'sum'"));
 }
 
 TEST(config, SyntaxErrorGivesLine) {
