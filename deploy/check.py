@@ -178,6 +178,25 @@ for f in compose_files:
                 check_args(f"{rel(f)}:{svc}", cmd)
                 check_listen(f"{rel(f)}:{svc}", cmd)
 
+for f in compose_files:  # learner ranks started by one file: world size, ranks 0..N-1, one master
+    ranks = {}
+    for doc in docs_by_file.get(f, []):
+        for svc, spec in (doc.get("services") or {}).items():
+            cmd = spec.get("command")
+            if isinstance(cmd, list) and cmd and cmd[0] == "learner":
+                flags = dict(a[2:].split("=", 1) for a in cmd if isinstance(a, str) and a.startswith("--") and "=" in a)
+                if "dist-world-size" in flags:
+                    ranks[svc] = flags
+    if ranks:
+        world = {int(fl["dist-world-size"]) for fl in ranks.values()}
+        numbers = sorted(int(fl.get("dist-rank", "0")) for fl in ranks.values())
+        masters = {fl.get("dist-master") for fl in ranks.values()}
+        rank0 = [svc for svc, fl in ranks.items() if fl.get("dist-rank", "0") == "0"]
+        if len(world) != 1 or numbers != list(range(len(ranks))) or world != {len(ranks)}:
+            err(f"{rel(f)}: learner ranks {numbers} with --dist-world-size {sorted(world)}: need ranks 0..N-1 of N")
+        elif len(masters) != 1 or not rank0 or not next(iter(masters)).startswith(rank0[0] + ":"):
+            err(f"{rel(f)}: every learner rank needs --dist-master=<rank 0's service>:PORT, got {sorted(masters)}")
+
 prom = docs_by_file.get(os.path.join(DEPLOY, "compose", "prometheus.yml"), [{}])[0]
 targets = {t for sc in prom.get("scrape_configs", []) for st in sc.get("static_configs", []) for t in st["targets"]}
 for want in ["orchestrator:9101", "learner:9102", "actor-0:9103", "actor-1:9103", "reward:9104", "judge:9105",
