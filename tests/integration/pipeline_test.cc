@@ -243,16 +243,21 @@ TEST(loop, OffPolicyRunTrainsOnOneVersionOldRollouts) {
   EXPECT_THAT(*learner_metrics, HasSubstr("r1r_learner_stale_trajectories_total"));
 }
 
-TEST(loop, JobKilledMidRlResumesFromCheckpointWithSameStepCount) {
-  Cluster c("resume");
-  const std::string id = c.Submit(JobYaml(5));
-  v1::Job job = c.WaitFor(
+// The job once its RL phase has done two steps (or once it finished, too early to interrupt).
+v1::Job WaitForRlStep2(Cluster& c, const std::string& id) {
+  return c.WaitFor(
       id,
       [](const v1::Job& j) {
         const v1::PhaseProgress* rl = PhaseOf(j, v1::PHASE_RL);
         return Finished(j) || (rl && rl->step() >= 2);
       },
       absl::Minutes(6));
+}
+
+TEST(loop, JobKilledMidRlResumesFromCheckpointWithSameStepCount) {
+  Cluster c("resume");
+  const std::string id = c.Submit(JobYaml(5));
+  v1::Job job = WaitForRlStep2(c, id);
   ASSERT_FALSE(Finished(job)) << "finished before it could be interrupted: " << job.error();
   const int64_t step_at_kill = PhaseOf(job, v1::PHASE_RL)->step();
   c.orchestrator().Signal(SIGKILL);
@@ -276,13 +281,7 @@ TEST(loop, JobKilledMidRlResumesFromCheckpointWithSameStepCount) {
 TEST(loop, LearnerRestartedMidRlIsResumedByTheRunningJob) {
   Cluster c("learner-restart");
   const std::string id = c.Submit(JobYaml(5));
-  v1::Job job = c.WaitFor(
-      id,
-      [](const v1::Job& j) {
-        const v1::PhaseProgress* rl = PhaseOf(j, v1::PHASE_RL);
-        return Finished(j) || (rl && rl->step() >= 2);
-      },
-      absl::Minutes(6));
+  v1::Job job = WaitForRlStep2(c, id);
   ASSERT_FALSE(Finished(job)) << "finished before it could be interrupted: " << job.error();
   c.learner().Signal(SIGKILL);
   c.learner().Wait(absl::Seconds(10));
