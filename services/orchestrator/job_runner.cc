@@ -82,12 +82,12 @@ class JobRunner::Run {
                                      absl::StrCat(v1::Phase_Name(phase).substr(6), " started"));
         !s.ok())
       return s;
-    learner_holds_job_ = false;
     absl::Status s = body();
-    // SFT and RL start by initialising the learner from the job's last checkpoint, so after a learner
-    // restart (a crash, a rank lost from its group) running them again resumes where it saved. Only a
-    // learner that had taken the job can have lost it: a failed Init is not retried.
-    const bool resumable = phase == v1::PHASE_SFT || phase == v1::PHASE_RL;
+    // SFT, RL and publish start by initialising the learner from the job's last checkpoint (publish
+    // only when the learner lacks the job), so after a learner restart (a crash, a rank lost from its
+    // group) running them again resumes where it saved. Only a learner that had taken the job can have
+    // lost it: a failed Init is not retried.
+    const bool resumable = phase == v1::PHASE_SFT || phase == v1::PHASE_RL || phase == v1::PHASE_PUBLISH;
     for (int recovery = 1; resumable && !s.ok() && !absl::IsAborted(s) && !absl::IsCancelled(s) &&
                            learner_holds_job_ && recovery <= kLearnerRecoveries && LearnerRestarted();
          ++recovery) {
@@ -439,11 +439,24 @@ class JobRunner::Run {
   }
 
   absl::Status FinalEval() {
-    if (!spec_.sft.enabled && !spec_.rl.enabled) return RecordEval("final", true);
+    if (!spec_.sft.enabled && !spec_.rl.enabled) {
+      // Nothing trained in this job: the learner loads the named model so the actors can pull it.
+      auto state = InitLearner("sft", 0);
+      if (!state.ok()) return state.status();
+      if (absl::Status s = SyncActors(); !s.ok()) return s;
+      return RecordEval("final", true);
+    }
     return RecordEval(spec_.rl.enabled ? "after_rl" : "after_sft_final", true);
   }
 
   absl::Status Publish() {
+    // A learner restarted since training ended (or with the orchestrator) has lost the job: it loads
+    // the last checkpoint, which holds the trained weights, before it exports them.
+    auto held = cluster_->LearnerState();
+    if (held.ok() && held->job_id() != job_.id()) {
+      auto state = InitLearner(spec_.rl.enabled ? "rl" : "sft", 0);
+      if (!state.ok()) return state.status();
+    }
     auto saved = cluster_->SaveCheckpoint(0, work_dir_ + "/published");
     if (!saved.ok()) return saved.status();
     return Progress(1, 1, {{"policy_version", static_cast<double>(version_)}},
@@ -456,7 +469,8 @@ class JobRunner::Run {
   config::JobSpec spec_;
   std::unique_ptr<Cluster> cluster_;
   std::string work_dir_, model_dir_;
-  bool learner_holds_job_ = false;  // the learner accepted this job's Init during the running phase
+  // The learner accepted this job's Init in this run, and no restart has been seen since.
+  bool learner_holds_job_ = false;
   PreparedData data_;
   int64_t version_ = 0;
   v1::Phase current_phase_ = v1::PHASE_UNSPECIFIED;

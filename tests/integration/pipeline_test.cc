@@ -1,8 +1,9 @@
 // The whole system as real processes on loopback: judge, reward, learner, two actors and the
 // orchestrator run a tiny job (data prep -> SFT -> StableReinforce -> eval -> publish). Checks that
 // it succeeds with finite numbers, that the policy version advances on the actors, that the
-// metrics appear, that a job killed mid-RL resumes from its checkpoint with the same step count, and
-// that a running job resumes by itself when only the learner restarts.
+// metrics appear, that a job killed mid-RL resumes from its checkpoint with the same step count, that
+// a running job resumes by itself when only the learner restarts (mid-RL or before publishing), and
+// that a job training nothing evaluates and publishes its model.
 #include <signal.h>
 
 #include <filesystem>
@@ -296,6 +297,51 @@ TEST(loop, LearnerRestartedMidRlIsResumedByTheRunningJob) {
   text << events.rdbuf();
   EXPECT_THAT(text.str(), HasSubstr("the learner restarted"));
   EXPECT_THAT(text.str(), HasSubstr("resuming RL from the last checkpoint (recovery 1 of 3)"));
+}
+
+// A job that trains nothing (sft and rl disabled) evaluates the model it names and publishes it.
+TEST(loop, EvalOnlyJobEvaluatesAndPublishesItsModel) {
+  Cluster c("eval-only");
+  std::string yaml = JobYaml(1);
+  yaml.replace(yaml.find("sft: {"), 6, "sft: {enabled: false, ");
+  yaml.replace(yaml.find("rl:\n"), 4, "rl:\n  enabled: false\n");
+  const std::string id = c.Submit(yaml);
+  const v1::Job job = c.WaitFor(id, Finished, absl::Minutes(6));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
+  const v1::PhaseProgress* eval = PhaseOf(job, v1::PHASE_EVAL);
+  ASSERT_NE(eval, nullptr);
+  ASSERT_EQ(eval->metrics().count("final.accuracy"), 1u);
+  EXPECT_GE(eval->metrics().at("final.accuracy"), 0.0);
+  EXPECT_LE(eval->metrics().at("final.accuracy"), 1.0);
+  EXPECT_TRUE(std::filesystem::exists(job.work_dir() + "/published/model.safetensors")) << job.work_dir();
+}
+
+// The learner restarts while the job evaluates (on the actors): publishing then finds it without the
+// job, has it load the job's last checkpoint, and exports the trained weights.
+TEST(loop, LearnerRestartedBeforePublishLoadsTheLastCheckpoint) {
+  Cluster c("restart-before-publish");
+  std::string yaml = JobYaml(2);
+  yaml.replace(yaml.find("heldout_fraction: 0.1"), 21, "heldout_fraction: 0.5");
+  yaml.replace(yaml.find("votes: 2"), 8, "votes: 32");  // an evaluation long enough to restart in
+  const std::string id = c.Submit(yaml);
+  v1::Job job = c.WaitFor(
+      id,
+      [](const v1::Job& j) {
+        const v1::PhaseProgress* eval = PhaseOf(j, v1::PHASE_EVAL);
+        return Finished(j) || (eval && eval->state() == v1::JOB_STATE_RUNNING);
+      },
+      absl::Minutes(6));
+  ASSERT_FALSE(Finished(job)) << "finished before it could be interrupted: " << job.error();
+  c.learner().Signal(SIGKILL);
+  c.learner().Wait(absl::Seconds(10));
+  c.RestartLearnerOnItsPort();
+  job = c.WaitFor(id, Finished, absl::Minutes(6));
+  ASSERT_EQ(PhaseOf(job, v1::PHASE_EVAL)->state(), v1::JOB_STATE_SUCCEEDED);
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
+  std::ifstream state(job.work_dir() + "/published/state.json");
+  std::stringstream text;
+  text << state.rdbuf();
+  EXPECT_THAT(text.str(), HasSubstr("\"rl_steps\": 2")) << text.str();
 }
 
 }  // namespace
