@@ -82,24 +82,7 @@ class JobRunner::Run {
                                      absl::StrCat(v1::Phase_Name(phase).substr(6), " started"));
         !s.ok())
       return s;
-    absl::Status s = body();
-    // SFT, RL and publish start by initialising the learner from the job's last checkpoint (publish
-    // only when the learner lacks the job), so after a learner restart (a crash, a rank lost from its
-    // group) running them again resumes where it saved. Only a learner that had taken the job can have
-    // lost it: a failed Init is not retried.
-    const bool resumable = phase == v1::PHASE_SFT || phase == v1::PHASE_RL || phase == v1::PHASE_PUBLISH;
-    for (int recovery = 1; resumable && !s.ok() && !absl::IsAborted(s) && !absl::IsCancelled(s) &&
-                           learner_holds_job_ && recovery <= kLearnerRecoveries && LearnerRestarted();
-         ++recovery) {
-      learner_holds_job_ = false;
-      metrics_->Counter("r1r_orchestrator_learner_recoveries_total", "Phases resumed after a learner restart.")
-          .Increment();
-      const std::string note =
-          absl::StrFormat("the learner restarted (%s); resuming %s from the last checkpoint (recovery %d of %d)",
-                          s.message(), v1::Phase_Name(phase).substr(6), recovery, kLearnerRecoveries);
-      if (absl::Status u = UpdatePhase(phase, [](v1::PhaseProgress&) {}, note); !u.ok()) return u;
-      s = body();
-    }
+    absl::Status s = RunResumingAfterLearnerRestarts(phase, body);
     const double seconds = Since(start);
     metrics_->Gauge("r1r_orchestrator_phase_seconds", "Wall seconds of the last run of each phase.",
                     {{"phase", v1::Phase_Name(phase)}})
@@ -116,6 +99,28 @@ class JobRunner::Run {
                          p.set_wall_seconds(phase_prior_seconds_ + seconds);
                        },
                        absl::StrFormat("%s done in %.1fs", v1::Phase_Name(phase).substr(6), seconds));
+  }
+
+  // SFT, RL and publish start by initialising the learner from the job's last checkpoint (publish
+  // only when the learner lacks the job), so after a learner restart (a crash, a rank lost from its
+  // group) running them again resumes where it saved. Only a learner that had taken the job can have
+  // lost it: a failed Init is not retried.
+  absl::Status RunResumingAfterLearnerRestarts(v1::Phase phase, const std::function<absl::Status()>& body) {
+    absl::Status s = body();
+    const bool resumable = phase == v1::PHASE_SFT || phase == v1::PHASE_RL || phase == v1::PHASE_PUBLISH;
+    for (int recovery = 1; resumable && !s.ok() && !absl::IsAborted(s) && !absl::IsCancelled(s) &&
+                           learner_holds_job_ && recovery <= kLearnerRecoveries && LearnerRestarted();
+         ++recovery) {
+      learner_holds_job_ = false;
+      metrics_->Counter("r1r_orchestrator_learner_recoveries_total", "Phases resumed after a learner restart.")
+          .Increment();
+      const std::string note =
+          absl::StrFormat("the learner restarted (%s); resuming %s from the last checkpoint (recovery %d of %d)",
+                          s.message(), v1::Phase_Name(phase).substr(6), recovery, kLearnerRecoveries);
+      if (absl::Status u = UpdatePhase(phase, [](v1::PhaseProgress&) {}, note); !u.ok()) return u;
+      s = body();
+    }
+    return s;
   }
 
   // After a failed call: waits (up to kLearnerRestartWait) for the learner to answer, and says whether
