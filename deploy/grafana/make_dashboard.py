@@ -130,9 +130,11 @@ panel("Optimizer steps and skipped steps", [
     ("sum by (phase) (increase(r1r_learner_optimizer_steps_total[$window]))", "optimizer steps {{phase}}"),
     ("sum by (phase) (increase(r1r_learner_skipped_steps_total[$window]))", "skipped (non-finite) {{phase}}"),
     ("sum by (phase) (increase(r1r_learner_steps_total[$window]))", "learner calls {{phase}}"),
-    ("sum(increase(r1r_orchestrator_learner_recoveries_total[$window]))", "phases resumed after a learner restart")],
+    ("sum(increase(r1r_orchestrator_learner_recoveries_total[$window]))", "phases resumed after a learner restart"),
+    ("sum(increase(r1r_orchestrator_actor_recoveries_total[$window]))", "generations retried after an actor restart")],
       w=16, desc="Skipped: optimizer steps dropped for a non-finite loss or gradient. Resumed: the orchestrator "
-                 "ran SFT or RL again from the last checkpoint after the learner restarted.")
+                 "ran SFT or RL again from the last checkpoint after the learner restarted. Retried: an actor "
+                 "lost its weights and got them again.")
 
 # ---------------------------------------------------------------------------------------- step time
 row("Step time")

@@ -24,6 +24,9 @@ namespace {
 // How often one phase may resume after a learner restart, and how long a restart may take.
 constexpr int kLearnerRecoveries = 3;
 constexpr absl::Duration kLearnerRestartWait = absl::Minutes(5);
+// The same for an actor that lost its weights (restarted) in the middle of a generation.
+constexpr int kActorRecoveries = 3;
+constexpr absl::Duration kActorRestartWait = absl::Minutes(2);
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -208,6 +211,33 @@ class JobRunner::Run {
     return state;
   }
 
+  // Generates with the weights the actors should hold (version_). An actor that restarted holds none,
+  // and one that is restarting fails its calls: every actor then loads version_ again (waiting up to
+  // kActorRestartWait for them to answer) and the call is made once more.
+  absl::StatusOr<std::vector<v1::Trajectory>> GenerateOnCurrentWeights(const std::vector<v1::Prompt>& prompts,
+                                                                       const v1::SamplingParams& sampling) {
+    auto traj = cluster_->Generate(prompts, sampling, version_);
+    for (int recovery = 1; !traj.ok() && recovery <= kActorRecoveries; ++recovery) {
+      const absl::Status failed = traj.status();
+      if (!absl::IsFailedPrecondition(failed) && !absl::IsUnavailable(failed)) break;
+      const std::string note = absl::StrFormat(
+          "an actor lost its weights (%s); loading version %d into every actor again (recovery %d of %d)",
+          failed.message(), version_, recovery, kActorRecoveries);
+      if (absl::Status u = UpdatePhase(current_phase_, [](v1::PhaseProgress&) {}, note); !u.ok()) return u;
+      metrics_->Counter("r1r_orchestrator_actor_recoveries_total", "Generations retried after an actor restart.")
+          .Increment();
+      const absl::Time deadline = absl::Now() + kActorRestartWait;
+      absl::Status synced = SyncActors();
+      while (!synced.ok() && absl::Now() < deadline && !stopping_->load()) {
+        absl::SleepFor(absl::Seconds(2));
+        synced = SyncActors();
+      }
+      if (!synced.ok()) return failed;
+      traj = cluster_->Generate(prompts, sampling, version_);
+    }
+    return traj;
+  }
+
   absl::Status SyncActors() {
     auto seconds = cluster_->SyncActors(version_, model_dir_);
     if (!seconds.ok()) return seconds.status();
@@ -250,7 +280,7 @@ class JobRunner::Run {
     greedy.set_temperature(0);
     greedy.set_max_new_tokens(static_cast<int32_t>(spec_.rl.max_new_tokens));
     greedy.set_seed(1);
-    auto traj = cluster_->Generate(Prompts(data_.heldout, all, stage), greedy, version_);
+    auto traj = GenerateOnCurrentWeights(Prompts(data_.heldout, all, stage), greedy);
     if (!traj.ok()) return traj.status();
     auto rewards = cluster_->Score(*traj, Weights());
     if (!rewards.ok()) return rewards.status();
@@ -269,7 +299,7 @@ class JobRunner::Run {
       sample.set_temperature(static_cast<float>(spec_.eval.vote_temperature));
       sample.set_max_new_tokens(static_cast<int32_t>(spec_.rl.max_new_tokens));
       sample.set_seed(7);
-      auto votes = cluster_->Generate(Prompts(data_.heldout, all, stage + "-vote", k), sample, version_);
+      auto votes = GenerateOnCurrentWeights(Prompts(data_.heldout, all, stage + "-vote", k), sample);
       if (!votes.ok()) return votes.status();
       eval::Tally tally;
       for (size_t i = 0; i < data_.heldout.size(); ++i) {
@@ -358,6 +388,8 @@ class JobRunner::Run {
     const int64_t prompts_per_step = std::max<int64_t>(1, rl.rollout_batch_size / rl.samples_per_prompt);
     data::EpochSampler sampler(static_cast<size_t>(n), 0, 1, {static_cast<uint64_t>(spec_.data.seed) + 17, 0, 0});
     for (int64_t skip = 0; skip < state->rl_steps(); ++skip) sampler.NextBatch(static_cast<size_t>(prompts_per_step));
+    // Off-policy mode: step t+1's rollouts are generated while the learner trains on step t's.
+    const bool overlap = rl.off_policy_steps > 0;
     // Step `s`'s prompts, sampled by the weights the actors hold (version `version`).
     auto generate = [&](int64_t s, int64_t version,
                         std::vector<size_t> idx) -> absl::StatusOr<std::vector<v1::Trajectory>> {
@@ -369,10 +401,10 @@ class JobRunner::Run {
       sampling.set_top_k(static_cast<int32_t>(rl.top_k));
       sampling.set_max_new_tokens(static_cast<int32_t>(rl.max_new_tokens));
       sampling.set_seed(static_cast<uint64_t>(1000 + s));
-      return cluster_->Generate(prompts, sampling, version);
+      // On-policy, the actors hold version_ and a restarted one can be given it again; ahead of time,
+      // on another thread, that would race the step's own weight sync.
+      return overlap ? cluster_->Generate(prompts, sampling, version) : GenerateOnCurrentWeights(prompts, sampling);
     };
-    // Off-policy mode: step t+1's rollouts are generated while the learner trains on step t's.
-    const bool overlap = rl.off_policy_steps > 0;
     std::future<absl::StatusOr<std::vector<v1::Trajectory>>> ahead;
     for (int64_t step = state->rl_steps(); step < steps; ++step) {
       if (absl::Status s = CheckCancelled(); !s.ok()) return s;

@@ -2,8 +2,8 @@
 // orchestrator run a tiny job (data prep -> SFT -> StableReinforce -> eval -> publish). Checks that
 // it succeeds with finite numbers, that the policy version advances on the actors, that the
 // metrics appear, that a job killed mid-RL resumes from its checkpoint with the same step count, that
-// a running job resumes by itself when only the learner restarts (mid-RL or before publishing), and
-// that a job training nothing evaluates and publishes its model.
+// a running job goes on by itself when only the learner (mid-RL or before publishing) or an actor
+// restarts, and that a job training nothing evaluates and publishes its model.
 #include <signal.h>
 
 #include <filesystem>
@@ -119,6 +119,11 @@ class Cluster {
   Process& learner() { return learner_; }
   Process& orchestrator() { return orchestrator_; }
   void RestartLearner() { learner_ = Start("learner", "learner", {}); }
+  Process& actor(int i) { return actors_[i]; }
+  void RestartActorOnItsPort(int i) {
+    const std::string addr = Addr(actors_[i]);
+    actors_[i] = Start("actor", "actor" + std::to_string(i) + "-restarted", {"--actor-id", "a" + std::to_string(i)}, addr);
+  }
   // A new learner where the old one listened, as a supervisor would restart it.
   void RestartLearnerOnItsPort() {
     const std::string addr = Addr(learner_);
@@ -342,6 +347,27 @@ TEST(loop, LearnerRestartedBeforePublishLoadsTheLastCheckpoint) {
   std::stringstream text;
   text << state.rdbuf();
   EXPECT_THAT(text.str(), HasSubstr("\"rl_steps\": 2")) << text.str();
+}
+
+// An actor dies mid-RL and comes back on its port without weights: the orchestrator loads the current
+// version into the actors again, repeats the generation, and the job succeeds.
+TEST(loop, ActorRestartedMidRlGetsTheWeightsAgain) {
+  Cluster c("actor-restart");
+  const std::string id = c.Submit(JobYaml(5));
+  v1::Job job = WaitForRlStep2(c, id);
+  ASSERT_FALSE(Finished(job)) << "finished before it could be interrupted: " << job.error();
+  c.actor(1).Signal(SIGKILL);
+  c.actor(1).Wait(absl::Seconds(10));
+  absl::SleepFor(absl::Seconds(2));  // the orchestrator's calls fail meanwhile
+  c.RestartActorOnItsPort(1);
+  job = c.WaitFor(id, Finished, absl::Minutes(6));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
+  EXPECT_EQ(PhaseOf(job, v1::PHASE_RL)->step(), 5);
+  EXPECT_EQ(c.ActorVersion(1), job.policy_version());
+  std::ifstream events(c.dir() + "/state/jobs/" + id + ".events.jsonl");
+  std::stringstream text;
+  text << events.rdbuf();
+  EXPECT_THAT(text.str(), HasSubstr("into every actor again (recovery 1 of 3)"));
 }
 
 }  // namespace
