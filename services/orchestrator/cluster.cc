@@ -100,6 +100,19 @@ absl::StatusOr<std::string> Cluster::SaveCheckpoint(int64_t data_cursor, const s
   return resp.path();
 }
 
+absl::StatusOr<std::vector<int64_t>> Cluster::ActorVersions() {
+  std::vector<int64_t> versions;
+  for (size_t i = 0; i < actors_.size(); ++i) {
+    v1::ActorInfo info;
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Options(targets_.actors[i], kShortTimeout));
+    grpc::Status s = actors_[i]->GetInfo(&ctx, v1::ActorInfoRequest(), &info);
+    if (!s.ok()) return Annotate(s, absl::StrCat("actor ", targets_.actors[i], " GetInfo"));
+    versions.push_back(info.policy_version());
+  }
+  return versions;
+}
+
 absl::StatusOr<double> Cluster::SyncActors(int64_t version, const std::string& model_dir) {
   std::vector<absl::Status> errors(actors_.size());
   std::vector<double> seconds(actors_.size(), 0);

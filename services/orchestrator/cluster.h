@@ -33,6 +33,8 @@ class Cluster {
   absl::StatusOr<v1::StepMetrics> SftStep(const v1::SftStepRequest& req);
   absl::StatusOr<v1::StepMetrics> RlStep(const v1::ExperienceBatch& req);
   absl::StatusOr<std::string> SaveCheckpoint(int64_t data_cursor, const std::string& export_dir);
+  // One GetInfo call per actor, no retries: the policy version each holds (-1 = none).
+  absl::StatusOr<std::vector<int64_t>> ActorVersions();
   // Every actor pulls weights `version` from the learner; returns the slowest actor's seconds.
   absl::StatusOr<double> SyncActors(int64_t version, const std::string& model_dir);
   // Splits prompts over the actors (contiguous chunks, each sent in calls of at most

@@ -6,6 +6,7 @@
 #include <future>
 #include <numeric>
 
+#include <absl/algorithm/container.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
 #include <absl/time/clock.h>
@@ -86,6 +87,9 @@ class JobRunner::Run {
         !s.ok())
       return s;
     absl::Status s = RunResumingAfterLearnerRestarts(phase, body);
+    // A failure while the orchestrator stops (a recovery given up, a call cut short) is the stop: the
+    // phase stays RUNNING and resumes after the restart.
+    if (!s.ok() && stopping_->load()) s = absl::AbortedError(absl::StrCat("orchestrator stopping (", s.message(), ")"));
     const double seconds = Since(start);
     metrics_->Gauge("r1r_orchestrator_phase_seconds", "Wall seconds of the last run of each phase.",
                     {{"phase", v1::Phase_Name(phase)}})
@@ -106,8 +110,8 @@ class JobRunner::Run {
 
   // SFT, RL and publish start by initialising the learner from the job's last checkpoint (publish
   // only when the learner lacks the job), so after a learner restart (a crash, a rank lost from its
-  // group) running them again resumes where it saved. Only a learner that had taken the job can have
-  // lost it: a failed Init is not retried.
+  // group) running them again resumes where it saved; SFT saves only at its end, so it starts over.
+  // A restart is a learner that had taken this job in this run and answers without it.
   absl::Status RunResumingAfterLearnerRestarts(v1::Phase phase, const std::function<absl::Status()>& body) {
     absl::Status s = body();
     const bool resumable = phase == v1::PHASE_SFT || phase == v1::PHASE_RL || phase == v1::PHASE_PUBLISH;
@@ -130,14 +134,19 @@ class JobRunner::Run {
   // it came back without this job, i.e. it restarted. A learner still holding the job failed for
   // another reason, which resuming would not mend.
   bool LearnerRestarted() {
+    auto state = WaitForLearner();
+    return state.ok() && state->job_id() != job_.id();
+  }
+
+  // The learner's state once it answers (waiting up to kLearnerRestartWait, e.g. while it restarts).
+  absl::StatusOr<v1::LearnerState> WaitForLearner() {
     const absl::Time deadline = absl::Now() + kLearnerRestartWait;
-    while (!stopping_->load()) {
-      auto state = cluster_->LearnerState();
-      if (state.ok()) return state->job_id() != job_.id();
-      if (absl::Now() > deadline) return false;
+    auto state = cluster_->LearnerState();
+    while (!state.ok() && absl::Now() < deadline && !stopping_->load()) {
       absl::SleepFor(absl::Seconds(1));
+      state = cluster_->LearnerState();
     }
-    return false;
+    return state;
   }
 
   v1::JobState PhaseState(v1::Phase phase) const {
@@ -211,35 +220,51 @@ class JobRunner::Run {
     return state;
   }
 
-  // Generates with the weights the actors should hold (version_). An actor that restarted holds none,
-  // and one that is restarting fails its calls: every actor then loads version_ again (waiting up to
-  // kActorRestartWait for them to answer) and the call is made once more.
+  // Generates with the weights the actors should hold (version_). An actor that restarted holds none:
+  // when one answers with another version, every actor loads version_ again and the call is repeated.
   absl::StatusOr<std::vector<v1::Trajectory>> GenerateOnCurrentWeights(const std::vector<v1::Prompt>& prompts,
                                                                        const v1::SamplingParams& sampling) {
     auto traj = cluster_->Generate(prompts, sampling, version_);
-    for (int recovery = 1; !traj.ok() && recovery <= kActorRecoveries; ++recovery) {
-      const absl::Status failed = traj.status();
-      if (!absl::IsFailedPrecondition(failed) && !absl::IsUnavailable(failed)) break;
+    for (int recovery = 1; !traj.ok() && recovery <= kActorRecoveries && ActorsLostWeights(); ++recovery) {
       const std::string note = absl::StrFormat(
           "an actor lost its weights (%s); loading version %d into every actor again (recovery %d of %d)",
-          failed.message(), version_, recovery, kActorRecoveries);
+          traj.status().message(), version_, recovery, kActorRecoveries);
       if (absl::Status u = UpdatePhase(current_phase_, [](v1::PhaseProgress&) {}, note); !u.ok()) return u;
       metrics_->Counter("r1r_orchestrator_actor_recoveries_total", "Generations retried after an actor restart.")
           .Increment();
-      const absl::Time deadline = absl::Now() + kActorRestartWait;
-      absl::Status synced = SyncActors();
-      while (!synced.ok() && absl::Now() < deadline && !stopping_->load()) {
-        absl::SleepFor(absl::Seconds(2));
-        synced = SyncActors();
-      }
-      if (!synced.ok()) return failed;
+      if (absl::Status s = SyncActors(); !s.ok()) return s;
       traj = cluster_->Generate(prompts, sampling, version_);
     }
     return traj;
   }
 
+  // After a failed generation: waits (up to kActorRestartWait) for every actor to answer, and says
+  // whether one holds a version other than version_ (a restart leaves it none).
+  bool ActorsLostWeights() {
+    const absl::Time deadline = absl::Now() + kActorRestartWait;
+    while (!stopping_->load()) {
+      auto versions = cluster_->ActorVersions();
+      if (versions.ok()) return absl::c_any_of(*versions, [&](int64_t v) { return v != version_; });
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Seconds(2));
+    }
+    return false;
+  }
+
+  // Every actor loads version_. An actor that does not answer (restarting) is waited for, up to
+  // kActorRestartWait.
   absl::Status SyncActors() {
+    const absl::Time deadline = absl::Now() + kActorRestartWait;
     auto seconds = cluster_->SyncActors(version_, model_dir_);
+    if (!seconds.ok() && absl::IsUnavailable(seconds.status())) {
+      const std::string note =
+          absl::StrCat("an actor did not take the weights (", seconds.status().message(), "); waiting for it");
+      if (absl::Status u = UpdatePhase(current_phase_, [](v1::PhaseProgress&) {}, note); !u.ok()) return u;
+      while (!seconds.ok() && absl::IsUnavailable(seconds.status()) && absl::Now() < deadline && !stopping_->load()) {
+        absl::SleepFor(absl::Seconds(2));
+        seconds = cluster_->SyncActors(version_, model_dir_);
+      }
+    }
     if (!seconds.ok()) return seconds.status();
     metrics_->Histogram("r1r_orchestrator_weight_sync_seconds", "Time for all actors to load new weights in seconds.")
         .Observe(*seconds);
@@ -489,8 +514,9 @@ class JobRunner::Run {
   absl::Status Publish() {
     // A learner restarted since training ended (or with the orchestrator) has lost the job: it loads
     // the last checkpoint, which holds the trained weights, before it exports them.
-    auto held = cluster_->LearnerState();
-    if (held.ok() && held->job_id() != job_.id()) {
+    auto held = WaitForLearner();
+    if (!held.ok()) return held.status();
+    if (held->job_id() != job_.id()) {
       auto state = InitLearner(spec_.rl.enabled ? "rl" : "sft", 0);
       if (!state.ok()) return state.status();
     }

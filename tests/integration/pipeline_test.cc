@@ -24,6 +24,7 @@ namespace r1r::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string JobYaml(int rl_steps, int off_policy_steps = 0) {
   return R"(name: tiny-loop
@@ -347,10 +348,16 @@ TEST(loop, LearnerRestartedBeforePublishLoadsTheLastCheckpoint) {
   std::stringstream text;
   text << state.rdbuf();
   EXPECT_THAT(text.str(), HasSubstr("\"rl_steps\": 2")) << text.str();
+  // Publishing itself re-initialised the learner: no phase had to be run again.
+  std::ifstream events(c.dir() + "/state/jobs/" + id + ".events.jsonl");
+  std::stringstream log;
+  log << events.rdbuf();
+  EXPECT_THAT(log.str(), Not(HasSubstr("the learner restarted")));
 }
 
-// An actor dies mid-RL and comes back on its port without weights: the orchestrator loads the current
-// version into the actors again, repeats the generation, and the job succeeds.
+// An actor dies mid-RL and comes back on its port without weights, after longer than a call's retries
+// last (about 6 s): whatever call it missed (a weight sync or a generation), the orchestrator waits
+// for it, loads the current version into it, and the job succeeds.
 TEST(loop, ActorRestartedMidRlGetsTheWeightsAgain) {
   Cluster c("actor-restart");
   const std::string id = c.Submit(JobYaml(5));
@@ -358,7 +365,7 @@ TEST(loop, ActorRestartedMidRlGetsTheWeightsAgain) {
   ASSERT_FALSE(Finished(job)) << "finished before it could be interrupted: " << job.error();
   c.actor(1).Signal(SIGKILL);
   c.actor(1).Wait(absl::Seconds(10));
-  absl::SleepFor(absl::Seconds(2));  // the orchestrator's calls fail meanwhile
+  absl::SleepFor(absl::Seconds(9));
   c.RestartActorOnItsPort(1);
   job = c.WaitFor(id, Finished, absl::Minutes(6));
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
@@ -367,7 +374,8 @@ TEST(loop, ActorRestartedMidRlGetsTheWeightsAgain) {
   std::ifstream events(c.dir() + "/state/jobs/" + id + ".events.jsonl");
   std::stringstream text;
   text << events.rdbuf();
-  EXPECT_THAT(text.str(), HasSubstr("into every actor again (recovery 1 of 3)"));
+  EXPECT_THAT(text.str(), ::testing::AnyOf(HasSubstr("an actor did not take the weights"),
+                                           HasSubstr("into every actor again (recovery 1 of 3)")));
 }
 
 }  // namespace
