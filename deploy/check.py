@@ -188,8 +188,12 @@ for f in compose_files:  # learner ranks started by one file: world size, ranks 
                 if "dist-world-size" in flags:
                     ranks[svc] = flags
     if ranks:
-        world = {int(fl["dist-world-size"]) for fl in ranks.values()}
-        numbers = sorted(int(fl.get("dist-rank", "0")) for fl in ranks.values())
+        try:
+            world = {int(fl["dist-world-size"]) for fl in ranks.values()}
+            numbers = sorted(int(fl.get("dist-rank", "0")) for fl in ranks.values())
+        except ValueError:
+            err(f"{rel(f)}: compose learner ranks need numeric --dist-world-size and --dist-rank")
+            continue
         masters = {fl.get("dist-master") for fl in ranks.values()}
         rank0 = [svc for svc, fl in ranks.items() if fl.get("dist-rank", "0") == "0"]
         if len(world) != 1 or numbers != list(range(len(ranks))) or world != {len(ranks)}:

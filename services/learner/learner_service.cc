@@ -248,7 +248,7 @@ grpc::Status LearnerServiceImpl::Init(grpc::ServerContext* ctx, const v1::InitRe
   if (replicated.ok()) replicated = Agree(absl::OkStatus());
   if (!replicated.ok()) {
     initialised_ = false;
-    return WatchGroup(rpc::ToGrpc(replicated));
+    return ReportGroupLoss(rpc::ToGrpc(replicated));
   }
   FillState(resp);
   return grpc::Status::OK;
@@ -263,7 +263,7 @@ grpc::Status LearnerServiceImpl::ReadyFor(const std::string& phase) const {
   return grpc::Status::OK;
 }
 
-grpc::Status LearnerServiceImpl::WatchGroup(grpc::Status result) {
+grpc::Status LearnerServiceImpl::ReportGroupLoss(grpc::Status result) {
   const bool grouped = options_.group != nullptr && options_.group->world_size() > 1;
   if (grouped && result.error_code() == grpc::StatusCode::UNAVAILABLE && options_.on_group_lost) {
     options_.on_group_lost(absl::UnavailableError(result.error_message()));
@@ -273,6 +273,7 @@ grpc::Status LearnerServiceImpl::WatchGroup(grpc::Status result) {
 
 absl::Status LearnerServiceImpl::Replicate(Command command, const google::protobuf::Message& request) {
   if (options_.group == nullptr || options_.group->world_size() == 1) return absl::OkStatus();
+  last_command_ = absl::Now();
   std::string message(1, static_cast<char>(command));
   if (!request.AppendToString(&message)) return absl::InternalError("cannot serialise the request for the ranks");
   return options_.group->BroadcastBytes(&message, 0);
@@ -284,8 +285,8 @@ absl::Status LearnerServiceImpl::Agree(const absl::Status& local) {
   if (!failed.ok()) return failed.status();
   if (!local.ok()) return local;
   if (*failed > 0) {
-    return absl::AbortedError(absl::StrCat(*failed, " of ", options_.group->world_size(),
-                                           " learner ranks failed this call; their logs say why"));
+    return absl::InternalError(absl::StrCat(*failed, " of ", options_.group->world_size(),
+                                            " learner ranks failed this call; their logs say why"));
   }
   return absl::OkStatus();
 }
@@ -308,6 +309,8 @@ absl::Status LearnerServiceImpl::FollowRankZero() {
     switch (command) {
       case Command::kStop:
         return absl::OkStatus();
+      case Command::kHeartbeat:
+        continue;
       case Command::kInit: {
         v1::InitRequest req;
         absl::Status local = req.ParseFromString(body) ? InitLocked(req) : absl::DataLossError("bad Init from rank 0");
@@ -338,6 +341,15 @@ absl::Status LearnerServiceImpl::FollowRankZero() {
   }
 }
 
+absl::Status LearnerServiceImpl::HeartbeatIfIdle(absl::Duration idle) {
+  if (options_.group == nullptr || IsFollower() || options_.group->world_size() == 1) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  if (absl::Now() - last_command_ < idle) return absl::OkStatus();
+  absl::Status s = Replicate(Command::kHeartbeat, v1::GetStateRequest());
+  if (!s.ok() && options_.on_group_lost) options_.on_group_lost(s);
+  return s;
+}
+
 absl::Status LearnerServiceImpl::StopFollowers() {
   if (options_.group == nullptr || IsFollower() || options_.group->world_size() == 1) return absl::OkStatus();
   std::string message(1, static_cast<char>(Command::kStop));
@@ -357,6 +369,8 @@ void LearnerServiceImpl::FillState(v1::LearnerState* out) const {
 }
 
 void LearnerServiceImpl::RecordStep(const std::string& phase, const train::StepResult& r) {
+  // Every rank trains the same step: only rank 0 counts it, so sums over scraped pods stay right.
+  if (IsFollower()) return;
   const prometheus::Labels labels = {{"phase", phase}};
   metrics_->Histogram("r1r_learner_step_seconds", "Wall time of one learner step in seconds.", labels)
       .Observe(r.seconds);
@@ -421,8 +435,8 @@ grpc::Status LearnerServiceImpl::SftStep(grpc::ServerContext* ctx, const v1::Sft
   absl::MutexLock lock(&mu_);
   if (IsFollower()) return NotRankZero(*options_.group);
   if (grpc::Status s = ReadyFor("sft"); !s.ok()) return s;
-  if (absl::Status s = Replicate(Command::kSft, *req); !s.ok()) return WatchGroup(rpc::ToGrpc(s));
-  return WatchGroup(SftStepLocked(*req, resp));
+  if (absl::Status s = Replicate(Command::kSft, *req); !s.ok()) return ReportGroupLoss(rpc::ToGrpc(s));
+  return ReportGroupLoss(SftStepLocked(*req, resp));
 }
 
 grpc::Status LearnerServiceImpl::EncodeSftItems(const v1::SftStepRequest& req, std::vector<train::SftItem>* out) {
@@ -510,8 +524,8 @@ grpc::Status LearnerServiceImpl::RlStep(grpc::ServerContext* ctx, const v1::Expe
   absl::MutexLock lock(&mu_);
   if (IsFollower()) return NotRankZero(*options_.group);
   if (grpc::Status s = ReadyFor("rl"); !s.ok()) return s;
-  if (absl::Status s = Replicate(Command::kRl, *req); !s.ok()) return WatchGroup(rpc::ToGrpc(s));
-  return WatchGroup(RlStepLocked(*req, resp));
+  if (absl::Status s = Replicate(Command::kRl, *req); !s.ok()) return ReportGroupLoss(rpc::ToGrpc(s));
+  return ReportGroupLoss(RlStepLocked(*req, resp));
 }
 
 grpc::Status LearnerServiceImpl::EncodeRlItems(const v1::ExperienceBatch& req, std::vector<train::RlItem>* out,

@@ -17,6 +17,8 @@
 
 #include <absl/status/status.h>
 #include <absl/synchronization/mutex.h>
+#include <absl/time/clock.h>
+#include <absl/time/time.h>
 
 #include "common/config/job_spec.h"
 #include "common/dist/process_group.h"
@@ -56,14 +58,18 @@ class LearnerServiceImpl final : public v1::Learner::Service {
   bool following() const { return following_.load(); }
   // Rank 0, after its server drained: tells the other ranks to stop following.
   absl::Status StopFollowers();
+  // Rank 0, from a timer: when no command has gone to the other ranks for `idle`, sends them a no-op,
+  // so that their wait for the next command (a collective) never reaches the group's timeout while
+  // the learner sits idle between jobs. A failed heartbeat is a lost group (on_group_lost).
+  absl::Status HeartbeatIfIdle(absl::Duration idle);
 
  private:
-  enum class Command : char { kStop = 'Q', kInit = 'I', kSft = 'S', kRl = 'R' };
+  enum class Command : char { kStop = 'Q', kInit = 'I', kSft = 'S', kRl = 'R', kHeartbeat = 'H' };
   bool IsFollower() const { return options_.group != nullptr && options_.group->rank() > 0; }
   // Rank 0: passes `result` through, calling on_group_lost when it says the group broke.
-  grpc::Status WatchGroup(grpc::Status result);
+  grpc::Status ReportGroupLoss(grpc::Status result);
   // Rank 0: sends the command and its request to the other ranks (no-op alone).
-  absl::Status Replicate(Command command, const google::protobuf::Message& request);
+  absl::Status Replicate(Command command, const google::protobuf::Message& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Every rank: fails on all ranks when any rank's `local` failed (alone: returns `local`).
   absl::Status Agree(const absl::Status& local);
   // FAILED_PRECONDITION unless initialised for `phase`.
@@ -105,6 +111,7 @@ class LearnerServiceImpl final : public v1::Learner::Service {
   int64_t data_cursor_ ABSL_GUARDED_BY(mu_) = 0;
   std::string last_checkpoint_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> following_{false};
+  absl::Time last_command_ ABSL_GUARDED_BY(mu_) = absl::Now();  // rank 0: when the ranks last heard from it
 };
 
 }  // namespace r1r::learner

@@ -4,11 +4,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <thread>
 
 #include <absl/strings/numbers.h>
+#include <absl/synchronization/notification.h>
+#include <absl/time/time.h>
 #include <absl/strings/str_cat.h>
 #include <spdlog/spdlog.h>
 
@@ -53,6 +56,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<r1r::learner::LearnerServiceImpl> service;
   std::thread follower;
   std::atomic<bool> group_lost{false};
+  std::thread heartbeat;
+  absl::Notification stop_heartbeat;
   r1r::rpc::ServiceMain m;
   m.name = "learner";
   m.default_listen = "0.0.0.0:50052";
@@ -94,6 +99,16 @@ int main(int argc, char** argv) {
     }
     service = std::make_unique<r1r::learner::LearnerServiceImpl>(o, &server.metrics());
     server.AddService(service.get());
+    if (group && group->rank() == 0) {
+      // The other ranks wait for rank 0's next command inside a collective, which times out after
+      // --dist-timeout-seconds: between jobs rank 0 keeps them company with a no-op now and then.
+      const absl::Duration every = absl::Seconds(std::max<int64_t>(1, dist_options->timeout.count() / 1000 / 4));
+      heartbeat = std::thread([svc = service.get(), every, &stop_heartbeat] {
+        while (!stop_heartbeat.WaitForNotificationWithTimeout(every)) {
+          if (!svc->HeartbeatIfIdle(every).ok()) return;  // on_group_lost has begun the shutdown
+        }
+      });
+    }
     if (group && group->rank() > 0) {
       // When following ends (rank 0 stopped or is gone), this process stops too, through its SIGTERM path.
       follower = std::thread([svc = service.get()] {
@@ -109,6 +124,8 @@ int main(int argc, char** argv) {
     return absl::OkStatus();
   };
   const int code = r1r::rpc::RunServiceMain(m, argc, argv);
+  stop_heartbeat.Notify();
+  if (heartbeat.joinable()) heartbeat.join();  // before StopFollowers: one broadcast at a time
   if (service && !group_lost) {  // a lost group has no one left to tell
     if (absl::Status s = service->StopFollowers(); !s.ok()) spdlog::warn("stopping the other ranks: {}", s.ToString());
   }

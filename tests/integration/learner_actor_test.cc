@@ -512,7 +512,7 @@ TEST(loop, LearnerInitsFromAPublishedModelDirectory) {
 
 // Two learner ranks (Gloo over loopback), rank 1 logging under w.dir/rank1. Rank 0 is ready only once
 // rank 1 has joined, so they start together.
-std::pair<Process, Process> StartTwoRanks(const World& w) {
+std::pair<Process, Process> StartTwoRanks(const World& w, int timeout_seconds = 60) {
   fs::create_directories(w.dir + "/rank1");
   const int master_port = [] {  // a free loopback port for rank 0's rendezvous store
     Process probe = Start("learner", ::testing::TempDir());
@@ -523,7 +523,8 @@ std::pair<Process, Process> StartTwoRanks(const World& w) {
   }();
   auto rank_args = [&](int rank) {
     return std::vector<std::string>{"--dist-world-size", "2", "--dist-rank", std::to_string(rank), "--dist-master",
-                                    "127.0.0.1:" + std::to_string(master_port), "--dist-timeout-seconds", "60"};
+                                    "127.0.0.1:" + std::to_string(master_port), "--dist-timeout-seconds",
+                                    std::to_string(timeout_seconds)};
   };
   Process rank1;
   std::thread start_rank1([&] { rank1 = Start("learner", w.dir + "/rank1", rank_args(1)); });
@@ -611,6 +612,29 @@ TEST(loop, LearnerRanksTrainAsOneLearner) {
 
 namespace r1r::testing {
 namespace {
+
+// Rank 1 waits for rank 0's next command inside a collective with the group's timeout (3 s here): idle
+// for longer than that, the ranks stay together because rank 0 sends a heartbeat, and train after it.
+TEST(loop, IdleLearnerRanksOutliveTheCollectiveTimeout) {
+  World w = MakeWorld("idle-ranks");
+  auto [rank0_proc, rank1_proc] = StartTwoRanks(w, 3);
+  ASSERT_GT(rank0_proc.port(), 0);
+  ASSERT_GT(rank1_proc.port(), 0);
+  absl::SleepFor(absl::Seconds(8));
+  Learner rank0{Connect<v1::Learner::Stub>(rank0_proc.port()), rank0_proc.port()};
+  Learner rank1{Connect<v1::Learner::Stub>(rank1_proc.port()), rank1_proc.port()};
+  v1::LearnerState state;
+  grpc::Status s = rank0.Init(w, "sft", false, &state);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  v1::StepMetrics m;
+  s = rank0.Sft(w, &m);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(rank1.State(&state).ok());
+  EXPECT_EQ(state.sft_steps(), 1);
+  rank0_proc.Signal(SIGTERM);
+  EXPECT_EQ(rank0_proc.Wait(absl::Seconds(30)), 0);
+  EXPECT_EQ(rank1_proc.Wait(absl::Seconds(30)), 0);
+}
 
 // A rank that dies breaks the group for good: rank 0 fails the next training call as UNAVAILABLE and
 // stops with a non-zero code, so that a supervisor (Kubernetes, compose) restarts all ranks together.
