@@ -131,6 +131,13 @@ class Cluster {
     learner_ = Start("learner", "learner-restarted", {}, addr);
   }
   const std::string& dir() const { return dir_; }
+  // Every event the orchestrator recorded for the job, one JSON object per line.
+  std::string EventLog(const std::string& id) const {
+    std::ifstream in(dir_ + "/state/jobs/" + id + ".events.jsonl");
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
 
  private:
   static std::string Addr(const Process& p) { return "127.0.0.1:" + std::to_string(p.port()); }
@@ -298,11 +305,9 @@ TEST(loop, LearnerRestartedMidRlIsResumedByTheRunningJob) {
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
   EXPECT_EQ(PhaseOf(job, v1::PHASE_RL)->step(), 5);
   EXPECT_EQ(c.ActorVersion(0), job.policy_version());
-  std::ifstream events(c.dir() + "/state/jobs/" + id + ".events.jsonl");
-  std::stringstream text;
-  text << events.rdbuf();
-  EXPECT_THAT(text.str(), HasSubstr("the learner restarted"));
-  EXPECT_THAT(text.str(), HasSubstr("resuming RL from the last checkpoint (recovery 1 of 3)"));
+  const std::string events = c.EventLog(id);
+  EXPECT_THAT(events, HasSubstr("the learner restarted"));
+  EXPECT_THAT(events, HasSubstr("resuming RL from the last checkpoint (recovery 1 of 3)"));
 }
 
 // A job that trains nothing (sft and rl disabled) evaluates the model it names and publishes it.
@@ -349,10 +354,7 @@ TEST(loop, LearnerRestartedBeforePublishLoadsTheLastCheckpoint) {
   text << state.rdbuf();
   EXPECT_THAT(text.str(), HasSubstr("\"rl_steps\": 2")) << text.str();
   // Publishing itself re-initialised the learner: no phase had to be run again.
-  std::ifstream events(c.dir() + "/state/jobs/" + id + ".events.jsonl");
-  std::stringstream log;
-  log << events.rdbuf();
-  EXPECT_THAT(log.str(), Not(HasSubstr("the learner restarted")));
+  EXPECT_THAT(c.EventLog(id), Not(HasSubstr("the learner restarted")));
 }
 
 // An actor dies mid-RL and comes back on its port without weights, after longer than a call's retries
@@ -371,10 +373,7 @@ TEST(loop, ActorRestartedMidRlGetsTheWeightsAgain) {
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
   EXPECT_EQ(PhaseOf(job, v1::PHASE_RL)->step(), 5);
   EXPECT_EQ(c.ActorVersion(1), job.policy_version());
-  std::ifstream events(c.dir() + "/state/jobs/" + id + ".events.jsonl");
-  std::stringstream text;
-  text << events.rdbuf();
-  EXPECT_THAT(text.str(), ::testing::AnyOf(HasSubstr("an actor did not take the weights"),
+  EXPECT_THAT(c.EventLog(id), ::testing::AnyOf(HasSubstr("an actor did not take the weights"),
                                            HasSubstr("into every actor again (recovery 1 of 3)")));
 }
 
