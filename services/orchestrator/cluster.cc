@@ -14,6 +14,14 @@ namespace {
 constexpr absl::Duration kStepTimeout = absl::Minutes(30);
 constexpr absl::Duration kShortTimeout = absl::Minutes(2);
 
+// The reward aggregator keeps no state: while it restarts (about 2 minutes of UNAVAILABLE), calls wait
+// for it instead of failing the job.
+rpc::RetryPolicy RestartTolerant() {
+  rpc::RetryPolicy p;
+  p.max_attempts = 30;  // 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s, then 5 s apart: about 130 s in all
+  return p;
+}
+
 absl::Status Annotate(const grpc::Status& s, const std::string& what) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), absl::StrCat(what, ": ", s.error_message()));
@@ -207,7 +215,7 @@ absl::StatusOr<std::vector<v1::RewardBreakdown>> Cluster::Score(const std::vecto
     for (size_t i = part; i < part_end; ++i) *req.add_trajectories() = trajectories[i];
     *req.mutable_weights() = weights;
     v1::ScoreTrajectoriesResponse resp;
-    grpc::Status s = rpc::CallWithRetry(Options(targets_.reward, kStepTimeout), {}, [&](grpc::ClientContext& ctx) {
+    grpc::Status s = rpc::CallWithRetry(Options(targets_.reward, kStepTimeout), RestartTolerant(), [&](grpc::ClientContext& ctx) {
       return reward_->ScoreTrajectories(&ctx, req, &resp);
     });
     if (!s.ok()) return Annotate(s, "reward ScoreTrajectories");

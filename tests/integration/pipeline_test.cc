@@ -2,8 +2,8 @@
 // orchestrator run a tiny job (data prep -> SFT -> StableReinforce -> eval -> publish). Checks that
 // it succeeds with finite numbers, that the policy version advances on the actors, that the
 // metrics appear, that a job killed mid-RL resumes from its checkpoint with the same step count, that
-// a running job goes on by itself when only the learner (mid-RL or before publishing) or an actor
-// restarts, and that a job training nothing evaluates and publishes its model.
+// a running job goes on by itself when only the learner (mid-RL or before publishing), an actor or
+// the reward aggregator restarts, and that a job training nothing evaluates and publishes its model.
 #include <signal.h>
 
 #include <filesystem>
@@ -121,6 +121,11 @@ class Cluster {
   Process& orchestrator() { return orchestrator_; }
   void RestartLearner() { learner_ = Start("learner", "learner", {}); }
   Process& actor(int i) { return actors_[i]; }
+  Process& reward() { return reward_; }
+  void RestartRewardOnItsPort() {
+    const std::string addr = Addr(reward_);
+    reward_ = Start("reward", "reward-restarted", {"--judge-target", Addr(judge_)}, addr);
+  }
   void RestartActorOnItsPort(int i) {
     const std::string addr = Addr(actors_[i]);
     actors_[i] = Start("actor", "actor" + std::to_string(i) + "-restarted", {"--actor-id", "a" + std::to_string(i)}, addr);
@@ -375,6 +380,22 @@ TEST(loop, ActorRestartedMidRlGetsTheWeightsAgain) {
   EXPECT_EQ(c.ActorVersion(1), job.policy_version());
   EXPECT_THAT(c.EventLog(id), ::testing::AnyOf(HasSubstr("an actor did not take the weights"),
                                            HasSubstr("into every actor again (recovery 1 of 3)")));
+}
+
+// The reward aggregator (stateless) is down for 9 s mid-RL, longer than a call's default retries: the
+// orchestrator's scoring waits for it and the job succeeds.
+TEST(loop, RewardServiceRestartedMidRlIsWaitedFor) {
+  Cluster c("reward-restart");
+  const std::string id = c.Submit(JobYaml(5));
+  v1::Job job = WaitForRlStep2(c, id);
+  ASSERT_FALSE(Finished(job)) << "finished before it could be interrupted: " << job.error();
+  c.reward().Signal(SIGKILL);
+  c.reward().Wait(absl::Seconds(10));
+  absl::SleepFor(absl::Seconds(9));
+  c.RestartRewardOnItsPort();
+  job = c.WaitFor(id, Finished, absl::Minutes(6));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
+  EXPECT_EQ(PhaseOf(job, v1::PHASE_RL)->step(), 5);
 }
 
 }  // namespace
