@@ -3,12 +3,14 @@
 // it succeeds with finite numbers, that the policy version advances on the actors, that the
 // metrics appear, that a job killed mid-RL resumes from its checkpoint with the same step count, that
 // a running job goes on by itself when only the learner (mid-RL or before publishing), an actor or
-// the reward aggregator restarts, and that a job training nothing evaluates and publishes its model.
+// the reward aggregator restarts, that a job training nothing evaluates and publishes its model, and
+// that the whole job runs on two learner ranks.
 #include <signal.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -16,9 +18,11 @@
 #include "common/rpc/client.h"
 #include "r1r/v1/actor.grpc.pb.h"
 #include "r1r/v1/jobs.grpc.pb.h"
+#include "r1r/v1/learner.grpc.pb.h"
 #include "tests/integration/http_get.h"
 #include "tests/integration/process.h"
 #include "tests/integration/prometheus_text.h"
+#include "tests/unit/dist/free_port.h"
 
 namespace r1r::testing {
 namespace {
@@ -54,12 +58,24 @@ eval: {votes: 2}
 
 class Cluster {
  public:
-  explicit Cluster(const std::string& name) : dir_(::testing::TempDir() + "/pipeline_" + name) {
+  // learner_ranks 2: two data-parallel learner processes (Gloo on loopback); the others talk to rank 0.
+  explicit Cluster(const std::string& name, int learner_ranks = 1)
+      : dir_(::testing::TempDir() + "/pipeline_" + name) {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     judge_ = Start("judge", "judge", {"--backend", "rule"});
     reward_ = Start("reward", "reward", {"--judge-target", Addr(judge_)});
-    learner_ = Start("learner", "learner", {});
+    if (learner_ranks == 1) {
+      learner_ = Start("learner", "learner", {});
+    } else {
+      const std::string master = "127.0.0.1:" + std::to_string(dist::testing::FreeLoopbackPort());
+      auto rank = [&](int r) -> std::vector<std::string> {
+        return {"--dist-world-size", "2", "--dist-rank", std::to_string(r), "--dist-master", master};
+      };
+      std::thread rank1([&] { learner_rank1_ = Start("learner", "learner-rank1", rank(1)); });  // joins rank 0
+      learner_ = Start("learner", "learner", rank(0));
+      rank1.join();
+    }
     for (int i = 0; i < 2; ++i) {
       actors_.push_back(Start("actor", "actor" + std::to_string(i), {"--actor-id", "a" + std::to_string(i)}));
     }
@@ -122,6 +138,16 @@ class Cluster {
   void RestartLearner() { learner_ = Start("learner", "learner", {}); }
   Process& actor(int i) { return actors_[i]; }
   Process& reward() { return reward_; }
+  // What learner rank 1 holds (the steps it followed), from its GetState.
+  v1::LearnerState Rank1State() {
+    rpc::ClientOptions o;
+    o.target = Addr(learner_rank1_);
+    auto stub = v1::Learner::NewStub(*rpc::MakeChannel(o));
+    grpc::ClientContext ctx;
+    v1::LearnerState state;
+    (void)stub->GetState(&ctx, v1::GetStateRequest(), &state);
+    return state;
+  }
   void RestartRewardOnItsPort() {
     const std::string addr = Addr(reward_);
     reward_ = Start("reward", "reward-restarted", {"--judge-target", Addr(judge_)}, addr);
@@ -157,7 +183,7 @@ class Cluster {
   }
 
   std::string dir_;
-  Process judge_, reward_, learner_, orchestrator_;
+  Process judge_, reward_, learner_, learner_rank1_, orchestrator_;
   std::vector<Process> actors_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
 };
@@ -396,6 +422,22 @@ TEST(loop, RewardServiceRestartedMidRlIsWaitedFor) {
   job = c.WaitFor(id, Finished, absl::Minutes(6));
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
   EXPECT_EQ(PhaseOf(job, v1::PHASE_RL)->step(), 5);
+}
+
+// The whole job with two learner ranks: the orchestrator and the actors talk to rank 0 only, rank 1
+// trains its share of every batch, and the job ends as it does with one learner.
+TEST(loop, TwoLearnerRanksRunTheWholeJob) {
+  Cluster c("two-ranks", 2);
+  const std::string id = c.Submit(JobYaml(3));
+  const v1::Job job = c.WaitFor(id, Finished, absl::Minutes(6));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
+  EXPECT_EQ(PhaseOf(job, v1::PHASE_RL)->step(), 3);
+  EXPECT_EQ(c.ActorVersion(0), job.policy_version());
+  EXPECT_GT(job.policy_version(), 0);
+  const v1::LearnerState rank1 = c.Rank1State();
+  EXPECT_EQ(rank1.job_id(), id);
+  EXPECT_EQ(rank1.rl_steps(), 3);
+  EXPECT_EQ(rank1.policy_version(), job.policy_version());
 }
 
 }  // namespace
