@@ -102,9 +102,10 @@ int main(int argc, char** argv) {
     if (group && group->rank() == 0) {
       // The other ranks wait for rank 0's next command inside a collective, which times out after
       // --dist-timeout-seconds: between jobs rank 0 keeps them company with a no-op now and then.
-      const absl::Duration every = absl::Seconds(std::max<int64_t>(1, dist_options->timeout.count() / 1000 / 4));
+      // Checked twice per interval, so the gap between two commands stays under half the timeout.
+      const absl::Duration every = absl::FromChrono(dist_options->timeout) / 4;
       heartbeat = std::thread([svc = service.get(), every, &stop_heartbeat] {
-        while (!stop_heartbeat.WaitForNotificationWithTimeout(every)) {
+        while (!stop_heartbeat.WaitForNotificationWithTimeout(every / 2)) {
           if (!svc->HeartbeatIfIdle(every).ok()) return;  // on_group_lost has begun the shutdown
         }
       });

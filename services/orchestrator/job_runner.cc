@@ -89,7 +89,7 @@ class JobRunner::Run {
     absl::Status s = RunResumingAfterLearnerRestarts(phase, body);
     // A failure while the orchestrator stops (a recovery given up, a call cut short) is the stop: the
     // phase stays RUNNING and resumes after the restart.
-    if (!s.ok() && stopping_->load()) s = absl::AbortedError(absl::StrCat("orchestrator stopping (", s.message(), ")"));
+    if (!s.ok() && !absl::IsCancelled(s) && stopping_->load()) s = absl::AbortedError(absl::StrCat("orchestrator stopping (", s.message(), ")"));
     const double seconds = Since(start);
     metrics_->Gauge("r1r_orchestrator_phase_seconds", "Wall seconds of the last run of each phase.",
                     {{"phase", v1::Phase_Name(phase)}})
@@ -519,6 +519,8 @@ class JobRunner::Run {
     if (held->job_id() != job_.id()) {
       auto state = InitLearner(spec_.rl.enabled ? "rl" : "sft", 0);
       if (!state.ok()) return state.status();
+    } else {
+      learner_holds_job_ = true;  // held since before an orchestrator restart: a crash now is a restart
     }
     auto saved = cluster_->SaveCheckpoint(0, work_dir_ + "/published");
     if (!saved.ok()) return saved.status();

@@ -613,14 +613,14 @@ TEST(loop, LearnerRanksTrainAsOneLearner) {
 namespace r1r::testing {
 namespace {
 
-// Rank 1 waits for rank 0's next command inside a collective with the group's timeout (3 s here): idle
+// Rank 1 waits for rank 0's next command inside a collective with the group's timeout (6 s here): idle
 // for longer than that, the ranks stay together because rank 0 sends a heartbeat, and train after it.
 TEST(loop, IdleLearnerRanksOutliveTheCollectiveTimeout) {
   World w = MakeWorld("idle-ranks");
-  auto [rank0_proc, rank1_proc] = StartTwoRanks(w, 3);
+  auto [rank0_proc, rank1_proc] = StartTwoRanks(w, 6);
   ASSERT_GT(rank0_proc.port(), 0);
   ASSERT_GT(rank1_proc.port(), 0);
-  absl::SleepFor(absl::Seconds(8));
+  absl::SleepFor(absl::Seconds(15));
   Learner rank0{Connect<v1::Learner::Stub>(rank0_proc.port()), rank0_proc.port()};
   Learner rank1{Connect<v1::Learner::Stub>(rank1_proc.port()), rank1_proc.port()};
   v1::LearnerState state;
