@@ -244,6 +244,7 @@ grpc::Status LearnerServiceImpl::Init(grpc::ServerContext* ctx, const v1::InitRe
   if (IsFollower()) return NotRankZero(*options_.group);
   if (absl::Status s = InitLocked(*req); !s.ok()) return rpc::ToGrpc(s);
   // The other ranks load what this one just created or linked (the model folder, the reference).
+  absl::MutexLock group(&group_mu_);
   absl::Status replicated = Replicate(Command::kInit, *req);
   if (replicated.ok()) replicated = Agree(absl::OkStatus());
   if (!replicated.ok()) {
@@ -343,7 +344,7 @@ absl::Status LearnerServiceImpl::FollowRankZero() {
 
 absl::Status LearnerServiceImpl::HeartbeatIfIdle(absl::Duration idle) {
   if (options_.group == nullptr || IsFollower() || options_.group->world_size() == 1) return absl::OkStatus();
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock group(&group_mu_);  // not mu_: rank 0's own work (loading, exporting) goes on meanwhile
   if (absl::Now() - last_command_ < idle) return absl::OkStatus();
   absl::Status s = Replicate(Command::kHeartbeat, v1::GetStateRequest());
   if (!s.ok() && options_.on_group_lost) options_.on_group_lost(s);
@@ -435,6 +436,7 @@ grpc::Status LearnerServiceImpl::SftStep(grpc::ServerContext* ctx, const v1::Sft
   absl::MutexLock lock(&mu_);
   if (IsFollower()) return NotRankZero(*options_.group);
   if (grpc::Status s = ReadyFor("sft"); !s.ok()) return s;
+  absl::MutexLock group(&group_mu_);
   if (absl::Status s = Replicate(Command::kSft, *req); !s.ok()) return ReportGroupLoss(rpc::ToGrpc(s));
   return ReportGroupLoss(SftStepLocked(*req, resp));
 }
@@ -524,6 +526,7 @@ grpc::Status LearnerServiceImpl::RlStep(grpc::ServerContext* ctx, const v1::Expe
   absl::MutexLock lock(&mu_);
   if (IsFollower()) return NotRankZero(*options_.group);
   if (grpc::Status s = ReadyFor("rl"); !s.ok()) return s;
+  absl::MutexLock group(&group_mu_);
   if (absl::Status s = Replicate(Command::kRl, *req); !s.ok()) return ReportGroupLoss(rpc::ToGrpc(s));
   return ReportGroupLoss(RlStepLocked(*req, resp));
 }

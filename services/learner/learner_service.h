@@ -69,7 +69,8 @@ class LearnerServiceImpl final : public v1::Learner::Service {
   // Rank 0: passes `result` through, calling on_group_lost when it says the group broke.
   grpc::Status ReportGroupLoss(grpc::Status result);
   // Rank 0: sends the command and its request to the other ranks (no-op alone).
-  absl::Status Replicate(Command command, const google::protobuf::Message& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Replicate(Command command, const google::protobuf::Message& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(group_mu_);
   // Every rank: fails on all ranks when any rank's `local` failed (alone: returns `local`).
   absl::Status Agree(const absl::Status& local);
   // FAILED_PRECONDITION unless initialised for `phase`.
@@ -111,7 +112,10 @@ class LearnerServiceImpl final : public v1::Learner::Service {
   int64_t data_cursor_ ABSL_GUARDED_BY(mu_) = 0;
   std::string last_checkpoint_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> following_{false};
-  absl::Time last_command_ ABSL_GUARDED_BY(mu_) = absl::Now();  // rank 0: when the ranks last heard from it
+  // Rank 0: held from sending a command to the other ranks until its last collective, so that a
+  // heartbeat never falls between them. Taken after mu_ (or alone, by the heartbeat).
+  absl::Mutex group_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  absl::Time last_command_ ABSL_GUARDED_BY(group_mu_) = absl::Now();  // when the ranks last heard from rank 0
 };
 
 }  // namespace r1r::learner
