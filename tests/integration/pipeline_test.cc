@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -129,7 +130,8 @@ class Cluster {
     auto stub = v1::RolloutActor::NewStub(*rpc::MakeChannel(o));
     grpc::ClientContext ctx;
     v1::ActorInfo info;
-    (void)stub->GetInfo(&ctx, v1::ActorInfoRequest(), &info);
+    const grpc::Status s = stub->GetInfo(&ctx, v1::ActorInfoRequest(), &info);
+    EXPECT_TRUE(s.ok()) << "actor " << i << " GetInfo: " << s.error_message();
     return info.policy_version();
   }
 
@@ -145,7 +147,8 @@ class Cluster {
     auto stub = v1::Learner::NewStub(*rpc::MakeChannel(o));
     grpc::ClientContext ctx;
     v1::LearnerState state;
-    (void)stub->GetState(&ctx, v1::GetStateRequest(), &state);
+    const grpc::Status s = stub->GetState(&ctx, v1::GetStateRequest(), &state);
+    EXPECT_TRUE(s.ok()) << "learner rank 1 GetState: " << s.error_message();
     return state;
   }
   void RestartRewardOnItsPort() {
@@ -299,6 +302,23 @@ v1::Job WaitForRlStep2(Cluster& c, const std::string& id) {
       absl::Minutes(6));
 }
 
+// Once the job's RL phase has done two steps: SIGKILLs `victim`, leaves it down for `down`, brings it
+// back with `restart` (on its port) and returns the job when it has finished. A job that finished
+// before the kill fails the test.
+v1::Job KillAndRestartMidRl(Cluster& c, const std::string& id, Process& victim, absl::Duration down,
+                            const std::function<void()>& restart) {
+  const v1::Job job = WaitForRlStep2(c, id);
+  if (Finished(job)) {
+    ADD_FAILURE() << "finished before it could be interrupted: " << job.error();
+    return job;
+  }
+  victim.Signal(SIGKILL);
+  victim.Wait(absl::Seconds(10));
+  absl::SleepFor(down);  // the orchestrator's calls fail meanwhile
+  restart();
+  return c.WaitFor(id, Finished, absl::Minutes(6));
+}
+
 TEST(loop, JobKilledMidRlResumesFromCheckpointWithSameStepCount) {
   Cluster c("resume");
   const std::string id = c.Submit(JobYaml(5));
@@ -326,13 +346,8 @@ TEST(loop, JobKilledMidRlResumesFromCheckpointWithSameStepCount) {
 TEST(loop, LearnerRestartedMidRlIsResumedByTheRunningJob) {
   Cluster c("learner-restart");
   const std::string id = c.Submit(JobYaml(5));
-  v1::Job job = WaitForRlStep2(c, id);
-  ASSERT_FALSE(Finished(job)) << "finished before it could be interrupted: " << job.error();
-  c.learner().Signal(SIGKILL);
-  c.learner().Wait(absl::Seconds(10));
-  absl::SleepFor(absl::Seconds(2));  // the orchestrator's calls fail meanwhile
-  c.RestartLearnerOnItsPort();
-  job = c.WaitFor(id, Finished, absl::Minutes(6));
+  const v1::Job job =
+      KillAndRestartMidRl(c, id, c.learner(), absl::Seconds(2), [&] { c.RestartLearnerOnItsPort(); });
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
   EXPECT_EQ(PhaseOf(job, v1::PHASE_RL)->step(), 5);
   EXPECT_EQ(c.ActorVersion(0), job.policy_version());
@@ -394,13 +409,8 @@ TEST(loop, LearnerRestartedBeforePublishLoadsTheLastCheckpoint) {
 TEST(loop, ActorRestartedMidRlGetsTheWeightsAgain) {
   Cluster c("actor-restart");
   const std::string id = c.Submit(JobYaml(5));
-  v1::Job job = WaitForRlStep2(c, id);
-  ASSERT_FALSE(Finished(job)) << "finished before it could be interrupted: " << job.error();
-  c.actor(1).Signal(SIGKILL);
-  c.actor(1).Wait(absl::Seconds(10));
-  absl::SleepFor(absl::Seconds(9));
-  c.RestartActorOnItsPort(1);
-  job = c.WaitFor(id, Finished, absl::Minutes(6));
+  const v1::Job job =
+      KillAndRestartMidRl(c, id, c.actor(1), absl::Seconds(9), [&] { c.RestartActorOnItsPort(1); });
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
   EXPECT_EQ(PhaseOf(job, v1::PHASE_RL)->step(), 5);
   EXPECT_EQ(c.ActorVersion(1), job.policy_version());
@@ -413,13 +423,8 @@ TEST(loop, ActorRestartedMidRlGetsTheWeightsAgain) {
 TEST(loop, RewardServiceRestartedMidRlIsWaitedFor) {
   Cluster c("reward-restart");
   const std::string id = c.Submit(JobYaml(5));
-  v1::Job job = WaitForRlStep2(c, id);
-  ASSERT_FALSE(Finished(job)) << "finished before it could be interrupted: " << job.error();
-  c.reward().Signal(SIGKILL);
-  c.reward().Wait(absl::Seconds(10));
-  absl::SleepFor(absl::Seconds(9));
-  c.RestartRewardOnItsPort();
-  job = c.WaitFor(id, Finished, absl::Minutes(6));
+  const v1::Job job =
+      KillAndRestartMidRl(c, id, c.reward(), absl::Seconds(9), [&] { c.RestartRewardOnItsPort(); });
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
   EXPECT_EQ(PhaseOf(job, v1::PHASE_RL)->step(), 5);
 }
