@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>  // TORCH_VERSION_MAJOR
 #ifndef R1R_NO_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
@@ -39,9 +40,17 @@ bool IsLoopback(const std::string& host) { return host == "127.0.0.1" || host ==
 
 }  // namespace
 
+// LibTorch 2 made ProcessGroupGloo/NCCL subclasses of c10d::Backend; in 1.13 (Debian 12) they are
+// ProcessGroups. Both bases declare the collectives used here.
+#if TORCH_VERSION_MAJOR >= 2
+using CollectiveGroup = c10d::Backend;
+#else
+using CollectiveGroup = c10d::ProcessGroup;
+#endif
+
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> group;
+  c10::intrusive_ptr<CollectiveGroup> group;
   at::Device device{at::kCPU};  // where the backend wants its tensors
 };
 

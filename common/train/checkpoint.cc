@@ -9,6 +9,7 @@
 
 #include <absl/strings/str_cat.h>
 
+#include "common/files/remove_tree.h"
 #include "common/model/safetensors.h"
 #include "common/model/weights.h"
 
@@ -47,15 +48,15 @@ absl::Status CopyModelFiles(const std::string& from, const std::string& to) {
 
 absl::Status WriteDirAtomically(const std::string& dir, const std::function<absl::Status(const std::string&)>& fill) {
   const std::string tmp = absl::StrCat(dir, ".tmp.", getpid());
+  if (absl::Status s = files::RemoveTree(tmp); !s.ok()) return s;
   std::error_code ec;
-  fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
   if (ec) return absl::InternalError(absl::StrCat("mkdir ", tmp, ": ", ec.message()));
   if (absl::Status s = fill(tmp); !s.ok()) {
-    fs::remove_all(tmp, ec);
+    files::RemoveTree(tmp).IgnoreError();  // the fill's error is the one to report
     return s;
   }
-  fs::remove_all(dir, ec);
+  if (absl::Status s = files::RemoveTree(dir); !s.ok()) return s;
   fs::rename(tmp, dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("rename ", tmp, " -> ", dir, ": ", ec.message()));
   return absl::OkStatus();

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "common/data/synthetic.h"
+#include "common/files/remove_tree.h"
 #include "common/reward/prompt_template.h"
 #include "common/rpc/client.h"
 #include "common/tokenizer/bpe_trainer.h"
@@ -45,7 +46,7 @@ struct World {
 World MakeWorld(const std::string& name) {
   World w;
   w.dir = ::testing::TempDir() + "/loop_" + name;
-  fs::remove_all(w.dir);
+  r1r::files::RemoveTree(w.dir).IgnoreError();
   w.work_dir = w.dir + "/work";
   w.data_dir = w.dir + "/data";
   fs::create_directories(w.work_dir + "/model");

@@ -16,6 +16,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/files/remove_tree.h"
 #include "common/rpc/client.h"
 #include "r1r/v1/actor.grpc.pb.h"
 #include "r1r/v1/jobs.grpc.pb.h"
@@ -62,7 +63,7 @@ class Cluster {
   // learner_ranks 2: two data-parallel learner processes (Gloo on loopback); the others talk to rank 0.
   explicit Cluster(const std::string& name, int learner_ranks = 1)
       : dir_(::testing::TempDir() + "/pipeline_" + name) {
-    std::filesystem::remove_all(dir_);
+    r1r::files::RemoveTree(dir_).IgnoreError();
     std::filesystem::create_directories(dir_);
     judge_ = Start("judge", "judge", {"--backend", "rule"});
     reward_ = Start("reward", "reward", {"--judge-target", Addr(judge_)});

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/files/remove_tree.h"
 #include "common/rpc/client.h"
 #include "r1r/v1/reward.grpc.pb.h"
 #include "tests/integration/process.h"
@@ -14,7 +15,7 @@ namespace {
 
 std::string Dir(const std::string& name) {
   const std::string dir = ::testing::TempDir() + "/loop_" + name;
-  std::filesystem::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
   std::filesystem::create_directories(dir);
   return dir;
 }

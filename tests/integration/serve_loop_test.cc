@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/data/png_io.h"
+#include "common/files/remove_tree.h"
 #include "common/rpc/client.h"
 #include "r1r/v1/serve.grpc.pb.h"
 #include "services/serve/tiny_model_dir.h"
@@ -29,7 +30,7 @@ using nlohmann::json;
 std::string Dir(const std::string& name) {
   // Per process: ctest may run these tests in parallel.
   const std::string dir = ::testing::TempDir() + "/serve_loop_" + name + "_" + std::to_string(getpid());
-  std::filesystem::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
   std::filesystem::create_directories(dir);
   return dir;
 }
@@ -45,7 +46,7 @@ struct ModelHolder {
   }
   ~ModelHolder() {
     std::error_code ec;
-    std::filesystem::remove_all(root, ec);
+    r1r::files::RemoveTree(root).IgnoreError();
   }
 };
 
@@ -198,7 +199,7 @@ TEST(loop, ServeAnswersConcurrentClientsAndRejectsBadInput) {
 
   serve.Signal(SIGTERM);
   EXPECT_EQ(serve.Wait(absl::Seconds(30)), 0);
-  std::filesystem::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
 }
 
 // Fixture rows in the three benchmarks' schemas; images/ has a.png, b.png and c.png, "gone.png" is missing.
@@ -300,7 +301,7 @@ TEST(loop, EvalCliScoresEachBenchmarkAgainstALiveServe) {
 
   serve.Signal(SIGTERM);
   EXPECT_EQ(serve.Wait(absl::Seconds(30)), 0);
-  std::filesystem::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/files/remove_tree.h"
 #include "tests/integration/http_get.h"
 #include "tests/integration/process.h"
 #include "tests/integration/prometheus_text.h"
@@ -21,7 +22,7 @@ using ::testing::HasSubstr;
 
 std::string TempDir(const std::string& name) {
   const std::string dir = ::testing::TempDir() + "/services_" + name;
-  std::filesystem::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
   std::filesystem::create_directories(dir);
   return dir;
 }
@@ -105,7 +106,7 @@ TEST(services, SubmittedJobSurvivesKill9AndRestart) {
 TEST(services, DataSynthWritesTheAskedQuestionKinds) {
   const std::string dir =
       (std::filesystem::temp_directory_path() / ("r1r_synth_cli_" + std::to_string(::getpid()))).string();
-  std::filesystem::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
   const CommandResult ok = RunCommand(
       Cli("data synth --out " + dir + " --n 20 --seed 4 --questions all --grid 2 --max-count 3 --trace tally"), true);
   ASSERT_EQ(ok.exit_code, 0) << ok.out;
@@ -130,8 +131,8 @@ TEST(services, DataSynthWritesTheAskedQuestionKinds) {
   const CommandResult bad = RunCommand(Cli("data synth --out " + dir + "2 --n 2 --questions size"), true);
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_THAT(bad.out, HasSubstr("must be colour_shape, colour or all, got 'size'"));
-  std::filesystem::remove_all(dir);
-  std::filesystem::remove_all(dir + "3");
+  r1r::files::RemoveTree(dir).IgnoreError();
+  r1r::files::RemoveTree(dir + "3").IgnoreError();
 }
 
 TEST(services, CliExitCodesForAuthAndBadSpecs) {

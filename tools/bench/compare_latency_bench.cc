@@ -22,6 +22,7 @@
 #include <prometheus/registry.h>
 
 #include "common/config/flags.h"
+#include "common/files/remove_tree.h"
 #include "common/rpc/client.h"
 #include "common/rpc/server.h"
 #include "r1r/v1/serve.grpc.pb.h"
@@ -74,7 +75,7 @@ int main(int argc, char** argv) {
     const std::string root =
         (std::filesystem::temp_directory_path() / ("r1r_compare_latency_bench_" + std::to_string(getpid()))).string();
     scratch = root;
-    std::filesystem::remove_all(root);
+    r1r::files::RemoveTree(root).IgnoreError();
     auto tiny = r1r::serve::MakeTinyModelDir(root);
     if (!tiny.ok()) {
       std::fprintf(stderr, "tiny model: %s\n", std::string(tiny.status().message()).c_str());
@@ -174,6 +175,6 @@ int main(int argc, char** argv) {
                 static_cast<double>(latencies_ms.size()) / wall, per_batch, errors.load());
   }
   (*service)->Stop();
-  if (!scratch.empty()) std::filesystem::remove_all(scratch);
+  if (!scratch.empty()) r1r::files::RemoveTree(scratch).IgnoreError();
   return 0;
 }

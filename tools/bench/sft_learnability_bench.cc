@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "common/data/synthetic.h"
 #include "common/eval/judgement.h"
+#include "common/files/remove_tree.h"
 #include "common/reward/prompt_template.h"
 #include "common/tokenizer/bpe_trainer.h"
 #include "common/train/policy.h"
@@ -339,6 +340,6 @@ int main(int argc, char** argv) {
     if (I("probe") > 0) PrintImageProbe(*policy, std::vector<train::SftItem>(sft.end() - 16, sft.end()));
     std::fflush(stdout);
   }
-  fs::remove_all(root);
+  r1r::files::RemoveTree(root).IgnoreError();
   return 0;
 }

@@ -14,6 +14,7 @@
 #include <absl/strings/str_cat.h>
 
 #include "common/config/flags.h"
+#include "common/files/remove_tree.h"
 #include "common/proc/process.h"
 #include "common/rpc/client.h"
 #include "common/tokenizer/bpe_trainer.h"
@@ -48,7 +49,7 @@ int main(int argc, char** argv) {
   if (!f.Parse(argc, argv).ok()) return 2;
   const std::string work = f.Get("work");
   const int repeats = static_cast<int>(f.GetInt("repeats").value_or(3));
-  fs::remove_all(work);
+  r1r::files::RemoveTree(work).IgnoreError();
   fs::create_directories(work + "/model");
   // A small trained BPE so the tiny config has a real tokenizer (the vocab is then padded by the config).
   std::vector<std::string> corpus(64, "How many red circles are in the image? Response 1 is better.");

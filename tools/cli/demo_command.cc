@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/config/flags.h"
+#include "common/files/remove_tree.h"
 #include "common/proc/process.h"
 #include "common/rpc/client.h"
 #include "common/rpc/status.h"
@@ -150,7 +151,7 @@ int DemoCommand(int argc, char** argv) {
   const auto start = Clock::now();
   const std::string work = fs::absolute(f.Get("work-dir")).string();
   std::error_code ec;
-  fs::remove_all(work, ec);
+  r1r::files::RemoveTree(work).IgnoreError();
   fs::create_directories(work + "/logs", ec);
   const bool tty = isatty(STDERR_FILENO);
   std::fprintf(stderr, "r1r demo: work dir %s, logs in %s/logs\n", work.c_str(), work.c_str());

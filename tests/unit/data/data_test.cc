@@ -15,6 +15,7 @@
 #include "common/data/readers.h"
 #include "common/data/synthetic.h"
 #include "common/data/transforms.h"
+#include "common/files/remove_tree.h"
 #include "common/reward/prompt_template.h"
 #include "common/reward/referee.h"
 #include "common/reward/rewards.h"
@@ -26,7 +27,7 @@ namespace fs = std::filesystem;
 
 std::string FreshDir(const std::string& name) {
   const fs::path dir = fs::path(::testing::TempDir()) / ("r1r_data_" + name);
-  fs::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
   fs::create_directories(dir);
   return dir.string();
 }

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/files/remove_tree.h"
 #include "common/jobs/atomic_file.h"
 #include "common/jobs/job_id.h"
 #include "common/jobs/job_store.h"
@@ -12,7 +13,7 @@ namespace {
 
 std::string FreshDir(const std::string& name) {
   const std::string dir = ::testing::TempDir() + "/jobs_" + name;
-  std::filesystem::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
   return dir;
 }
 

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <string>
 
+#include "common/files/remove_tree.h"
 #include "common/model/modules.h"
 #include "common/model/safetensors.h"
 #include "common/model/weights.h"
@@ -17,7 +18,7 @@ namespace fs = std::filesystem;
 
 std::string TempDir(const std::string& name) {
   fs::path dir = fs::temp_directory_path() / ("r1r_model_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
   fs::create_directories(dir);
   return dir.string();
 }
@@ -72,7 +73,7 @@ TEST(model, SaveLoadRoundTripIsBitExact) {
       ASSERT_TRUE(raw.ok());
       EXPECT_EQ(raw->count("lm_head.weight"), tied ? 0u : 1u);
       EXPECT_EQ(raw->at("model.norm.weight").scalar_type(), dtype);
-      fs::remove_all(dir);
+      r1r::files::RemoveTree(dir).IgnoreError();
     }
   }
 }
@@ -89,7 +90,7 @@ TEST(model, ShardedCheckpointRoundTrip) {
   auto loaded = LoadPretrained(dir, {});
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   ExpectSameParameters(*model, **loaded);
-  fs::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
 }
 
 TEST(model, SingleFileCheckpointIgnoresOtherSafetensorsBesideIt) {
@@ -111,7 +112,7 @@ TEST(model, SingleFileCheckpointIgnoresOtherSafetensorsBesideIt) {
   auto all = ReadCheckpointTensors(dir);
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ(all->count("image.logits"), 1u);
-  fs::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
 }
 
 TEST(model, LoadsNewerTransformersKeyLayout) {
@@ -166,7 +167,7 @@ TEST(model, TruncatedSafetensorsNamesTensor) {
   EXPECT_NE(std::string(read.status().message()).find("b.weight"), std::string::npos) << read.status();
   fs::resize_file(path, 5);
   EXPECT_EQ(ReadSafetensors(path).status().code(), absl::StatusCode::kDataLoss);
-  fs::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
 }
 
 // Writes a file with a hand-made header.
@@ -209,7 +210,7 @@ TEST(model, CorruptSafetensorsHeaderIsRejected) {
   }
   EXPECT_EQ(ReadSafetensors(path).status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(ReadSafetensors(dir + "/absent.safetensors").status().code(), absl::StatusCode::kNotFound);
-  fs::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
 }
 
 TEST(model, SafetensorsReadsF16AndBf16) {
@@ -230,7 +231,7 @@ TEST(model, SafetensorsReadsF16AndBf16) {
   auto again = ReadSafetensors(path);
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(torch::equal(again->at("f"), base));
-  fs::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <prometheus/text_serializer.h>
 
+#include "common/files/remove_tree.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/client.h"
 #include "common/rpc/server.h"
@@ -202,7 +203,7 @@ TEST(rpc, TlsServesClientsThatTrustItsCertificateAndNoOthers) {
   missing_ca.tls_ca_file = dir + "/none.crt";
   EXPECT_EQ(MakeChannel(missing_ca).status().code(), absl::StatusCode::kNotFound);
   server.Shutdown();
-  std::filesystem::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
 }
 
 TEST(rpc, TlsMisconfigurationIsAnErrorAtStart) {

@@ -12,6 +12,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/files/remove_tree.h"
 #include "services/serve/serve_service.h"
 #include "services/serve/tiny_model_dir.h"
 #include "services/serve/votes.h"
@@ -24,14 +25,14 @@ struct TinyHolder {
   std::string root;
   TinyModelDir dir;
   TinyHolder() : root(::testing::TempDir() + "/serve_model_test_" + std::to_string(getpid())) {
-    std::filesystem::remove_all(root);
+    r1r::files::RemoveTree(root).IgnoreError();
     auto made = MakeTinyModelDir(root);
     EXPECT_TRUE(made.ok()) << made.status();
     if (made.ok()) dir = *made;
   }
   ~TinyHolder() {
     std::error_code ec;
-    std::filesystem::remove_all(root, ec);
+    r1r::files::RemoveTree(root).IgnoreError();
   }
 };
 
@@ -201,7 +202,7 @@ TEST(serve, RankJudgesEveryPairInBothOrders) {
 
 TEST(serve, PolicyVersionComesFromStateJson) {
   const std::string dir = ::testing::TempDir() + "/serve_versioned_" + std::to_string(getpid());
-  std::filesystem::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
   std::filesystem::copy(Tiny().model_dir, dir, std::filesystem::copy_options::recursive);
   std::ofstream(dir + "/state.json") << R"({"policy_version": 7, "phase": "rl", "step": 12})";
   EXPECT_EQ(*ReadPolicyVersion(dir), 7);
@@ -213,7 +214,7 @@ TEST(serve, PolicyVersionComesFromStateJson) {
   std::ofstream(dir + "/state.json") << "{not json";
   EXPECT_FALSE(ReadPolicyVersion(dir).ok());
   EXPECT_EQ(*ReadPolicyVersion(Tiny().model_dir), 0);
-  std::filesystem::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
 }
 
 TEST(serve, MissingModelDirFailsToLoadWithThePath) {
@@ -228,7 +229,7 @@ TEST(serve, MissingModelDirFailsToLoadWithThePath) {
 // says it is `version`.
 std::string VersionedModel(const std::string& name, int64_t version, uint64_t weights_seed = 0) {
   const std::string root = ::testing::TempDir() + "/serve_" + name + "_" + std::to_string(getpid());
-  std::filesystem::remove_all(root);
+  r1r::files::RemoveTree(root).IgnoreError();
   std::string dir = root + "/model";
   if (weights_seed == 0) {
     std::filesystem::create_directories(root);

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "common/data/png_io.h"
+#include "common/files/remove_tree.h"
 #include "services/serve/request_checks.h"
 #include "services/serve/votes.h"
 
@@ -161,7 +162,7 @@ TEST(serve, RequestImagesDecodeOrFailWithTheField) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("4097x1"));
 
   EXPECT_FALSE(DecodeRequestImage(v1::ImageInput(), limits)->has_value());  // no image: text only
-  std::filesystem::remove_all(dir);
+  r1r::files::RemoveTree(dir).IgnoreError();
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "common/files/remove_tree.h"
 #include "common/reward/prompt_template.h"
 #include "common/tokenizer/bpe_trainer.h"
 
@@ -22,7 +23,7 @@ void Die(const absl::Status& s, const char* what) {
 TinyWorld Build() {
   TinyWorld w;
   w.root = (fs::temp_directory_path() / ("r1r_train_test_" + std::to_string(::getpid()))).string();
-  fs::remove_all(w.root);
+  r1r::files::RemoveTree(w.root).IgnoreError();
   w.model_dir = w.root + "/model";
   w.data_dir = w.root + "/data";
   fs::create_directories(w.model_dir);
