@@ -50,6 +50,7 @@ grpc::Status CallWithRetry(const ClientOptions& options, const RetryPolicy& poli
     PrepareContext(ctx, options);
     status = attempt(ctx);
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return status;
+    if (policy.give_up && policy.give_up()) return status;
     if (i + 1 < policy.max_attempts) {
       std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
       backoff = std::min(policy.max_backoff, backoff * policy.multiplier);

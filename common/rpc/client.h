@@ -26,6 +26,9 @@ struct RetryPolicy {
   absl::Duration initial_backoff = absl::Milliseconds(200);
   absl::Duration max_backoff = absl::Seconds(5);
   double multiplier = 2.0;
+  // Asked after each failed attempt: true ends the retries (a process that is shutting down should not
+  // wait minutes for a peer).
+  std::function<bool()> give_up;
 };
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ClientOptions& options);
@@ -33,8 +36,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ClientOptions& 
 // Sets the deadline and the auth header of `ctx` from `options`.
 void PrepareContext(grpc::ClientContext& ctx, const ClientOptions& options);
 
-// Calls `attempt` with a fresh, prepared context until it returns anything but UNAVAILABLE or the
-// attempts run out; sleeps with exponential backoff in between.
+// Calls `attempt` with a fresh, prepared context until it returns anything but UNAVAILABLE, the
+// attempts run out or `policy.give_up` says so; sleeps with exponential backoff in between.
 grpc::Status CallWithRetry(const ClientOptions& options, const RetryPolicy& policy,
                            const std::function<grpc::Status(grpc::ClientContext&)>& attempt);
 

@@ -15,10 +15,11 @@ constexpr absl::Duration kStepTimeout = absl::Minutes(30);
 constexpr absl::Duration kShortTimeout = absl::Minutes(2);
 
 // The reward aggregator keeps no state: while it restarts (about 2 minutes of UNAVAILABLE), calls wait
-// for it instead of failing the job.
-rpc::RetryPolicy RestartTolerant() {
+// for it instead of failing the job, unless the orchestrator itself is stopping.
+rpc::RetryPolicy RestartTolerant(const std::atomic<bool>* stopping) {
   rpc::RetryPolicy p;
   p.max_attempts = 30;  // 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s, then 5 s apart: about 130 s in all
+  if (stopping != nullptr) p.give_up = [stopping] { return stopping->load(); };
   return p;
 }
 
@@ -38,13 +39,15 @@ rpc::ClientOptions Cluster::Options(const std::string& target, absl::Duration ti
   return o;
 }
 
-absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Connect(const ClusterTargets& targets) {
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Connect(const ClusterTargets& targets,
+                                                          const std::atomic<bool>* stopping) {
   if (targets.learner.empty() || targets.actors.empty() || targets.reward.empty()) {
     return absl::FailedPreconditionError(
         "the orchestrator needs --learner, --actors and --reward to run jobs (see r1r-orchestrator --help)");
   }
   std::unique_ptr<Cluster> c(new Cluster());
   c->targets_ = targets;
+  c->stopping_ = stopping;
   auto channel = [&](const std::string& t) { return rpc::MakeChannel(c->Options(t, kShortTimeout)); };
   auto learner = channel(targets.learner);
   if (!learner.ok()) return learner.status();
@@ -215,7 +218,7 @@ absl::StatusOr<std::vector<v1::RewardBreakdown>> Cluster::Score(const std::vecto
     for (size_t i = part; i < part_end; ++i) *req.add_trajectories() = trajectories[i];
     *req.mutable_weights() = weights;
     v1::ScoreTrajectoriesResponse resp;
-    grpc::Status s = rpc::CallWithRetry(Options(targets_.reward, kStepTimeout), RestartTolerant(), [&](grpc::ClientContext& ctx) {
+    grpc::Status s = rpc::CallWithRetry(Options(targets_.reward, kStepTimeout), RestartTolerant(stopping_), [&](grpc::ClientContext& ctx) {
       return reward_->ScoreTrajectories(&ctx, req, &resp);
     });
     if (!s.ok()) return Annotate(s, "reward ScoreTrajectories");

@@ -3,6 +3,7 @@
 // generated in parallel.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,7 +26,9 @@ struct ClusterTargets {
 
 class Cluster {
  public:
-  static absl::StatusOr<std::unique_ptr<Cluster>> Connect(const ClusterTargets& targets);
+  // `stopping` (may be null) cuts long waits for a restarting peer short when the orchestrator stops.
+  static absl::StatusOr<std::unique_ptr<Cluster>> Connect(const ClusterTargets& targets,
+                                                          const std::atomic<bool>* stopping = nullptr);
 
   absl::StatusOr<v1::LearnerState> InitLearner(const v1::InitRequest& req);
   // One GetState call, no retries: whether the learner is up, and which job it holds.
@@ -49,6 +52,7 @@ class Cluster {
   rpc::ClientOptions Options(const std::string& target, absl::Duration timeout) const;
 
   ClusterTargets targets_;
+  const std::atomic<bool>* stopping_ = nullptr;
   std::unique_ptr<v1::Learner::Stub> learner_;
   std::vector<std::unique_ptr<v1::RolloutActor::Stub>> actors_;
   std::unique_ptr<v1::RewardAggregator::Stub> reward_;

@@ -573,7 +573,7 @@ void JobRunner::Loop() {
     if (!job.ok()) continue;
     absl::Status s;
     auto spec = config::ParseJobSpec(job->spec_yaml());
-    auto cluster = Cluster::Connect(*targets_);
+    auto cluster = Cluster::Connect(*targets_, &stop_);
     if (!spec.ok()) {
       s = spec.status();
     } else if (!cluster.ok()) {

@@ -430,6 +430,28 @@ TEST(loop, RewardServiceRestartedMidRlIsWaitedFor) {
   EXPECT_EQ(PhaseOf(job, v1::PHASE_RL)->step(), 5);
 }
 
+// The orchestrator is told to stop while the reward aggregator is down and its scoring call waits for
+// it: the wait ends at once (not after two minutes of retries), the job is left to resume, and after
+// both come back it finishes.
+TEST(loop, StoppingOrchestratorDoesNotWaitOutADownRewardService) {
+  Cluster c("reward-down-stop");
+  const std::string id = c.Submit(JobYaml(5));
+  const v1::Job running = WaitForRlStep2(c, id);
+  ASSERT_FALSE(Finished(running)) << "finished before it could be interrupted: " << running.error();
+  c.reward().Signal(SIGKILL);
+  c.reward().Wait(absl::Seconds(10));
+  absl::SleepFor(absl::Seconds(6));  // the step's generation ends; its scoring call is retrying now
+  const absl::Time stop_sent = absl::Now();
+  c.orchestrator().Signal(SIGTERM);
+  EXPECT_EQ(c.orchestrator().Wait(absl::Seconds(60)), 0);
+  EXPECT_LT(absl::Now() - stop_sent, absl::Seconds(20));
+  c.RestartRewardOnItsPort();
+  c.StartOrchestrator();
+  const v1::Job job = c.WaitFor(id, Finished, absl::Minutes(6));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << " (logs in " << c.dir() << ")";
+  EXPECT_EQ(PhaseOf(job, v1::PHASE_RL)->step(), 5);
+}
+
 // The whole job with two learner ranks: the orchestrator and the actors talk to rank 0 only, rank 1
 // trains its share of every batch, and the job ends as it does with one learner.
 TEST(loop, TwoLearnerRanksRunTheWholeJob) {

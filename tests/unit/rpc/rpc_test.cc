@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -135,6 +136,19 @@ TEST(rpc, RetryGivesUpOnNonRetryableCodes) {
   });
   EXPECT_EQ(attempts, 1);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST(rpc, RetryStopsWhenToldToGiveUp) {
+  std::atomic<bool> stopping{false};
+  int attempts = 0;
+  RetryPolicy policy{.max_attempts = 30, .initial_backoff = absl::Milliseconds(1)};
+  policy.give_up = [&] { return stopping.load(); };
+  grpc::Status s = CallWithRetry(Client(1), policy, [&](grpc::ClientContext&) {
+    if (++attempts == 3) stopping = true;  // the process starts to shut down during the third attempt
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "peer restarting");
+  });
+  EXPECT_EQ(attempts, 3);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST(rpc, PerRpcMetricsCountMethodAndCode) {
