@@ -83,6 +83,7 @@ void ReadData(YamlReader& y, DataSpec& d) {
   y.Read("image_placement", &d.image_placement);
   y.Read("prompt_style", &d.prompt_style);
   y.Read("sft_split", &d.sft_split);
+  y.Read("rl_split", &d.rl_split);
   y.Read("min_pixels", &d.min_pixels);
   y.Read("max_pixels", &d.max_pixels);
   y.Read("max_prompt_tokens", &d.max_prompt_tokens);
@@ -105,6 +106,7 @@ void ReadData(YamlReader& y, DataSpec& d) {
   y.CheckOneOf("synthetic_trace", d.synthetic_trace, {"count", "tally", "list"});
   y.CheckRange("heldout_fraction", d.heldout_fraction, 0, 1, false, true);
   y.CheckOneOf("sft_split", d.sft_split, {"rest", "all"});
+  y.CheckOneOf("rl_split", d.rl_split, {"hard", "all"});
   y.CheckOneOf("image_placement", d.image_placement, {"after_text", "before_text"});
   y.CheckOneOf("prompt_style", d.prompt_style, {"r1reward", "compact"});
   y.CheckRange("min_pixels", static_cast<double>(d.min_pixels), 28 * 28, 1e9);

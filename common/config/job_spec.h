@@ -59,6 +59,7 @@ struct DataSpec {
   std::string image_placement = "after_text";  // after_text | before_text
   std::string prompt_style = "r1reward";       // r1reward (the paper's Table 1) | compact (small models)
   std::string sft_split = "rest";         // rest | all
+  std::string rl_split = "hard";          // hard (the paper's) | all
   int64_t min_pixels = 4 * 28 * 28;
   int64_t max_pixels = 640 * 28 * 28;
   int64_t max_prompt_tokens = 20480;

@@ -97,7 +97,8 @@ std::string DescribePlan(const JobSpec& spec) {
   absl::StrAppend(&out, "phases: data_prep", spec.sft.enabled ? " -> sft" : "", spec.rl.enabled ? " -> rl" : "",
                   " -> eval -> publish\n");
   absl::StrAppend(&out, "data: ", spec.data.source, spec.data.path.empty() ? "" : absl::StrCat(" ", spec.data.path),
-                  ", held-out ", spec.data.heldout_fraction * 100, "%, pixels [", spec.data.min_pixels, ", ",
+                  ", held-out ", spec.data.heldout_fraction * 100, "%, SFT on ", spec.data.sft_split,
+                  " / RL on ", spec.data.rl_split, " items, pixels [", spec.data.min_pixels, ", ",
                   spec.data.max_pixels, "]\n");
   if (spec.sft.enabled) {
     absl::StrAppendFormat(&out, "sft: %d epoch(s), batch %d, lr %g\n", spec.sft.epochs, spec.sft.batch_size,

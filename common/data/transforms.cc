@@ -40,11 +40,11 @@ bool IsHardForTeacher(const PreferenceSample& s) {
   return !s.teacher_solved || s.teacher_attempts == 0 || s.teacher_attempts >= 2;
 }
 
-DifficultySplit SplitByDifficulty(const std::vector<PreferenceSample>& samples, SftSelection sft) {
+DifficultySplit SplitByDifficulty(const std::vector<PreferenceSample>& samples, SftSelection sft, RlSelection rl) {
   DifficultySplit split;
   for (const PreferenceSample& s : samples) {
     const bool hard = IsHardForTeacher(s);
-    if (hard) split.rl.push_back(s);
+    if (hard || rl == RlSelection::kAll) split.rl.push_back(s);
     if (!hard || sft == SftSelection::kAll) split.sft.push_back(s);
   }
   return split;

@@ -21,14 +21,17 @@ void SwapResponses(PreferenceSample& sample);
 size_t BalanceLabels(std::vector<PreferenceSample>& samples, uint64_t seed);
 
 // Paper §4.3: the RL set holds samples the teacher needed >= 2 attempts for or never got right
-// (unknown attempts count as hard: the released RL data carries none). SFT takes the rest, or all.
+// (unknown attempts count as hard: the released RL data carries none). SFT takes the rest, or all;
+// RL takes the hard ones (the paper's), or all.
 enum class SftSelection { kRest, kAll };
+enum class RlSelection { kHard, kAll };
 struct DifficultySplit {
   std::vector<PreferenceSample> rl;
   std::vector<PreferenceSample> sft;
 };
 bool IsHardForTeacher(const PreferenceSample& sample);
-DifficultySplit SplitByDifficulty(const std::vector<PreferenceSample>& samples, SftSelection sft);
+DifficultySplit SplitByDifficulty(const std::vector<PreferenceSample>& samples, SftSelection sft,
+                                  RlSelection rl = RlSelection::kHard);
 
 // A seeded counter-based generator (the same numbers on every platform, unlike std:: distributions).
 class SeededRng {

@@ -73,7 +73,8 @@ absl::StatusOr<PreparedData> PrepareData(const config::JobSpec& spec, const std:
   }
   if (d.balance_labels) data::BalanceLabels(train, static_cast<uint64_t>(d.seed) + 1);
   data::DifficultySplit split =
-      data::SplitByDifficulty(train, d.sft_split == "all" ? data::SftSelection::kAll : data::SftSelection::kRest);
+      data::SplitByDifficulty(train, d.sft_split == "all" ? data::SftSelection::kAll : data::SftSelection::kRest,
+                              d.rl_split == "all" ? data::RlSelection::kAll : data::RlSelection::kHard);
   out.sft = std::move(split.sft);
   out.rl = std::move(split.rl);
   out.report = absl::StrCat(samples->size(), " samples (", report.bad_count, " bad rows skipped): ", out.sft.size(),

@@ -44,6 +44,8 @@ TEST(config, MinimalSpecGetsPaperDefaults) {
   EXPECT_EQ(spec->data.image_placement, "after_text");  // R1-Reward's training layout
   EXPECT_EQ(spec->rl.off_policy_steps, 0);               // synchronous and on-policy unless asked
   EXPECT_EQ(spec->data.prompt_style, "r1reward");        // the paper's Table 1 prompt
+  EXPECT_EQ(spec->data.sft_split, "rest");               // the paper's §4.3 split
+  EXPECT_EQ(spec->data.rl_split, "hard");
 }
 
 TEST(config, OutOfRangeNamesFieldAndValue) {
@@ -52,6 +54,8 @@ TEST(config, OutOfRangeNamesFieldAndValue) {
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "rl: {off_policy_steps: 2}"), HasSubstr("rl.off_policy_steps"));
   EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny}\ndata: {source: synthetic, synthetic_n: 3, prompt_style: tiny}\n"),
               HasSubstr("data.prompt_style"));
+  EXPECT_THAT(ErrorOf("name: t\nmodel: {init: tiny}\ndata: {source: synthetic, synthetic_n: 3, rl_split: rest}\n"),
+              HasSubstr("data.rl_split"));
 }
 
 TEST(config, WrongTypeNamesField) {

@@ -178,6 +178,9 @@ TEST(data, DifficultySplitFollowsTeacherAttempts) {
   EXPECT_EQ(rest.rl.size(), 3u);
   EXPECT_EQ(rest.sft.size(), 1u);
   EXPECT_EQ(SplitByDifficulty(s, SftSelection::kAll).sft.size(), 4u);
+  const DifficultySplit rl_all = SplitByDifficulty(s, SftSelection::kRest, RlSelection::kAll);
+  EXPECT_EQ(rl_all.rl.size(), 4u);
+  EXPECT_EQ(rl_all.sft.size(), 1u);
 }
 
 TEST(data, ShuffleShardAndResumableCursor) {
