@@ -38,8 +38,6 @@ c10d::ReduceOp ToC10d(ReduceOp op) {
 bool IsLoopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
 #endif
 
-}  // namespace
-
 // LibTorch 2 made ProcessGroupGloo/NCCL subclasses of c10d::Backend; in 1.13 (Debian 12) they are
 // ProcessGroups. Both bases declare the collectives used here.
 #if TORCH_VERSION_MAJOR >= 2
@@ -47,6 +45,8 @@ using CollectiveGroup = c10d::Backend;
 #else
 using CollectiveGroup = c10d::ProcessGroup;
 #endif
+
+}  // namespace
 
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;

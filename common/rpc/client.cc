@@ -54,6 +54,7 @@ grpc::Status CallWithRetry(const ClientOptions& options, const RetryPolicy& poli
     if (i + 1 < policy.max_attempts) {
       std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
       backoff = std::min(policy.max_backoff, backoff * policy.multiplier);
+      if (policy.give_up && policy.give_up()) return status;
     }
   }
   return status;

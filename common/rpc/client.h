@@ -26,8 +26,8 @@ struct RetryPolicy {
   absl::Duration initial_backoff = absl::Milliseconds(200);
   absl::Duration max_backoff = absl::Seconds(5);
   double multiplier = 2.0;
-  // Asked after each failed attempt: true ends the retries (a process that is shutting down should not
-  // wait minutes for a peer).
+  // Asked after each UNAVAILABLE attempt and after each backoff: true ends the retries (a process that
+  // is shutting down should not wait minutes for a peer).
   std::function<bool()> give_up;
 };
 

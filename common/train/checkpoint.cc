@@ -56,10 +56,14 @@ absl::Status WriteDirAtomically(const std::string& dir, const std::function<absl
     files::RemoveTree(tmp).IgnoreError();  // the fill's error is the one to report
     return s;
   }
-  if (absl::Status s = files::RemoveTree(dir); !s.ok()) return s;
+  // An existing folder moves aside first and goes last: a crash never leaves `dir` half deleted.
+  const std::string old = absl::StrCat(dir, ".old.", getpid());
+  if (absl::Status s = files::RemoveTree(old); !s.ok()) return s;
+  if (fs::exists(dir)) fs::rename(dir, old, ec);
+  if (ec) return absl::InternalError(absl::StrCat("rename ", dir, " -> ", old, ": ", ec.message()));
   fs::rename(tmp, dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("rename ", tmp, " -> ", dir, ": ", ec.message()));
-  return absl::OkStatus();
+  return files::RemoveTree(old);
 }
 
 }  // namespace

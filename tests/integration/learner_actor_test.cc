@@ -46,7 +46,7 @@ struct World {
 World MakeWorld(const std::string& name) {
   World w;
   w.dir = ::testing::TempDir() + "/loop_" + name;
-  r1r::files::RemoveTree(w.dir).IgnoreError();
+  EXPECT_TRUE(r1r::files::RemoveTree(w.dir).ok()) << w.dir;
   w.work_dir = w.dir + "/work";
   w.data_dir = w.dir + "/data";
   fs::create_directories(w.work_dir + "/model");

@@ -63,7 +63,7 @@ class Cluster {
   // learner_ranks 2: two data-parallel learner processes (Gloo on loopback); the others talk to rank 0.
   explicit Cluster(const std::string& name, int learner_ranks = 1)
       : dir_(::testing::TempDir() + "/pipeline_" + name) {
-    r1r::files::RemoveTree(dir_).IgnoreError();
+    EXPECT_TRUE(r1r::files::RemoveTree(dir_).ok()) << dir_;
     std::filesystem::create_directories(dir_);
     judge_ = Start("judge", "judge", {"--backend", "rule"});
     reward_ = Start("reward", "reward", {"--judge-target", Addr(judge_)});
@@ -443,7 +443,7 @@ TEST(loop, StoppingOrchestratorDoesNotWaitOutADownRewardService) {
   absl::SleepFor(absl::Seconds(6));  // the step's generation ends; its scoring call is retrying now
   const absl::Time stop_sent = absl::Now();
   c.orchestrator().Signal(SIGTERM);
-  EXPECT_EQ(c.orchestrator().Wait(absl::Seconds(60)), 0);
+  ASSERT_EQ(c.orchestrator().Wait(absl::Seconds(60)), 0);  // (restarting it beside a live one would race)
   EXPECT_LT(absl::Now() - stop_sent, absl::Seconds(20));
   c.RestartRewardOnItsPort();
   c.StartOrchestrator();

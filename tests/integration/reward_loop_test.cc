@@ -15,7 +15,7 @@ namespace {
 
 std::string Dir(const std::string& name) {
   const std::string dir = ::testing::TempDir() + "/loop_" + name;
-  r1r::files::RemoveTree(dir).IgnoreError();
+  EXPECT_TRUE(r1r::files::RemoveTree(dir).ok()) << dir;
   std::filesystem::create_directories(dir);
   return dir;
 }

@@ -30,7 +30,7 @@ using nlohmann::json;
 std::string Dir(const std::string& name) {
   // Per process: ctest may run these tests in parallel.
   const std::string dir = ::testing::TempDir() + "/serve_loop_" + name + "_" + std::to_string(getpid());
-  r1r::files::RemoveTree(dir).IgnoreError();
+  EXPECT_TRUE(r1r::files::RemoveTree(dir).ok()) << dir;
   std::filesystem::create_directories(dir);
   return dir;
 }
@@ -45,7 +45,6 @@ struct ModelHolder {
     if (made.ok()) dir = *made;
   }
   ~ModelHolder() {
-    std::error_code ec;
     r1r::files::RemoveTree(root).IgnoreError();
   }
 };

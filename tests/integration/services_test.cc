@@ -22,7 +22,7 @@ using ::testing::HasSubstr;
 
 std::string TempDir(const std::string& name) {
   const std::string dir = ::testing::TempDir() + "/services_" + name;
-  r1r::files::RemoveTree(dir).IgnoreError();
+  EXPECT_TRUE(r1r::files::RemoveTree(dir).ok()) << dir;
   std::filesystem::create_directories(dir);
   return dir;
 }
@@ -106,7 +106,7 @@ TEST(services, SubmittedJobSurvivesKill9AndRestart) {
 TEST(services, DataSynthWritesTheAskedQuestionKinds) {
   const std::string dir =
       (std::filesystem::temp_directory_path() / ("r1r_synth_cli_" + std::to_string(::getpid()))).string();
-  r1r::files::RemoveTree(dir).IgnoreError();
+  EXPECT_TRUE(r1r::files::RemoveTree(dir).ok()) << dir;
   const CommandResult ok = RunCommand(
       Cli("data synth --out " + dir + " --n 20 --seed 4 --questions all --grid 2 --max-count 3 --trace tally"), true);
   ASSERT_EQ(ok.exit_code, 0) << ok.out;
@@ -132,6 +132,7 @@ TEST(services, DataSynthWritesTheAskedQuestionKinds) {
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_THAT(bad.out, HasSubstr("must be colour_shape, colour or all, got 'size'"));
   r1r::files::RemoveTree(dir).IgnoreError();
+  r1r::files::RemoveTree(dir + "2").IgnoreError();
   r1r::files::RemoveTree(dir + "3").IgnoreError();
 }
 

@@ -47,7 +47,7 @@ stage "tests on the GPU machine"
 # Unbuffered and with exit codes: a crash loses buffered output (tools/gpu/diagnose.sh takes backtraces).
 for t in model/model_test train/train_test dist/dist_test files/files_test; do
   timeout 120 stdbuf -o0 $B/tests/unit/$t > /tmp/t.txt 2>&1; echo "$t exit $?"
-  grep -E "^\[ *(FAILED|SKIPPED) *\]|tests? ran|PASSED" /tmp/t.txt | sort -u | tail -8
+  grep -E "^\[ *(FAILED|SKIPPED|PASSED) *\]|suites? ran" /tmp/t.txt | sort -u | tail -8
 done
 
 stage "sft_learnability_bench on cuda, one short epoch"

@@ -131,6 +131,7 @@ TEST(config, PlanEstimatesSevenBillionFromConfigJson) {
   ASSERT_TRUE(m.known);
   EXPECT_NEAR(m.parameters / 1e9, 8.29, 0.1);  // the published checkpoint has 8.29e9 parameters
   EXPECT_THAT(DescribePlan(*spec), HasSubstr("memory per role: learner"));
+  EXPECT_THAT(DescribePlan(*spec), HasSubstr("SFT on rest / RL on hard items"));  // the paper's §4.3 split
 }
 
 TEST(config, FlagsParseBothStylesAndRejectUnknown) {

@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 
 std::string FreshDir(const std::string& name) {
   const fs::path dir = fs::path(::testing::TempDir()) / ("r1r_data_" + name);
-  r1r::files::RemoveTree(dir).IgnoreError();
+  EXPECT_TRUE(r1r::files::RemoveTree(dir).ok()) << dir;
   fs::create_directories(dir);
   return dir.string();
 }

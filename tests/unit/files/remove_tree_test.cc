@@ -6,7 +6,7 @@
 #include <fstream>
 #include <string>
 
-#include "gtest/gtest.h"
+#include <gtest/gtest.h>
 
 namespace r1r::files {
 namespace {
@@ -39,6 +39,9 @@ TEST(files, RemoveTreeDeletesAPlainFileAndAcceptsAMissingPath) {
   EXPECT_FALSE(fs::exists(root / "f"));
   EXPECT_TRUE(fs::exists(root));
   EXPECT_TRUE(RemoveTree((root / "never-was").string()).ok());
+  Touch(root / "file");
+  EXPECT_TRUE(RemoveTree((root / "file/child").string()).ok());  // through a file: nothing there either
+  EXPECT_TRUE(fs::exists(root / "file"));
   ASSERT_TRUE(RemoveTree(root.string()).ok());
 }
 
@@ -59,6 +62,10 @@ TEST(files, RemoveTreeRemovesLinksWithoutFollowingThem) {
   ASSERT_TRUE(RemoveTree((root / "link").string()).ok());
   EXPECT_FALSE(fs::is_symlink(root / "link"));
   EXPECT_TRUE(fs::exists(outside / "keep.txt"));
+  fs::create_directory_symlink(outside, root / "slashed");
+  ASSERT_TRUE(RemoveTree((root / "slashed").string() + "/").ok());  // "link/" still names the link
+  EXPECT_FALSE(fs::is_symlink(root / "slashed"));
+  EXPECT_TRUE(fs::exists(outside / "keep.txt"));
   ASSERT_TRUE(RemoveTree(root.string()).ok());
   ASSERT_TRUE(RemoveTree(outside.string()).ok());
 }
@@ -66,10 +73,10 @@ TEST(files, RemoveTreeRemovesLinksWithoutFollowingThem) {
 TEST(files, RemoveTreeFailuresNameThePath) {
   EXPECT_EQ(RemoveTree("").code(), absl::StatusCode::kInvalidArgument);
   const fs::path root = Scratch("errors");
-  Touch(root / "file");
-  const absl::Status through_a_file = RemoveTree((root / "file/child").string());
-  EXPECT_EQ(through_a_file.code(), absl::StatusCode::kInternal);
-  EXPECT_NE(through_a_file.message().find("file/child"), std::string::npos) << through_a_file;
+  const std::string too_long = (root / std::string(300, 'n')).string();  // over NAME_MAX, even for root
+  const absl::Status named = RemoveTree(too_long);
+  EXPECT_EQ(named.code(), absl::StatusCode::kInternal);
+  EXPECT_NE(named.message().find(too_long), std::string::npos) << named;
   if (::geteuid() != 0) {  // root may delete from a read-only directory
     fs::create_directories(root / "locked");
     Touch(root / "locked/stuck");

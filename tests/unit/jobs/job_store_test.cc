@@ -13,7 +13,7 @@ namespace {
 
 std::string FreshDir(const std::string& name) {
   const std::string dir = ::testing::TempDir() + "/jobs_" + name;
-  r1r::files::RemoveTree(dir).IgnoreError();
+  EXPECT_TRUE(r1r::files::RemoveTree(dir).ok()) << dir;
   return dir;
 }
 

@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 
 std::string TempDir(const std::string& name) {
   fs::path dir = fs::temp_directory_path() / ("r1r_model_test_" + name + "_" + std::to_string(::getpid()));
-  r1r::files::RemoveTree(dir).IgnoreError();
+  EXPECT_TRUE(r1r::files::RemoveTree(dir).ok()) << dir;
   fs::create_directories(dir);
   return dir.string();
 }

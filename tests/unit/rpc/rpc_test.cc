@@ -141,7 +141,7 @@ TEST(rpc, RetryGivesUpOnNonRetryableCodes) {
 TEST(rpc, RetryStopsWhenToldToGiveUp) {
   std::atomic<bool> stopping{false};
   int attempts = 0;
-  RetryPolicy policy{.max_attempts = 30, .initial_backoff = absl::Milliseconds(1)};
+  RetryPolicy policy{.max_attempts = 30, .initial_backoff = absl::Milliseconds(1), .max_backoff = absl::Milliseconds(1)};
   policy.give_up = [&] { return stopping.load(); };
   grpc::Status s = CallWithRetry(Client(1), policy, [&](grpc::ClientContext&) {
     if (++attempts == 3) stopping = true;  // the process starts to shut down during the third attempt

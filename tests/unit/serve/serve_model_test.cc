@@ -25,13 +25,12 @@ struct TinyHolder {
   std::string root;
   TinyModelDir dir;
   TinyHolder() : root(::testing::TempDir() + "/serve_model_test_" + std::to_string(getpid())) {
-    r1r::files::RemoveTree(root).IgnoreError();
+    EXPECT_TRUE(r1r::files::RemoveTree(root).ok()) << root;
     auto made = MakeTinyModelDir(root);
     EXPECT_TRUE(made.ok()) << made.status();
     if (made.ok()) dir = *made;
   }
   ~TinyHolder() {
-    std::error_code ec;
     r1r::files::RemoveTree(root).IgnoreError();
   }
 };
@@ -202,7 +201,7 @@ TEST(serve, RankJudgesEveryPairInBothOrders) {
 
 TEST(serve, PolicyVersionComesFromStateJson) {
   const std::string dir = ::testing::TempDir() + "/serve_versioned_" + std::to_string(getpid());
-  r1r::files::RemoveTree(dir).IgnoreError();
+  EXPECT_TRUE(r1r::files::RemoveTree(dir).ok()) << dir;
   std::filesystem::copy(Tiny().model_dir, dir, std::filesystem::copy_options::recursive);
   std::ofstream(dir + "/state.json") << R"({"policy_version": 7, "phase": "rl", "step": 12})";
   EXPECT_EQ(*ReadPolicyVersion(dir), 7);
@@ -229,7 +228,7 @@ TEST(serve, MissingModelDirFailsToLoadWithThePath) {
 // says it is `version`.
 std::string VersionedModel(const std::string& name, int64_t version, uint64_t weights_seed = 0) {
   const std::string root = ::testing::TempDir() + "/serve_" + name + "_" + std::to_string(getpid());
-  r1r::files::RemoveTree(root).IgnoreError();
+  EXPECT_TRUE(r1r::files::RemoveTree(root).ok()) << root;
   std::string dir = root + "/model";
   if (weights_seed == 0) {
     std::filesystem::create_directories(root);

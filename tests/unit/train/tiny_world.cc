@@ -23,7 +23,7 @@ void Die(const absl::Status& s, const char* what) {
 TinyWorld Build() {
   TinyWorld w;
   w.root = (fs::temp_directory_path() / ("r1r_train_test_" + std::to_string(::getpid()))).string();
-  r1r::files::RemoveTree(w.root).IgnoreError();
+  Die(files::RemoveTree(w.root), "clearing its folder");
   w.model_dir = w.root + "/model";
   w.data_dir = w.root + "/data";
   fs::create_directories(w.model_dir);

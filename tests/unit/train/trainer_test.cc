@@ -115,7 +115,7 @@ TEST(train, SftStepsReduceLossOnAFixedBatch) {
 // r1r_prompt.json says how prompts were laid out in training; a broken one is an error, never a throw.
 TEST(train, PromptLayoutFileIsValidatedFieldByField) {
   const std::string dir = ::testing::TempDir() + "/prompt_layout_model";  // a copy: the world's dir is shared
-  r1r::files::RemoveTree(dir).IgnoreError();
+  EXPECT_TRUE(r1r::files::RemoveTree(dir).ok()) << dir;
   std::filesystem::copy(LoadPolicy()->model_dir(), dir, std::filesystem::copy_options::recursive);
   const std::string path = dir + "/r1r_prompt.json";
   for (const char* bad : {R"({"image_placement": 3})", R"({"image_placement": "after_text", "prompt_style": 7})",
