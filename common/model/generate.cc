@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
 #include <random>
 
 #include <torch/torch.h>
-
-#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -143,15 +143,20 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(Qwen2_5_VL& model, const 
     at::Tensor rows = torch::arange(B, torch::kLong).to(device);
     at::Tensor hidden_last = out->hidden.index({rows, torch::tensor(last, torch::kLong).to(device)});
 
+    // The requests in the batch, in batch order. With the cache, finished rows leave it
+    // (KvCache::KeepRows); otherwise every row stays and finished ones feed a masked pad token.
+    std::vector<int64_t> active(B);
+    std::iota(active.begin(), active.end(), 0);
     for (int64_t step = 0; step < max_new; ++step) {
-      at::Tensor logits = model.ComputeLogits(hidden_last).to(torch::kCPU);  // [B, V] float32
+      at::Tensor logits = model.ComputeLogits(hidden_last).to(torch::kCPU);  // [active, V] float32
       const int64_t column = prompt_len + step;
       bool any_active = false;
-      for (int64_t b = 0; b < B; ++b) {
+      for (size_t i = 0; i < active.size(); ++i) {
+        const int64_t b = active[i];
         if (done[b]) continue;
         const SamplingParams& s = requests[b].sampling;
         GenerationResult& res = results[b];
-        at::Tensor row = logits[b];
+        at::Tensor row = logits[static_cast<int64_t>(i)];
         if (!s.suppress_token_ids.empty()) {
           row = row.clone();
           for (int64_t id : s.suppress_token_ids) {
@@ -179,11 +184,19 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(Qwen2_5_VL& model, const 
         any_active = any_active || !done[b];
       }
       if (!any_active || step + 1 == max_new) break;
-      // Finished rows keep feeding a masked pad token so the batch stays rectangular.
       ForwardInput next;
       if (cache) {
-        next.input_ids = ids.narrow(1, column, 1).to(device);
-        next.attention_mask = mask.narrow(1, 0, column + 1).to(device);
+        std::vector<int64_t> keep, still;  // positions in the batch, and their requests
+        for (size_t i = 0; i < active.size(); ++i) {
+          if (!done[active[i]]) keep.push_back(static_cast<int64_t>(i)), still.push_back(active[i]);
+        }
+        if (options.drop_finished_rows && still.size() < active.size()) {
+          cache->KeepRows(torch::tensor(keep, torch::kLong).to(device));
+          active = std::move(still);
+        }
+        const at::Tensor rows_now = torch::tensor(active, torch::kLong);
+        next.input_ids = ids.index_select(0, rows_now).narrow(1, column, 1).to(device);
+        next.attention_mask = mask.index_select(0, rows_now).narrow(1, 0, column + 1).to(device);
         next.cache = cache.get();
         auto step_out = model.Forward(next);
         if (!step_out.ok()) return step_out.status();

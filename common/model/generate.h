@@ -59,6 +59,9 @@ struct GenerateOptions {
   int64_t pad_token_id = 0;  // any valid id: padding is masked out
   // false: recompute the whole sequence every step (reference path for tests and the benchmark).
   bool use_kv_cache = true;
+  // With the cache, rows that finished leave the batch, so the slowest sequence no longer drags the
+  // finished ones through every step (false: the old rectangular batch, for the benchmark).
+  bool drop_finished_rows = true;
 };
 
 absl::StatusOr<std::vector<GenerationResult>> Generate(Qwen2_5_VL& model, const std::vector<GenerationRequest>& requests,

@@ -28,6 +28,10 @@ class KvCache {
   std::pair<at::Tensor, at::Tensor> Append(int64_t layer, const at::Tensor& k, const at::Tensor& v);
   void Advance(int64_t n) { length_ += n; }
 
+  // Keeps only the sequences at `rows` (int64 indices into the current batch, in the new order): a
+  // batch whose rows finish early stops paying for them.
+  void KeepRows(const at::Tensor& rows);
+
   // M-RoPE offset per sequence from the prefill ([batch] int64): decode positions are c + delta.
   const at::Tensor& rope_deltas() const { return rope_deltas_; }
   void set_rope_deltas(at::Tensor deltas) { rope_deltas_ = std::move(deltas); }

@@ -29,6 +29,15 @@ std::pair<at::Tensor, at::Tensor> KvCache::Append(int64_t layer, const at::Tenso
   return {keys_[layer].narrow(2, 0, length_ + n), values_[layer].narrow(2, 0, length_ + n)};
 }
 
+void KvCache::KeepRows(const at::Tensor& rows) {
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    keys_[i] = keys_[i].index_select(0, rows);
+    values_[i] = values_[i].index_select(0, rows);
+  }
+  if (rope_deltas_.defined()) rope_deltas_ = rope_deltas_.index_select(0, rows);
+  batch_ = rows.size(0);
+}
+
 int64_t KvCache::BytesPerToken(const ModelConfig& config, at::ScalarType dtype) {
   const TextConfig& t = config.text;
   return 2 * t.num_hidden_layers * t.num_key_value_heads * t.head_dim *

@@ -1,5 +1,6 @@
 // Decode throughput of the Qwen2.5-VL implementation with and without the KV cache on a tiny random
 // model, and KV-cache bytes per token. Usage: model_decode_bench [new_tokens=128] [prompt_len=64]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -20,9 +21,10 @@ using r1r::model::GenerationRequest;
 using r1r::model::ModelConfig;
 
 double TimeGenerate(r1r::model::Qwen2_5_VL& model, const std::vector<GenerationRequest>& requests, bool cache,
-                    int64_t* tokens_out) {
+                    int64_t* tokens_out, bool drop_finished_rows = true) {
   GenerateOptions options;
   options.use_kv_cache = cache;
+  options.drop_finished_rows = drop_finished_rows;
   const auto start = std::chrono::steady_clock::now();
   auto result = r1r::model::Generate(model, requests, options);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -82,6 +84,27 @@ int main(int argc, char** argv) {
                 static_cast<long long>(cached_tokens), cached, cached_tokens / cached,
                 (cached_tokens / cached) / (full_tokens / full));
   }
+
+  // Sampled evaluation and rollouts end at different lengths: the longest row sets the step count.
+  const int64_t ragged_batch = 16;
+  std::printf("\nragged batch: %lld sequences, row b stops after %lld * (b + 1) / %lld new tokens, KV cache\n\n",
+              static_cast<long long>(ragged_batch), static_cast<long long>(new_tokens),
+              static_cast<long long>(ragged_batch));
+  std::printf("| finished rows | new tokens | seconds | tokens/s | speed-up |\n");
+  std::printf("|:--------------|-----------:|--------:|---------:|---------:|\n");
+  std::vector<GenerationRequest> ragged(ragged_batch);
+  for (int64_t b = 0; b < ragged_batch; ++b) {
+    for (int64_t i = 0; i < prompt_len; ++i) ragged[b].prompt_ids.push_back((b * 97 + i * 13) % 4000 + 1);
+    ragged[b].sampling.temperature = 0.0;
+    ragged[b].sampling.max_new_tokens = std::max<int64_t>(1, new_tokens * (b + 1) / ragged_batch);
+  }
+  int64_t kept_tokens = 0, dropped_tokens = 0;
+  const double kept = TimeGenerate(**model, ragged, true, &kept_tokens, /*drop_finished_rows=*/false);
+  const double dropped = TimeGenerate(**model, ragged, true, &dropped_tokens, /*drop_finished_rows=*/true);
+  std::printf("| stay in the batch | %10lld | %7.3f | %8.1f | %8s |\n", static_cast<long long>(kept_tokens), kept,
+              kept_tokens / kept, "1.0x");
+  std::printf("| leave the batch | %10lld | %7.3f | %8.1f | %7.1fx |\n", static_cast<long long>(dropped_tokens),
+              dropped, dropped_tokens / dropped, kept / dropped);
 
   std::printf("\nKV-cache bytes per token per sequence (2 x layers x kv_heads x head_dim x element size):\n\n");
   std::printf("| model | layers | kv heads | head dim | float32 | bfloat16 |\n");

@@ -69,6 +69,20 @@ TEST(model, GenerateBatchEqualsRequestsAlone) {
     for (const auto& r : requests) alone.push_back(MustGenerate(*model, {r}, {})[0]);
     ExpectSameResults(batched, alone);
   }
+  // Finished rows leave the cached batch: the first (the image row) stops on a token, the last runs
+  // out of length, and the middle one goes on alone.
+  const std::vector<GenerationResult> free_run = MustGenerate(*model, requests, {});
+  requests[0].sampling.stop_token_ids = {free_run[0].token_ids[1]};
+  requests[1].sampling.max_new_tokens = 5;
+  requests[2].sampling.max_new_tokens = 3;
+  auto batched = MustGenerate(*model, requests, {});
+  std::vector<GenerationResult> alone;
+  for (const auto& r : requests) alone.push_back(MustGenerate(*model, {r}, {})[0]);
+  ExpectSameResults(batched, alone);
+  EXPECT_EQ(batched[0].finish_reason, FinishReason::kStop);
+  EXPECT_LE(batched[0].token_ids.size(), 2u);
+  EXPECT_EQ(batched[1].token_ids.size(), 5u);
+  EXPECT_EQ(batched[2].token_ids.size(), 3u);
 }
 
 TEST(model, GenerateSeedsAndFinishReasons) {
