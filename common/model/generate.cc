@@ -188,7 +188,9 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(Qwen2_5_VL& model, const 
       if (cache) {
         std::vector<int64_t> keep, still;  // positions in the batch, and their requests
         for (size_t i = 0; i < active.size(); ++i) {
-          if (!done[active[i]]) keep.push_back(static_cast<int64_t>(i)), still.push_back(active[i]);
+          if (done[active[i]]) continue;
+          keep.push_back(static_cast<int64_t>(i));
+          still.push_back(active[i]);
         }
         if (options.drop_finished_rows && still.size() < active.size()) {
           cache->KeepRows(torch::tensor(keep, torch::kLong).to(device));
