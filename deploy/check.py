@@ -134,16 +134,16 @@ ports = {"orchestrator": (50051, 9101), "learner": (50052, 9102), "actor": (5005
          "reward": (50054, 9104), "judge": (50055, 9105), "serve": (50056, 9106)}
 for s, (g, m) in ports.items():
     src = open(os.path.join(ROOT, "services", s, "main.cc")).read()
-    if f'"0.0.0.0:{g}"' not in src or f'"0.0.0.0:{m}"' not in src:
+    if not re.search(rf'default_listen = "[^"]*:{g}"', src) or not re.search(rf'default_metrics = "[^"]*:{m}"', src):
         err(f"services/{s}/main.cc: default ports are not {g}/{m} any more; update deploy/")
 
 def check_listen(where, argv):
+    """A container must listen on every interface (the services default to loopback), on its port."""
     want_g, want_m = ports[argv[0]]
-    for a in argv:
-        if a.startswith("--listen=") and not a.endswith(f":{want_g}"):
-            err(f"{where}: {a}, expected port {want_g}")
-        if a.startswith("--metrics-listen=") and not a.endswith(f":{want_m}"):
-            err(f"{where}: {a}, expected port {want_m}")
+    if not any(a == f"--listen=0.0.0.0:{want_g}" for a in argv):
+        err(f"{where}: needs --listen=0.0.0.0:{want_g} (the default is loopback, unreachable from other containers)")
+    if not any(a == f"--metrics-listen=0.0.0.0:{want_m}" for a in argv):
+        err(f"{where}: needs --metrics-listen=0.0.0.0:{want_m} (Prometheus scrapes it from another container)")
 
 
 def check_learner_ranks(where, sts, objs):
