@@ -279,6 +279,25 @@ for f, dash in dashboards.items():
     print(f"metrics: {rel(f)} queries {len(used)} names, all registered: {not missing}; "
           f"registered but not on the dashboard: {', '.join(unused) or 'none'}")
 
+# Grafana: every panel has a unit and a description; the data source the dashboard selects is the
+# provisioned one (uid), and every panel and query uses it through the variable.
+prov = docs_by_file.get(os.path.join(DEPLOY, "compose", "grafana", "provisioning", "datasources", "prometheus.yml"), [{}])[0]
+uids = {d.get("uid") for d in prov.get("datasources", [])}
+for f, dash in dashboards.items():
+    for p in dash.get("panels", []):
+        if p.get("type") == "row":
+            continue
+        if not p.get("description"):
+            err(f"{rel(f)}: panel {p['title']!r} has no description")
+        if not p.get("fieldConfig", {}).get("defaults", {}).get("unit"):
+            err(f"{rel(f)}: panel {p['title']!r} has no unit")
+        for obj in [p] + p.get("targets", []):
+            if obj.get("datasource", {}).get("uid") != "${datasource}":
+                err(f"{rel(f)}: panel {p['title']!r} does not use the $datasource variable")
+    ds = [v for v in dash.get("templating", {}).get("list", []) if v.get("name") == "datasource"]
+    if not ds or ds[0].get("current", {}).get("value") not in uids:
+        err(f"{rel(f)}: the datasource variable's value is not a provisioned uid ({sorted(map(str, uids))})")
+
 # ---------------------------------------------------------------- 6. copied specs
 for copy in glob.glob(os.path.join(DEPLOY, "k8s", "**", "configs", "*.yaml"), recursive=True):
     orig = os.path.join(ROOT, "configs", os.path.basename(copy))
