@@ -14,10 +14,17 @@ namespace r1r::eval {
 
 enum class Outcome { kCorrect, kWrong, kUnparsed };
 
-// The model's choice: the first <answer>...</answer> holding exactly "1" or "2"; with `fallback_last_digit`
-// (R1-Reward's VL-RewardBench and Multimodal RewardBench scripts) the last '1' or '2' anywhere in the text
-// when there is no usable tag. nullopt when nothing parses.
+// The model's choice, as R1-Reward's released scorers read it: the first <answer>...</answer>'s content
+// parsed as a Python float ("1", " 1.0 ", "１" and "1e0" are 1; "Response 2" is unparsed); a number other
+// than 1 or 2 gives 0, a choice that is always wrong. Only when there is no tag at all, and with
+// `fallback_last_digit` (the VL-RewardBench and Multimodal RewardBench scripts), the last '1' or '2'
+// anywhere in the text. nullopt when nothing parses.
 std::optional<int> ParseChoice(std::string_view model_output, bool fallback_last_digit = true);
+
+// Python's float(text): nullopt where float() raises ValueError. Accepts surrounding Unicode whitespace,
+// a sign, Unicode decimal digits (full-width and other scripts), '_' between digits, an exponent, and
+// inf / infinity / nan in any case.
+std::optional<double> ParsePythonFloat(std::string_view text);
 
 // Correct when the choice is the position (1 or 2) of the preferred response.
 Outcome OutcomeFor(std::optional<int> choice, int preferred_position);

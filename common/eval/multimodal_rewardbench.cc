@@ -5,8 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/data/jsonl.h"
+#include "common/eval/python_random.h"
 #include "common/reward/answer_order.h"
 
 namespace r1r::eval {
@@ -50,19 +52,34 @@ absl::StatusOr<std::vector<MmrbItem>> ReadMultimodalRewardBench(const std::strin
 }
 
 std::string MmrbBucket(std::string_view id, std::string_view category) {
-  if (category == "safety") return id.starts_with("pairs") ? "safety/bias" : "safety/toxicity";
-  if (category == "reasoning") return id.starts_with("math") ? "reasoning/math" : "reasoning/coding";
+  // ex['ID'].lower().startswith(...): ASCII folding suffices, no other character lower-cases into a-z
+  // followed by nothing (U+212A KELVIN SIGN becomes 'k', in neither prefix).
+  const auto starts_with_ci = [&](std::string_view prefix) {
+    if (id.size() < prefix.size()) return false;
+    for (size_t i = 0; i < prefix.size(); ++i) {
+      if (absl::ascii_tolower(static_cast<unsigned char>(id[i])) != prefix[i]) return false;
+    }
+    return true;
+  };
+  if (category == "safety") return starts_with_ci("pairs") ? "safety/bias" : "safety/toxicity";
+  if (category == "reasoning") return starts_with_ci("math") ? "reasoning/math" : "reasoning/coding";
   return std::string(category);
 }
 
 MmrbScores ScoreMultimodalRewardBench(const std::vector<MmrbItem>& items, const std::vector<Outcome>& outcomes,
                                       TieRule ties, uint64_t seed) {
   MmrbScores scores;
+  PythonRandom draws(seed);  // consumed only by tied items, in row order, like the official scorer
   const size_t n = std::min(items.size(), outcomes.size());
   for (size_t i = 0; i < n; ++i) {
     bool correct = outcomes[i] == Outcome::kCorrect;
     if (outcomes[i] == Outcome::kUnparsed) {
-      correct = ties == TieRule::kRight || (ties == TieRule::kCoinFlip && reward::SwapForItem(seed, i));
+      switch (ties) {
+        case TieRule::kWrong: correct = false; break;
+        case TieRule::kRight: correct = true; break;
+        case TieRule::kCoinFlip: correct = (draws.Random() < 0.5 ? 1 : 2) == items[i].better; break;
+        case TieRule::kHashCoin: correct = reward::SwapForItem(seed, i); break;
+      }
     }
     scores.all.Add(correct);
     scores.per_bucket[MmrbBucket(items[i].id, items[i].category)].Add(correct);

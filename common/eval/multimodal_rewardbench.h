@@ -28,16 +28,21 @@ struct MmrbItem {
 // Bad elements are reported with their array index as the line.
 absl::StatusOr<std::vector<MmrbItem>> ReadMultimodalRewardBench(const std::string& path, data::ReadReport& report);
 
-// "safety/bias" (ID starts with "pairs") or "safety/toxicity"; "reasoning/math" (ID starts with "math") or
-// "reasoning/coding"; otherwise the category itself.
+// "safety/bias" (lower-cased ID starts with "pairs") or "safety/toxicity"; "reasoning/math" (lower-cased ID
+// starts with "math") or "reasoning/coding"; otherwise the category itself. The scorers lower-case the ID.
 std::string MmrbBucket(std::string_view id, std::string_view category);
 
 // What a tie or a missing verdict scores.
 enum class TieRule {
   kWrong,     // R1-Reward's 1_get_accuracy.py (strict rewards[0] > rewards[1])
   kRight,     // get_IXC_reward.py (>=)
-  kCoinFlip,  // official 2_get_accuracy.py: a seeded coin
+  kCoinFlip,  // official 2_get_accuracy.py: random.seed(seed), then per tied item in order
+              // `'A' if random.random() < 0.5 else 'B'` against the label; seed 123 gives the official number
+  kHashCoin,  // a coin hashed from (seed, item index): independent of which other items tied
 };
+
+// The seed of the official scorer's random.seed(123).
+inline constexpr uint64_t kMmrbOfficialTieSeed = 123;
 
 struct MmrbScores {
   Tally all;  // micro over every item: the leaderboard's "overall"

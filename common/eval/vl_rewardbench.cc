@@ -75,9 +75,15 @@ VlrbScores ScoreVlRewardBench(const std::vector<VlrbItem>& items, const std::vec
     scores.per_category[VlrbCategory(items[i].id, rule)].Add(correct);
     scores.overall.Add(correct);
   }
+  // cal.py averages the categories that judged something: an empty one is left out, not scored 0.
   double sum = 0.0;
-  for (const auto& [name, tally] : scores.per_category) sum += tally.Accuracy();
-  scores.macro = sum / 3.0;
+  int nonempty = 0;
+  for (const auto& [name, tally] : scores.per_category) {
+    if (tally.total == 0) continue;
+    sum += tally.Accuracy();
+    ++nonempty;
+  }
+  scores.macro = nonempty > 0 ? sum / nonempty : 0.0;
   return scores;
 }
 

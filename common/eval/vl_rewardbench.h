@@ -47,7 +47,7 @@ enum class FailurePolicy {
 struct VlrbScores {
   std::map<std::string, Tally> per_category;
   Tally overall;
-  double macro = 0.0;  // mean of the three category accuracies
+  double macro = 0.0;  // mean accuracy of the categories with judged items (official cal.py)
   int64_t excluded = 0;
 };
 

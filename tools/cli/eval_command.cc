@@ -234,7 +234,7 @@ json ScoreVlrb(const std::vector<eval::VlrbItem>& items, const RunSummary& sum, 
   return metrics;
 }
 
-json ScoreMmrb(const std::vector<eval::MmrbItem>& items, const RunSummary& sum, uint64_t seed, Table& table) {
+json ScoreMmrb(const std::vector<eval::MmrbItem>& items, const RunSummary& sum, Table& table) {
   std::vector<eval::MmrbItem> kept;
   std::vector<eval::Outcome> outcomes;
   JudgedSubset(items, sum, &kept, &outcomes);
@@ -244,7 +244,8 @@ json ScoreMmrb(const std::vector<eval::MmrbItem>& items, const RunSummary& sum, 
   };
   json metrics;
   for (const Variant& v : {Variant{"coin_flip", eval::TieRule::kCoinFlip}, Variant{"ties_wrong", eval::TieRule::kWrong}}) {
-    const eval::MmrbScores s = eval::ScoreMultimodalRewardBench(kept, outcomes, v.ties, seed);
+    // The official scorer's tie draws: random.seed(123), whatever --seed ordered the answers.
+    const eval::MmrbScores s = eval::ScoreMultimodalRewardBench(kept, outcomes, v.ties, eval::kMmrbOfficialTieSeed);
     json buckets = json::object();
     for (const auto& [name, tally] : s.per_bucket) {
       buckets[name] = TallyJson(tally);
@@ -378,7 +379,7 @@ int EvalCommand(int argc, char** argv) {
   if (benchmark == "vl-rewardbench") {
     metrics = ScoreVlrb(vlrb, *sum, table);
   } else if (benchmark == "multimodal-rewardbench") {
-    metrics = ScoreMmrb(mmrb, *sum, settings.seed, table);
+    metrics = ScoreMmrb(mmrb, *sum, table);
   } else {
     metrics = ScoreMmRlhf(mmrlhf, *sum, table);
   }
