@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -132,6 +133,19 @@ absl::StatusOr<std::string> Roots::Confine(const std::string& path, absl::string
   return absl::PermissionDeniedError(absl::StrCat(field, ": '", path, "' (", *resolved,
                                                   ") is outside the directories this service may use (",
                                                   roots_.empty() ? "none configured" : Describe(), ")"));
+}
+
+std::vector<std::pair<std::string, std::string>> RootFlag(const std::string& flag, const std::string& value,
+                                                          const char* env_var, const std::string& fallback) {
+  std::string dirs = value;
+  if (dirs.empty() && env_var != nullptr) {
+    if (const char* env = std::getenv(env_var); env != nullptr) dirs = env;
+  }
+  if (dirs.empty()) dirs = fallback;
+  std::vector<std::pair<std::string, std::string>> out;
+  for (absl::string_view dir : absl::StrSplit(dirs, ',', absl::SkipWhitespace())) out.emplace_back(flag, std::string(dir));
+  if (out.empty()) out.emplace_back(flag, "");  // Roots::Make names the empty flag
+  return out;
 }
 
 absl::Status CheckRegularFile(const std::string& path, uint64_t max_bytes) {

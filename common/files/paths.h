@@ -50,6 +50,11 @@ class Roots {
   std::vector<std::pair<std::string, std::string>> roots_;  // (flag, resolved dir)
 };
 
+// The directories a root flag names: its value, else $env_var, else `fallback`; several may be given
+// separated by commas ("/var/lib/r1r,/models,/data"). Returns (flag, dir) pairs for Roots::Make.
+std::vector<std::pair<std::string, std::string>> RootFlag(const std::string& flag, const std::string& value,
+                                                          const char* env_var, const std::string& fallback);
+
 // OK when `path` is a regular file (symbolic links followed) of at most `max_bytes`; opening it does
 // not block. NotFound for a missing file, InvalidArgument for anything else (a FIFO, a device, a
 // directory, too large), each naming the path.

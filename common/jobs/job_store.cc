@@ -6,8 +6,10 @@
 #include <absl/strings/str_cat.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "common/files/paths.h"
 #include "common/jobs/atomic_file.h"
 #include "common/jobs/job_id.h"
+#include "common/tokenizer/utf8.h"
 
 namespace r1r::jobs {
 namespace fs = std::filesystem;
@@ -15,7 +17,30 @@ using google::protobuf::util::JsonStringToMessage;
 using google::protobuf::util::MessageToJsonString;
 
 namespace {
+constexpr uint64_t kMaxRecordBytes = 64 << 20;
+constexpr uint64_t kMaxEventLogBytes = 1ULL << 30;
+
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+// Records written by a newer version may carry fields this one does not know: they load.
+absl::Status FromJson(const std::string& text, google::protobuf::Message* m) {
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  const auto s = JsonStringToMessage(text, m, opts);
+  return s.ok() ? absl::OkStatus() : absl::DataLossError(std::string(s.message()));
+}
+
+// proto3 strings must hold UTF-8, else serialising the record (and every ListJobs) fails: a
+// message built from outside text (an exception, a file name) has its bad bytes replaced.
+void MakeUtf8(std::string* text) {
+  if (!tokenizer::IsValidUtf8(*text)) *text = tokenizer::Utf8Lossy(*text);
+}
+
+void MakeUtf8(v1::Job& job) {
+  MakeUtf8(job.mutable_name());
+  MakeUtf8(job.mutable_error());
+  MakeUtf8(job.mutable_work_dir());
+}
 
 std::string ToJson(const google::protobuf::Message& m) {
   std::string out;
@@ -44,24 +69,59 @@ std::string JobStore::EventsPath(const std::string& id) const {
   return (fs::path(dir_) / (id + ".events.jsonl")).string();
 }
 
+absl::Status JobStore::Quarantine(const std::string& path, const std::string& why) {
+  const fs::path aside = fs::path(dir_).parent_path() / "quarantine";
+  std::error_code ec;
+  fs::create_directories(aside, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", aside.string(), ": ", ec.message()));
+  const fs::path name = fs::path(path).filename();
+  const fs::path target = aside / absl::StrCat(name.string(), ".", NowMs());
+  fs::rename(path, target, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot move corrupt job record ", path, " aside: ", ec.message()));
+  // Its event log goes with it (the events of a record that cannot be read describe nothing served).
+  const std::string stem = name.string().substr(0, name.string().size() - 5);
+  const fs::path events = fs::path(dir_) / (stem + ".events.jsonl");
+  if (fs::exists(events, ec)) fs::rename(events, aside / absl::StrCat(stem, ".events.jsonl.", NowMs()), ec);
+  quarantined_.push_back(absl::StrCat(path, " -> ", target.string(), ": ", why));
+  return absl::OkStatus();
+}
+
 absl::Status JobStore::Load() {
   absl::MutexLock lock(&mu_);
-  for (const auto& entry : fs::directory_iterator(dir_)) {
+  std::error_code ec;
+  std::vector<fs::path> records;
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
     const std::string name = entry.path().filename().string();
     if (name.size() < 6 || name.substr(name.size() - 5) != ".json") continue;
-    auto text = ReadFileToString(entry.path().string());
-    if (!text.ok()) return text.status();
+    records.push_back(entry.path());
+  }
+  if (ec) return absl::InternalError(absl::StrCat("cannot list ", dir_, ": ", ec.message()));
+  for (const fs::path& path : records) {
+    // One corrupt record (truncated, empty, not a job, another tool's file) is moved aside so that
+    // every other job is still served.
+    auto text = files::ReadRegularFile(path.string(), kMaxRecordBytes);
     v1::Job job;
-    if (!JsonStringToMessage(*text, &job).ok() || !IsValidJobId(job.id())) {
-      return absl::DataLossError(absl::StrCat("corrupt job record '", entry.path().string(), "'"));
+    absl::Status parsed = text.ok() ? FromJson(*text, &job) : text.status();
+    const std::string stem = path.filename().string().substr(0, path.filename().string().size() - 5);
+    if (parsed.ok() && (!IsValidJobId(job.id()) || job.id() != stem)) {
+      parsed = absl::DataLossError(absl::StrCat("id '", job.id().substr(0, 64), "' does not match the file name"));
     }
+    if (parsed.ok() && !tokenizer::IsValidUtf8(job.spec_yaml())) parsed = absl::DataLossError("spec_yaml is not UTF-8");
+    if (!parsed.ok()) {
+      if (absl::Status s = Quarantine(path.string(), std::string(parsed.message())); !s.ok()) return s;
+      continue;
+    }
+    MakeUtf8(job);
     std::vector<v1::JobEvent>& events = events_[job.id()];
-    if (auto log = ReadFileToString(EventsPath(job.id())); log.ok()) {
+    if (auto log = files::ReadRegularFile(EventsPath(job.id()), kMaxEventLogBytes); log.ok()) {
       std::istringstream lines(*log);
       for (std::string line; std::getline(lines, line);) {
         v1::JobEvent ev;
         // A torn last line (crash mid-append) is skipped; the record itself is authoritative.
-        if (!line.empty() && JsonStringToMessage(line, &ev).ok()) events.push_back(ev);
+        if (!line.empty() && FromJson(line, &ev).ok()) {
+          MakeUtf8(ev.mutable_message());
+          events.push_back(ev);
+        }
       }
     }
     jobs_[job.id()] = job;
@@ -91,6 +151,7 @@ absl::Status JobStore::AppendEvent(v1::Job& job, const std::string& message, v1:
   ev.set_state(job.state());
   ev.set_phase(phase);
   ev.set_message(message);
+  MakeUtf8(ev.mutable_message());
   if (progress) *ev.mutable_progress() = *progress;
   if (absl::Status s = AppendLineDurably(EventsPath(job.id()), ToJson(ev)); !s.ok()) return s;
   events.push_back(ev);
@@ -99,6 +160,9 @@ absl::Status JobStore::AppendEvent(v1::Job& job, const std::string& message, v1:
 
 absl::StatusOr<v1::Job> JobStore::Create(const std::string& name, const std::string& spec_yaml,
                                          const std::vector<v1::Phase>& phases, const std::string& work_dir_root) {
+  if (!tokenizer::IsValidUtf8(spec_yaml) || !tokenizer::IsValidUtf8(name) || !tokenizer::IsValidUtf8(work_dir_root)) {
+    return absl::InvalidArgumentError("job spec: name, work_dir and the spec text must be valid UTF-8");
+  }
   absl::MutexLock lock(&mu_);
   v1::Job job;
   do {
@@ -144,6 +208,7 @@ absl::StatusOr<v1::Job> JobStore::Update(const std::string& id, const std::funct
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job with id '", id, "'"));
   v1::Job updated = it->second;
   mutate(updated);
+  MakeUtf8(updated);
   updated.set_updated_unix_ms(NowMs());
   if (absl::Status s = Persist(updated); !s.ok()) return s;
   const v1::PhaseProgress* progress = nullptr;

@@ -1,6 +1,8 @@
 // The orchestrator's durable state: one JSON record per job (atomically replaced on every change)
 // and an append-only event log per job, under <state_dir>/jobs/. After a restart every job is
-// listed again with its state; jobs that were RUNNING go back to QUEUED so they resume.
+// listed again with its state; jobs that were RUNNING go back to QUEUED so they resume. A record
+// that cannot be read is moved aside (quarantined) and the others are served; records written by a
+// newer version load (unknown fields are ignored).
 #pragma once
 
 #include <map>
@@ -40,10 +42,18 @@ class JobStore {
 
   static bool IsTerminal(v1::JobState s);
 
+  // Records that could not be read at Open (truncated, empty, not a job record) and were moved to
+  // <state_dir>/quarantine/ instead of stopping the store: "path -> new path: why", one per record.
+  std::vector<std::string> quarantined() const {
+    absl::MutexLock lock(&mu_);
+    return quarantined_;
+  }
+
  private:
   explicit JobStore(std::string dir) : dir_(std::move(dir)) {}
   absl::Status Load();
   absl::Status Persist(const v1::Job& job) const;
+  absl::Status Quarantine(const std::string& path, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status AppendEvent(v1::Job& job, const std::string& message, v1::Phase phase,
                            const v1::PhaseProgress* progress) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string RecordPath(const std::string& id) const;
@@ -53,6 +63,7 @@ class JobStore {
   mutable absl::Mutex mu_;
   std::map<std::string, v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::vector<v1::JobEvent>> events_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> quarantined_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace r1r::jobs

@@ -7,7 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <functional>
 
 #include <absl/strings/str_cat.h>
 #include <prometheus/text_serializer.h>
@@ -16,15 +19,10 @@ namespace r1r::obs {
 namespace {
 
 constexpr size_t kMaxRequestBytes = 16 << 10;
-
-void WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    done += static_cast<size_t>(n);
-  }
-}
+// Per connection: the whole exchange (request in, response out) must finish within this.
+constexpr std::chrono::seconds kConnectionDeadline{5};
+// Open connections at most; the oldest is closed to admit a new one.
+constexpr size_t kMaxConnections = 32;
 
 }  // namespace
 
@@ -43,7 +41,8 @@ absl::StatusOr<std::unique_ptr<HttpExposer>> HttpExposer::Start(const std::strin
   if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0) {
     return absl::InvalidArgumentError(absl::StrCat("cannot resolve '", listen, "': ", gai_strerror(rc)));
   }
-  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Non-blocking: Serve accepts every pending connection and then returns to poll.
+  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   const bool ok = fd >= 0 && bind(fd, res->ai_addr, res->ai_addrlen) == 0 && ::listen(fd, 64) == 0;
@@ -76,37 +75,93 @@ void HttpExposer::Register(std::shared_ptr<prometheus::Collectable> collectable)
   collectables_.push_back(std::move(collectable));
 }
 
-void HttpExposer::Serve() {
-  while (!stop_) {
-    pollfd pfd{fd_, POLLIN, 0};
-    if (poll(&pfd, 1, 200) <= 0) continue;
-    int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (client < 0) continue;
-    timeval timeout{2, 0};
-    setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    Handle(client);
-    close(client);
-  }
-}
+namespace {
 
-void HttpExposer::Handle(int client) {
+// One open scrape connection: the request read so far, then the response being written.
+struct Connection {
+  int fd = -1;
+  std::chrono::steady_clock::time_point deadline;
   std::string request;
-  char buf[2048];
-  while (request.find("\r\n\r\n") == std::string::npos && request.size() < kMaxRequestBytes) {
-    ssize_t n = recv(client, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    request.append(buf, static_cast<size_t>(n));
-  }
+  std::string response;
+  size_t sent = 0;
+};
+
+// Returns the response for a complete (or abandoned) request.
+std::string Respond(const std::string& request, const std::function<std::string()>& render) {
   const bool is_get = request.rfind("GET ", 0) == 0;
   const auto path_end = request.find(' ', 4);
   const std::string path = is_get && path_end != std::string::npos ? request.substr(4, path_end - 4) : "";
   if (path != "/metrics" && path.rfind("/metrics?", 0) != 0) {
-    WriteAll(client, "HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\nConnection: close\r\n\r\nnot found\n");
-    return;
+    return "HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\nConnection: close\r\n\r\nnot found\n";
   }
-  const std::string body = Render();
-  WriteAll(client, absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n",
-                                "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body));
+  const std::string body = render();
+  return absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n",
+                      "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body);
+}
+
+}  // namespace
+
+// One thread serves every connection with poll(2), none of them blocking: a client that sends its
+// request slowly (or not at all) or does not read the response holds only its own slot, for at most
+// kConnectionDeadline; with kMaxConnections open, the oldest is closed to admit a new one. So a
+// scrape always gets an answer.
+void HttpExposer::Serve() {
+  using SteadyClock = std::chrono::steady_clock;
+  std::vector<Connection> conns;
+  auto close_at = [&](size_t i) {
+    close(conns[i].fd);
+    conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
+  };
+  while (!stop_) {
+    std::vector<pollfd> fds;
+    fds.push_back({fd_, POLLIN, 0});
+    for (const Connection& c : conns) fds.push_back({c.fd, static_cast<short>(c.response.empty() ? POLLIN : POLLOUT), 0});
+    if (poll(fds.data(), fds.size(), 200) < 0 && errno != EINTR) continue;
+    const auto now = SteadyClock::now();
+    // Existing connections first (fds[1..] match conns before any is added or removed).
+    std::vector<bool> done(conns.size(), false);
+    for (size_t i = 0; i < conns.size(); ++i) {
+      Connection& c = conns[i];
+      const short ev = fds[i + 1].revents;
+      if (c.response.empty() && (ev & (POLLIN | POLLHUP | POLLERR))) {
+        char buf[2048];
+        const ssize_t n = recv(c.fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0) c.request.append(buf, static_cast<size_t>(n));
+        const bool complete = c.request.find("\r\n\r\n") != std::string::npos || c.request.size() >= kMaxRequestBytes;
+        if (n == 0 || complete) {
+          c.response = Respond(c.request, [this] { return Render(); });
+        } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          done[i] = true;
+        }
+      } else if (!c.response.empty() && (ev & (POLLOUT | POLLHUP | POLLERR))) {
+        const ssize_t n = send(c.fd, c.response.data() + c.sent, c.response.size() - c.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) c.sent += static_cast<size_t>(n);
+        if (c.sent == c.response.size() || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+          done[i] = true;
+        }
+      }
+      if (now >= c.deadline) done[i] = true;  // slowloris, or a client that does not read
+    }
+    for (size_t i = conns.size(); i-- > 0;) {
+      if (done[i]) close_at(i);
+    }
+    if (fds[0].revents & POLLIN) {
+      while (true) {
+        const int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (client < 0) break;
+        if (conns.size() >= kMaxConnections) {  // the oldest still sending its request makes room
+          size_t victim = 0;
+          while (victim + 1 < conns.size() && !conns[victim].response.empty()) ++victim;
+          close_at(victim);
+        }
+        Connection c;
+        c.fd = client;
+        c.deadline = SteadyClock::now() + kConnectionDeadline;
+        conns.push_back(std::move(c));
+      }
+    }
+  }
+  for (size_t i = conns.size(); i-- > 0;) close_at(i);
 }
 
 std::string HttpExposer::Render() {

@@ -1,6 +1,8 @@
 // A minimal HTTP/1.x server for Prometheus scrapes: GET /metrics returns the text exposition
 // format of the registered collectables. (prometheus-cpp's civetweb-based Exposer cannot start its
 // worker thread in processes that load Debian's LibTorch, so r1r serves /metrics itself.)
+// Each connection has a deadline for the whole exchange and the number open is capped (the oldest
+// makes room), so neither a slow client nor idle connections keep a scrape from being answered.
 #pragma once
 
 #include <atomic>
@@ -27,7 +29,6 @@ class HttpExposer {
  private:
   HttpExposer(int fd, int port);
   void Serve();
-  void Handle(int client);
   std::string Render();
 
   int fd_;

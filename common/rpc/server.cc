@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include <absl/strings/str_cat.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
@@ -42,6 +44,25 @@ void InstallSignalHandlers() {
     sigaction(SIGINT, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
   });
+}
+
+// Drops the reflection plugin from one builder: with auth on, reflection would describe every
+// service to callers without a token (its handlers cannot call Authorize).
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [](const auto& p) { return p->name().find("reflection") != std::string::npos; }),
+                   plugins->end());
+  }
+};
+
+// True for 127.0.0.0/8, [::1], localhost and unix sockets: addresses other hosts cannot reach.
+bool IsLoopback(const std::string& listen) {
+  if (listen.rfind("unix:", 0) == 0) return true;
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  return host.rfind("127.", 0) == 0 || host == "[::1]" || host == "localhost";
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
@@ -115,6 +136,8 @@ absl::Status Server::Start() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  const bool reflection = options_.auth_token.empty();  // reflection follows auth: off when a token is required
+  if (!reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   builder.AddListeningPort(options_.listen, creds, &port_);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
@@ -130,6 +153,13 @@ absl::Status Server::Start() {
     if (absl::Status s = metrics_.StartExposer(options_.metrics_listen); !s.ok()) return s;
   }
   metrics_.Gauge("r1r_up", "1 while the process serves.").Set(1);
+  metrics_.Counter("r1r_rpc_handler_exceptions_total",
+                   "C++ exceptions caught at the edge of an RPC handler (answered INTERNAL) or a worker thread.");
+  if (options_.auth_token.empty() && !IsLoopback(options_.listen)) {
+    spdlog::warn("{} listens on {} without auth: anyone who can reach this port may call every RPC "
+                 "(set --auth-token-file or R1R_AUTH_TOKEN; docs/security.md)",
+                 options_.service_name, options_.listen);
+  }
   server_->GetHealthCheckService()->SetServingStatus(true);
   spdlog::info("{} listening port={} metrics_port={} auth={} tls={}", options_.service_name, port_,
                metrics_.port(), options_.auth_token.empty() ? "off" : "on",

@@ -66,13 +66,69 @@ TEST(jobs, StateSurvivesReopenAndRunningJobsRequeue) {
   EXPECT_EQ((*store)->List(v1::JOB_STATE_CANCELLED, 100).size(), 1u);
 }
 
-TEST(jobs, CorruptRecordIsAnErrorNotACrash) {
+TEST(jobs, CorruptRecordsAreQuarantinedAndTheOthersServed) {
   const std::string dir = FreshDir("corrupt");
-  std::filesystem::create_directories(dir + "/jobs");
-  std::ofstream(dir + "/jobs/job-20260101-000000-abcdef.json") << "{not json";
+  std::string good, truncated;
+  {
+    auto store = JobStore::Open(dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    good = (*store)->Create("good", "name: good", {v1::PHASE_DATA_PREP}, dir + "/work")->id();
+    truncated = (*store)->Create("cut", "name: cut", {v1::PHASE_DATA_PREP}, dir + "/work")->id();
+  }
+  const std::string cut_path = dir + "/jobs/" + truncated + ".json";
+  const std::string text = *ReadFileToString(cut_path);
+  std::ofstream(cut_path, std::ios::trunc) << text.substr(0, text.size() / 2);  // torn record
+  std::ofstream(dir + "/jobs/job-20260101-000000-abcdef.json");                   // empty record
+  std::ofstream(dir + "/jobs/job-20260101-000000-bcdefa.json") << "{not json";
   auto store = JobStore::Open(dir);
-  ASSERT_FALSE(store.ok());
-  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(store.ok()) << store.status();
+  const std::vector<v1::Job> listed = (*store)->List(v1::JOB_STATE_UNSPECIFIED, 100);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id(), good);
+  EXPECT_EQ((*store)->quarantined().size(), 3u);
+  EXPECT_FALSE(std::filesystem::exists(cut_path));
+  // The 3 records and the event log of the one that had a log.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir + "/quarantine"), {}), 4);
+  auto reopened = JobStore::Open(dir);  // nothing left to quarantine
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_TRUE((*reopened)->quarantined().empty());
+}
+
+TEST(jobs, RecordFromANewerVersionWithUnknownFieldsLoads) {
+  const std::string dir = FreshDir("newer");
+  std::string id;
+  {
+    auto store = JobStore::Open(dir);
+    id = (*store)->Create("a", "name: a", {v1::PHASE_DATA_PREP}, dir + "/work")->id();
+  }
+  const std::string path = dir + "/jobs/" + id + ".json";
+  std::string text = *ReadFileToString(path);
+  text.insert(1, "\"field_from_the_future\": {\"x\": 1}, ");
+  ASSERT_TRUE(WriteFileAtomically(path, text).ok());
+  auto store = JobStore::Open(dir);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_TRUE((*store)->Get(id).ok());
+  EXPECT_TRUE((*store)->quarantined().empty());
+}
+
+TEST(jobs, NonUtf8SpecIsRejectedAndNonUtf8MessagesAreRepaired) {
+  const std::string dir = FreshDir("utf8");
+  auto store = JobStore::Open(dir);
+  ASSERT_TRUE(store.ok());
+  auto bad = (*store)->Create("a", "name: \xff\xfe", {}, dir + "/work");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string id = (*store)->Create("b", "name: b", {}, dir + "/work")->id();
+  auto updated = (*store)->Update(id, [](v1::Job& j) { j.set_error("cannot read '\xff\xc0.png'"); }, "failed \xff");
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  std::string wire;
+  ASSERT_TRUE((*store)->List(v1::JOB_STATE_UNSPECIFIED, 10)[0].SerializeToString(&wire));
+  v1::Job received;
+  EXPECT_TRUE(received.ParseFromString(wire));  // a ListJobs client parses it (proto3 checks UTF-8)
+  auto reopened = JobStore::Open(dir);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_TRUE((*reopened)->quarantined().empty());
+  EXPECT_NE((*reopened)->Get(id)->error().find("\xEF\xBF\xBD"), std::string::npos);  // U+FFFD
 }
 
 TEST(jobs, TornEventLineIsSkipped) {

@@ -1,3 +1,6 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -8,9 +11,13 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/impl/client_unary_call.h>
+#include <grpcpp/support/byte_buffer.h>
 #include <prometheus/text_serializer.h>
 
 #include "common/files/remove_tree.h"
+#include "common/obs/http_exposer.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/client.h"
 #include "common/rpc/server.h"
@@ -88,6 +95,74 @@ TEST(rpc, HealthIsReachableWithoutToken) {
   grpc::health::v1::HealthCheckResponse resp;
   ASSERT_TRUE(stub->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp).ok());
   EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+// Calls the reflection service with an empty request (a unary call on its streaming method).
+grpc::StatusCode CallReflection(int port) {
+  auto channel = MakeChannel(Client(port));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  // ServerReflectionRequest{list_services: ""}: field 7, length 0.
+  const std::string list_services("\x3a\x00", 2);
+  grpc::Slice slice(list_services);
+  grpc::ByteBuffer request(&slice, 1), response;
+  const grpc::internal::RpcMethod method("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                         grpc::internal::RpcMethod::NORMAL_RPC);
+  return grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>((*channel).get(), method, &ctx,
+                                                                               request, &response)
+      .error_code();
+}
+
+TEST(rpc, ReflectionFollowsAuth) {
+  FakeJobs open_jobs, closed_jobs;
+  auto open = StartServer(&open_jobs);
+  EXPECT_EQ(CallReflection(open->port()), grpc::StatusCode::OK);  // served when auth is off
+  auto closed = StartServer(&closed_jobs, "s3cret");
+  EXPECT_EQ(CallReflection(closed->port()), grpc::StatusCode::UNIMPLEMENTED);  // not served to callers without a token
+}
+
+int ConnectTo(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  return fd;
+}
+
+TEST(rpc, MetricsAnswerWhileSlowAndIdleClientsHoldConnections) {
+  auto exposer = obs::HttpExposer::Start("127.0.0.1:0");
+  ASSERT_TRUE(exposer.ok()) << exposer.status();
+  // Idle connections (more than the cap) and a slowloris that sends one byte every 300 ms.
+  std::vector<int> idle;
+  for (int i = 0; i < 40; ++i) idle.push_back(ConnectTo((*exposer)->port()));
+  const int slow = ConnectTo((*exposer)->port());
+  std::atomic<bool> stop{false};
+  std::thread dribble([&] {
+    while (!stop) {
+      (void)::send(slow, "G", 1, MSG_NOSIGNAL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto start = std::chrono::steady_clock::now();
+  const int scrape = ConnectTo((*exposer)->port());
+  timeval timeout{4, 0};
+  ::setsockopt(scrape, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  const std::string get = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(scrape, get.data(), get.size(), MSG_NOSIGNAL), static_cast<ssize_t>(get.size()));
+  std::string response;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(scrape, buf, sizeof(buf), 0)) > 0;) response.append(buf, static_cast<size_t>(n));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  stop = true;
+  dribble.join();
+  for (int fd : idle) ::close(fd);
+  ::close(slow);
+  ::close(scrape);
+  EXPECT_THAT(response, HasSubstr("200 OK"));
+  EXPECT_LT(seconds, 2.0);
 }
 
 TEST(rpc, DeadlineIsHonoured) {
