@@ -45,13 +45,28 @@ void ReadModel(YamlReader& y, ModelSpec& m) {
     t.Read("vision_heads", &s.vision_heads);
     t.Read("rope_theta", &s.rope_theta);
     t.CheckRange("rope_theta", s.rope_theta, 1.0, 1e9);
-    t.CheckRange("hidden_size", s.hidden_size, 8, 65536);
+    // Ranges first: the divisibility checks below divide by these, so they only run on checked values.
+    const bool hidden_ok = t.CheckRange("hidden_size", s.hidden_size, 8, 65536);
     t.CheckRange("num_layers", s.num_layers, 1, 512);
-    t.CheckRange("num_heads", s.num_heads, 1, 1024);
-    t.CheckRange("num_kv_heads", s.num_kv_heads, 1, 1024);
-    if (s.num_heads % s.num_kv_heads != 0) t.Error("num_kv_heads", "must divide num_heads");
-    if (s.hidden_size % s.num_heads != 0) t.Error("num_heads", "must divide hidden_size");
+    const bool heads_ok = t.CheckRange("num_heads", s.num_heads, 1, 1024);
+    const bool kv_ok = t.CheckRange("num_kv_heads", s.num_kv_heads, 1, 1024);
+    t.CheckRange("intermediate_size", s.intermediate_size, 1, 1 << 20);
+    const bool vhidden_ok = t.CheckRange("vision_hidden_size", s.vision_hidden_size, 4, 65536);
+    const bool vheads_ok = t.CheckRange("vision_heads", s.vision_heads, 1, 1024);
     t.CheckRange("vision_depth", s.vision_depth, 1, 128);
+    if (heads_ok && kv_ok && s.num_heads % s.num_kv_heads != 0) t.Error("num_kv_heads", "must divide num_heads");
+    if (hidden_ok && heads_ok) {
+      // The model's checks (config.json: head_dim) would otherwise report these after the job started.
+      if (s.hidden_size % s.num_heads != 0) {
+        t.Error("num_heads", "must divide hidden_size");
+      } else if ((s.hidden_size / s.num_heads) % 2 != 0) {
+        t.Error("num_heads", "must leave an even head size hidden_size / num_heads (rotary halves)");
+      }
+    }
+    if (vhidden_ok && vheads_ok &&
+        (s.vision_hidden_size % s.vision_heads != 0 || (s.vision_hidden_size / s.vision_heads) % 4 != 0)) {
+      t.Error("vision_heads", "must divide vision_hidden_size into heads of a multiple of 4 (2-D rotary)");
+    }
   });
   y.CheckOneOf("init", m.init, {"path", "tiny"});
   y.CheckOneOf("dtype", m.dtype, {"float32", "bfloat16"});
@@ -95,12 +110,14 @@ void ReadData(YamlReader& y, DataSpec& d) {
   }
   y.CheckRange("teacher_mistake_rate", d.teacher_mistake_rate, 0, 1);
   y.CheckRange("synthetic_image_size", static_cast<double>(d.synthetic_image_size), 56, 112);
-  y.CheckRange("synthetic_max_count", static_cast<double>(d.synthetic_max_count), 1, 9);
-  y.CheckRange("synthetic_max_distractors", static_cast<double>(d.synthetic_max_distractors), 0, 15);
-  y.CheckRange("synthetic_grid", static_cast<double>(d.synthetic_grid), 2, 4);
+  const bool count_ok = y.CheckRange("synthetic_max_count", static_cast<double>(d.synthetic_max_count), 1, 9);
+  const bool distractors_ok =
+      y.CheckRange("synthetic_max_distractors", static_cast<double>(d.synthetic_max_distractors), 0, 15);
+  const bool grid_ok = y.CheckRange("synthetic_grid", static_cast<double>(d.synthetic_grid), 2, 4);
   const bool only_all = std::all_of(d.synthetic_questions.begin(), d.synthetic_questions.end(),
                                     [](const std::string& q) { return q == "all"; });  // no distractors then
-  if (d.synthetic_max_count + (only_all ? 0 : d.synthetic_max_distractors) > d.synthetic_grid * d.synthetic_grid) {
+  if (count_ok && distractors_ok && grid_ok &&
+      d.synthetic_max_count + (only_all ? 0 : d.synthetic_max_distractors) > d.synthetic_grid * d.synthetic_grid) {
     y.Error("synthetic_max_count", "plus synthetic_max_distractors must fit in synthetic_grid^2 cells");
   }
   y.CheckOneOf("synthetic_trace", d.synthetic_trace, {"count", "tally", "list"});
@@ -110,7 +127,11 @@ void ReadData(YamlReader& y, DataSpec& d) {
   y.CheckOneOf("image_placement", d.image_placement, {"after_text", "before_text"});
   y.CheckOneOf("prompt_style", d.prompt_style, {"r1reward", "compact"});
   y.CheckRange("min_pixels", static_cast<double>(d.min_pixels), 28 * 28, 1e9);
-  if (d.max_pixels < d.min_pixels) y.Error("max_pixels", "must be >= data.min_pixels");
+  // Upper bound: Qwen2.5-VL's processor default (16384 patches of 28x28); more would not be resized down.
+  if (y.CheckRange("max_pixels", static_cast<double>(d.max_pixels), 28 * 28, 16384 * 28 * 28) &&
+      d.max_pixels < d.min_pixels) {
+    y.Error("max_pixels", "must be >= data.min_pixels");
+  }
   y.CheckRange("max_prompt_tokens", static_cast<double>(d.max_prompt_tokens), 16, 1 << 20);
 }
 
@@ -157,9 +178,9 @@ void ReadRl(YamlReader& y, RlSpec& r) {
                {"stable_reinforce", "reinforce_pp", "no_preclip", "no_filter", "grpo", "rloo"});
   y.CheckRange("steps", static_cast<double>(r.steps), 0, 1e9);
   y.CheckRange("epochs", static_cast<double>(r.epochs), 0, 1000);
-  y.CheckRange("rollout_batch_size", static_cast<double>(r.rollout_batch_size), 1, 65536);
-  y.CheckRange("train_batch_size", static_cast<double>(r.train_batch_size), 1, 65536);
-  if (r.rollout_batch_size % r.train_batch_size != 0) {
+  const bool rollout_ok = y.CheckRange("rollout_batch_size", static_cast<double>(r.rollout_batch_size), 1, 65536);
+  const bool train_ok = y.CheckRange("train_batch_size", static_cast<double>(r.train_batch_size), 1, 65536);
+  if (rollout_ok && train_ok && r.rollout_batch_size % r.train_batch_size != 0) {
     y.Error("train_batch_size", "must divide rl.rollout_batch_size");
   }
   y.CheckRange("ppo_epochs", static_cast<double>(r.ppo_epochs), 1, 100);
@@ -179,6 +200,7 @@ void ReadRl(YamlReader& y, RlSpec& r) {
   y.CheckRange("gamma", r.gamma, 0, 1);
   y.CheckRange("temperature", r.temperature, 0, 10);
   y.CheckRange("top_p", r.top_p, 0, 1, true);
+  y.CheckRange("top_k", static_cast<double>(r.top_k), -1, 1 << 20);  // -1 and 0: no top-k
   y.CheckRange("max_new_tokens", static_cast<double>(r.max_new_tokens), 1, 32768);
   y.CheckRange("format_weight", r.format_weight, 0, 100);
   y.CheckRange("consistency_weight", r.consistency_weight, 0, 100);

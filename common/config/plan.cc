@@ -80,7 +80,13 @@ ModelSize EstimateModelSize(const JobSpec& spec) {
   m.num_layers = Num(text, "num_hidden_layers", 0);
   m.num_kv_heads = Num(text, "num_key_value_heads", heads);
   m.head_dim = h / heads;
-  const bool tied = j.value("tie_word_embeddings", false);
+  // Checked, not j.value(): a string here ("yes") threw out of the dry run and aborted the orchestrator.
+  const auto tie = j.find("tie_word_embeddings");
+  if (tie != j.end() && !tie->is_null() && !tie->is_boolean()) {
+    m.problem = "config.json: field 'tie_word_embeddings' must be true or false";
+    return m;
+  }
+  const bool tied = tie != j.end() && tie->is_boolean() && tie->get<bool>();
   m.parameters = TextParams(Num(text, "vocab_size", 0), h, m.num_layers, heads, m.num_kv_heads,
                             Num(text, "intermediate_size", 0), tied);
   if (j.contains("vision_config")) {
@@ -117,7 +123,8 @@ std::string DescribePlan(const JobSpec& spec) {
                   spec.judge.backend, "), serve\n");
   const ModelSize m = EstimateModelSize(spec);
   if (!m.known) {
-    absl::StrAppend(&out, "memory: unknown (", spec.model.path, "/config.json not readable here)\n");
+    absl::StrAppend(&out, "memory: unknown (", spec.model.path, "/",
+                    m.problem.empty() ? "config.json not readable here" : m.problem, ")\n");
     return out;
   }
   const double p = m.parameters;

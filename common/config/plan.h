@@ -16,6 +16,7 @@ struct ModelSize {
   double head_dim = 0;
   bool known = false;
   bool from_published_config = false;  // matched by name (e.g. "-7B") because config.json was not readable
+  std::string problem;                 // why not known, when config.json was read but is malformed
 };
 
 // From <model.path>/config.json, or the tiny spec; unknown when neither is available.

@@ -94,7 +94,12 @@ void YamlReader::Read(const std::string& key, bool* out) {
 void YamlReader::Read(const std::string& key, std::vector<double>* out) {
   MarkUsed(key);
   if (!Has(key)) return;
-  if (!node_->node[key].IsSequence() || !Convert(node_->node[key], out)) Error(key, "must be a list of numbers");
+  std::vector<double> v;
+  if (!node_->node[key].IsSequence() || !Convert(node_->node[key], &v)) return Error(key, "must be a list of numbers");
+  for (double x : v) {
+    if (!std::isfinite(x)) return Error(key, absl::StrCat("must be a list of finite numbers, got ", x));
+  }
+  *out = std::move(v);
 }
 
 void YamlReader::Read(const std::string& key, std::vector<std::string>* out) {
@@ -113,14 +118,16 @@ void YamlReader::Section(const std::string& key, const std::function<void(YamlRe
   sub.CollectUnknown();
 }
 
-void YamlReader::CheckRange(const std::string& key, double value, double lo, double hi, bool lo_open,
+bool YamlReader::CheckRange(const std::string& key, double value, double lo, double hi, bool lo_open,
                             bool hi_open) {
   const bool below = lo_open ? value <= lo : value < lo;
   const bool above = hi_open ? value >= hi : value > hi;
-  if (below || above) {
+  if (below || above || std::isnan(value)) {
     Error(key, absl::StrCat("must be in ", lo_open ? "(" : "[", lo, ", ", hi, hi_open ? ")" : "]",
                             ", got ", value));
+    return false;
   }
+  return true;
 }
 
 void YamlReader::CheckOneOf(const std::string& key, const std::string& value,

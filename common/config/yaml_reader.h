@@ -32,8 +32,9 @@ class YamlReader {
 
   // Records a validation error for `key` of this mapping.
   void Error(const std::string& key, const std::string& why);
-  // Validation helpers; each records an error naming the field when the check fails.
-  void CheckRange(const std::string& key, double value, double lo, double hi, bool lo_open = false,
+  // Validation helpers; each records an error naming the field when the check fails. CheckRange
+  // returns whether the value is in range (NaN never is), so a caller can guard arithmetic on it.
+  bool CheckRange(const std::string& key, double value, double lo, double hi, bool lo_open = false,
                   bool hi_open = false);
   void CheckOneOf(const std::string& key, const std::string& value, const std::vector<std::string>& allowed);
 
