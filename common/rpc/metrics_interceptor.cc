@@ -17,6 +17,9 @@ std::string CodeName(grpc::StatusCode code) {
   return i >= 0 && i <= 16 ? kNames[i] : "UNKNOWN";
 }
 
+// What grpc::internal::CatchingFunctionHandler answers when a handler throws (grpcpp/support/method_handler.h).
+constexpr char kHandlerExceptionMessage[] = "Unexpected error in RPC handling";
+
 class MetricsInterceptor : public grpc::experimental::Interceptor {
  public:
   MetricsInterceptor(obs::Metrics* metrics, std::string method)
@@ -25,7 +28,19 @@ class MetricsInterceptor : public grpc::experimental::Interceptor {
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      const grpc::Status status = methods->GetSendStatus();
+      grpc::Status status = methods->GetSendStatus();
+      // gRPC answers a C++ exception that left a handler with UNKNOWN and this fixed text (the
+      // exception's own message is gone by then). The process goes on: say so, name the method, count it.
+      if (status.error_code() == grpc::StatusCode::UNKNOWN && status.error_message() == kHandlerExceptionMessage) {
+        metrics_->Counter("r1r_rpc_handler_exceptions_total",
+                          "C++ exceptions caught at the edge of an RPC handler (answered INTERNAL) or a worker thread.")
+            .Increment();
+        status = grpc::Status(grpc::StatusCode::INTERNAL,
+                              method_ + ": the handler failed with an unexpected C++ exception on this request; "
+                                        "the service goes on serving (its log and r1r_rpc_handler_exceptions_total "
+                                        "count these)");
+        methods->ModifySendStatus(status);
+      }
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
       metrics_->Counter("r1r_rpc_requests_total", "RPCs handled, by method and status code.",

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -163,6 +164,33 @@ TEST(rpc, MetricsAnswerWhileSlowAndIdleClientsHoldConnections) {
   ::close(scrape);
   EXPECT_THAT(response, HasSubstr("200 OK"));
   EXPECT_LT(seconds, 2.0);
+}
+
+// A JobService whose GetJob throws, as a handler with a bug would.
+class ThrowingJobs final : public v1::JobService::Service {
+ public:
+  grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest* req, v1::Job*) override {
+    throw std::out_of_range("vector::at: " + req->id());
+  }
+};
+
+TEST(rpc, HandlerExceptionIsInternalNamingTheMethodAndCounted) {
+  ThrowingJobs jobs;
+  auto server = StartServer(&jobs);
+  auto channel = MakeChannel(Client(server->port()));
+  auto stub = v1::JobService::NewStub(*channel);
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext ctx;
+    v1::GetJobRequest req;
+    req.set_id("x");
+    v1::Job job;
+    const grpc::Status s = stub->GetJob(&ctx, req, &job);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+    EXPECT_THAT(s.error_message(), HasSubstr("JobService/GetJob"));
+  }
+  EXPECT_EQ(server->metrics().Counter("r1r_rpc_handler_exceptions_total", "").Value(), 2);
+  v1::ListJobsResponse resp;  // still serving
+  EXPECT_EQ(CallList(Client(server->port()), &resp).error_code(), grpc::StatusCode::UNIMPLEMENTED);
 }
 
 TEST(rpc, DeadlineIsHonoured) {
