@@ -31,6 +31,9 @@ struct ModelSpec {
   // fine-tuning a VLM, and what a model trained from scratch needs: its tower otherwise collapses to
   // one output for every image before the language model has learned to read it (README, "Measured").
   bool freeze_vision = false;
+  // Activation checkpointing of the decoder layers and vision blocks in the learner's training
+  // forwards (SFT and the RL log-prob pass with grad): keeps layer inputs only, recomputes in backward.
+  bool gradient_checkpointing = false;
 };
 
 struct TokenizerSpec {
@@ -110,11 +113,30 @@ struct RlSpec {
   double consistency_weight = 0.5;
   int64_t num_actors = 1;
   int64_t checkpoint_every = 25;
+  int64_t keep_checkpoints = 0;       // > 0: keep only the newest K (never the one a resume needs)
   // 0: on-policy (generate, score, train, sync). 1: the actors generate step t+1 with the weights of
   // step t while the learner trains step t; the learner's ratio is then taken against the actors'
   // behaviour log-probs (importance correction for the one-step lag).
   int64_t off_policy_steps = 0;
   OptimSpec optim;
+};
+
+// How the learner trains: precision, optimizer sharding, micro-batches, ranks (memory knobs; the
+// step does not depend on them beyond rounding).
+struct LearnerSpec {
+  // fp32: the learner holds float32 weights (the master) and fp32 AdamW state. bf16_mixed: bf16
+  // weights for forward/backward, fp32 master weights, fp32 moments and fp32 gradient accumulation.
+  // Empty in YAML: fp32 for a float32 model.dtype, bf16_mixed for bfloat16 (resolved by ParseJobSpec).
+  std::string precision;
+  int64_t zero_stage = 0;            // 0 | 1 (shard master + moments) | 2 (also gradients)
+  int64_t world_size = 1;            // data-parallel learner ranks (--dist-world-size) the plan assumes
+  int64_t micro_batch = 0;           // sequences per forward/backward; 0 = the learner's --micro-batch
+  int64_t micro_batch_tokens = 0;    // padded tokens per forward/backward; 0 = the learner's flag
+  int64_t prompt_text_tokens = 1024; // plan: text tokens of a prompt besides its image tokens
+};
+
+struct ResourcesSpec {
+  double gpu_memory_gib = 80;        // device memory per GPU the plan checks against
 };
 
 struct JudgeSpec {
@@ -144,6 +166,8 @@ struct JobSpec {
   DataSpec data;
   SftSpec sft;
   RlSpec rl;
+  LearnerSpec learner;
+  ResourcesSpec resources;
   JudgeSpec judge;
   EvalSpec eval;
 };

@@ -206,6 +206,68 @@ absl::Status ProcessGroup::Barrier() {
   return absl::OkStatus();
 }
 
+absl::Status ProcessGroup::AllGather(const at::Tensor& input, at::Tensor& output) {
+  const int64_t n = input.numel();
+  if (output.numel() != n * world_size_) {
+    return absl::InvalidArgumentError(absl::StrCat("dist: all-gather of ", n, " elements per rank needs an output of ",
+                                                   n * world_size_, ", got ", output.numel()));
+  }
+  if (world_size_ == 1) {
+    if (!input.is_same(output)) output.view(-1).copy_(input.view(-1));
+    return absl::OkStatus();
+  }
+  try {
+    // A copy of the input: it may alias the output, and the backend wants it on its device.
+    std::vector<at::Tensor> in = {input.reshape(-1).to(impl_->device, /*non_blocking=*/false, /*copy=*/true)};
+    at::Tensor staged = output.device() == impl_->device ? output.view(-1) : output.view(-1).to(impl_->device);
+    std::vector<std::vector<at::Tensor>> out(1);
+    for (int r = 0; r < world_size_; ++r) out[0].push_back(staged.narrow(0, r * n, n));
+    impl_->group->allgather(out, in)->wait();
+    if (!staged.is_same(output.view(-1))) output.view(-1).copy_(staged);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("dist: all-gather on rank ", rank_, ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ProcessGroup::ReduceScatter(const at::Tensor& input, at::Tensor& output) {
+  const int64_t n = output.numel();
+  if (input.numel() != n * world_size_) {
+    return absl::InvalidArgumentError(absl::StrCat("dist: reduce-scatter into ", n, " elements needs an input of ",
+                                                   n * world_size_, ", got ", input.numel()));
+  }
+  if (world_size_ == 1) {
+    output.view(-1).copy_(input.view(-1));
+    return absl::OkStatus();
+  }
+  try {
+#if TORCH_VERSION_MAJOR >= 2
+    if (native_reduce_scatter_) {
+      at::Tensor flat = input.reshape(-1).to(impl_->device);
+      try {
+        std::vector<at::Tensor> out = {output.device() == impl_->device ? output.view(-1) : output.view(-1).to(impl_->device)};
+        std::vector<std::vector<at::Tensor>> in(1);
+        for (int r = 0; r < world_size_; ++r) in[0].push_back(flat.narrow(0, r * n, n));
+        impl_->group->reduce_scatter(out, in)->wait();
+        if (!out[0].is_same(output.view(-1))) output.view(-1).copy_(out[0]);
+        return absl::OkStatus();
+      } catch (const c10::Error& e) {
+        // "does not support reduce_scatter": thrown before any communication, on every rank alike.
+        if (std::string(e.what()).find("support") == std::string::npos) throw;
+        native_reduce_scatter_ = false;
+      }
+    }
+#endif
+    // LibTorch 1.13's Gloo has no reduce_scatter: all-reduce a copy, keep this rank's chunk.
+    std::vector<at::Tensor> buffer = {input.reshape(-1).to(impl_->device, /*non_blocking=*/false, /*copy=*/true)};
+    impl_->group->allreduce(buffer)->wait();
+    output.view(-1).copy_(buffer[0].narrow(0, rank_ * n, n));
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("dist: reduce-scatter on rank ", rank_, ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> ProcessGroup::SumOverRanks(int64_t value) {
   std::vector<at::Tensor> t = {torch::tensor({value}, torch::kInt64)};
   if (absl::Status s = AllReduce(t); !s.ok()) return s;

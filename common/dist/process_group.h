@@ -54,6 +54,13 @@ class ProcessGroup {
   // `bytes` is read on `root` and replaced on every other rank.
   absl::Status BroadcastBytes(std::string* bytes, int root);
   absl::Status Barrier();
+  // Every rank contributes `input` ([n], contiguous); `output` ([world_size * n]) receives the
+  // contributions in rank order on every rank. `input` may be a view into `output`.
+  absl::Status AllGather(const at::Tensor& input, at::Tensor& output);
+  // Sums `input` ([world_size * n]) over ranks and writes this rank's chunk of the sum, elements
+  // [rank * n, (rank + 1) * n), into `output` ([n]). A native reduce-scatter where the backend has one
+  // (NCCL; Gloo in LibTorch >= 2), otherwise an all-reduce of `input` (a copy) and a slice.
+  absl::Status ReduceScatter(const at::Tensor& input, at::Tensor& output);
   // The sum of one integer over all ranks (agreement flags, counts) without torch in the caller.
   absl::StatusOr<int64_t> SumOverRanks(int64_t value);
 
@@ -63,6 +70,7 @@ class ProcessGroup {
   int rank_;
   int world_size_;
   std::unique_ptr<Impl> impl_;
+  bool native_reduce_scatter_ = true;  // cleared the first time the backend refuses one
 };
 
 // Sums the gradients of `params` over all ranks, in flat buckets of at most `bucket_bytes` (one

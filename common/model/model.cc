@@ -122,7 +122,8 @@ absl::Status Internal(const char* what, const c10::Error& e) {
 
 }  // namespace
 
-absl::StatusOr<at::Tensor> Qwen2_5_VL::EncodeImages(const at::Tensor& pixel_values, const at::Tensor& image_grid_thw) {
+absl::StatusOr<at::Tensor> Qwen2_5_VL::EncodeImages(const at::Tensor& pixel_values, const at::Tensor& image_grid_thw,
+                                                     bool checkpoint_blocks) {
   auto grids = ReadGrids(image_grid_thw);
   if (!grids.ok()) return grids.status();
   const VisionConfig& v = config_.vision;
@@ -141,7 +142,7 @@ absl::StatusOr<at::Tensor> Qwen2_5_VL::EncodeImages(const at::Tensor& pixel_valu
                      pixel_values.defined() ? c10::str(pixel_values.sizes()) : std::string("undefined")));
   }
   try {
-    return vision_->Forward(pixel_values, *grids);
+    return vision_->Forward(pixel_values, *grids, checkpoint_blocks);
   } catch (const c10::Error& e) {
     return Internal("vision tower", e);
   }
@@ -221,7 +222,7 @@ absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
     at::Tensor embeds = torch::embedding(text_->embed_tokens->weight, ids);
     if (in.pixel_values.defined() && in.pixel_values.numel() > 0) {
       if (past != 0) return absl::InvalidArgumentError("pixel_values are only accepted at prefill");
-      auto image_embeds = EncodeImages(in.pixel_values, in.image_grid_thw);
+      auto image_embeds = EncodeImages(in.pixel_values, in.image_grid_thw, in.checkpoint_layers);
       if (!image_embeds.ok()) return image_embeds.status();
       at::Tensor is_image = ids == config_.image_token_id;
       const int64_t n_slots = is_image.sum().item<int64_t>();

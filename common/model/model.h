@@ -36,8 +36,9 @@ struct ForwardInput {
   at::Tensor pixel_values;    // [num_patches, C*T*P*P] (HF layout); undefined = no images
   at::Tensor image_grid_thw;  // [num_images, 3] int64, images in batch order
   KvCache* cache = nullptr;   // prefill when cache->length() == 0; Forward advances it by L
-  // Activation checkpointing of the decoder layers when grad mode is on: saves memory for a second
-  // forward per layer in backward. Parameter gradients then reach .grad only via loss.backward().
+  // Activation checkpointing of the decoder layers and the vision blocks when grad mode is on: saves
+  // memory for a second forward per layer in backward. Parameter gradients then reach .grad only via
+  // loss.backward().
   bool checkpoint_layers = false;
 };
 
@@ -69,7 +70,9 @@ class Qwen2_5_VL : public torch::nn::Module {
   at::Tensor output_weight() const;
 
   // Vision tower: [num_image_tokens, out_hidden_size] for pixel_values/grid_thw in HF layout.
-  absl::StatusOr<at::Tensor> EncodeImages(const at::Tensor& pixel_values, const at::Tensor& image_grid_thw);
+  // checkpoint_blocks: activation checkpointing of the vision blocks (when grad mode is on).
+  absl::StatusOr<at::Tensor> EncodeImages(const at::Tensor& pixel_values, const at::Tensor& image_grid_thw,
+                                          bool checkpoint_blocks = false);
 
   // HF get_rope_index over a padded batch: position ids [3, B, L] (padding slots get 1) and rope
   // deltas [B], both int64 on CPU.

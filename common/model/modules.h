@@ -132,7 +132,9 @@ struct VisionModel : torch::nn::Module {  // HF name "visual"
   VisionModel(const VisionConfig& c, ParamInit& init);
   // pixel_values [Np, patch_dim] in any float dtype; grids in image order. Returns merged tokens
   // [sum(t*h*w)/merge^2, out_hidden] in raster order of the merged cells.
-  at::Tensor Forward(const at::Tensor& pixel_values, const std::vector<std::array<int64_t, 3>>& grids) const;
+  // checkpoint_blocks: keep only block inputs and recompute each block in backward (training).
+  at::Tensor Forward(const at::Tensor& pixel_values, const std::vector<std::array<int64_t, 3>>& grids,
+                     bool checkpoint_blocks = false) const;
 
   VisionConfig config;
   std::shared_ptr<PatchEmbed> patch_embed;

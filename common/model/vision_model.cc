@@ -101,9 +101,40 @@ at::Tensor BlockForward(const VisionBlock& block, int64_t heads, const at::Tenso
   return h + block.mlp->Forward(block.norm2->Forward(h));
 }
 
+// Activation checkpointing of one vision block, as CheckpointedLayer does for the decoder
+// (text_model.cc): forward keeps only the block input; backward re-runs the block with grad enabled and
+// back-propagates through it re-entrantly, accumulating the block's parameter gradients into .grad.
+struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos,
+                            const at::Tensor& sin, int64_t model_address, int64_t index, std::vector<int64_t> cu) {
+    ctx->save_for_backward({x, cos, sin});
+    ctx->saved_data["model"] = model_address;
+    ctx->saved_data["index"] = index;
+    ctx->saved_data["cu"] = cu;
+    const auto* model = reinterpret_cast<const VisionModel*>(model_address);
+    return BlockForward(*model->blocks[index], model->config.num_heads, x, cos, sin, cu);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto* model = reinterpret_cast<const VisionModel*>(ctx->saved_data["model"].toInt());
+    const int64_t index = ctx->saved_data["index"].toInt();
+    const std::vector<int64_t> cu = ctx->saved_data["cu"].toIntVector();
+    at::Tensor x = saved[0].detach().requires_grad_(true);
+    at::Tensor out;
+    {
+      torch::AutoGradMode enable_grad(true);
+      out = BlockForward(*model->blocks[index], model->config.num_heads, x, saved[1], saved[2], cu);
+    }
+    torch::autograd::backward({out}, {grads[0]});
+    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
 
-at::Tensor VisionModel::Forward(const at::Tensor& pixel_values, const std::vector<GridThw>& grids) const {
+at::Tensor VisionModel::Forward(const at::Tensor& pixel_values, const std::vector<GridThw>& grids,
+                                bool checkpoint_blocks) const {
   const VisionConfig& c = config;
   const at::Device device = patch_embed->weight.device();
   const auto dtype = patch_embed->weight.scalar_type();
@@ -133,10 +164,19 @@ at::Tensor VisionModel::Forward(const at::Tensor& pixel_values, const std::vecto
   // Full-attention segments: one per image and temporal slice. Windows never cross images, so in
   // window order every image is still one contiguous run of its own patches.
   const std::vector<int64_t> full_cu = ComputeFullAttentionSeqlens(grids);
+  const bool checkpoint = checkpoint_blocks && torch::GradMode::is_enabled() && !blocks.empty();
+  // A checkpointed block only runs its backward when its input requires grad (a frozen patch
+  // embedding under trainable blocks would otherwise cut their gradients).
+  if (checkpoint && !x.requires_grad() && blocks[0]->norm1->weight.requires_grad()) x = x.detach().requires_grad_(true);
   for (int64_t i = 0; i < c.depth; ++i) {
     const bool full = std::find(c.fullatt_block_indexes.begin(), c.fullatt_block_indexes.end(), i) !=
                       c.fullatt_block_indexes.end();
-    x = BlockForward(*blocks[i], c.num_heads, x, cos, sin, full ? full_cu : windows.cu_window_seqlens);
+    const std::vector<int64_t>& cu = full ? full_cu : windows.cu_window_seqlens;
+    if (checkpoint) {
+      x = CheckpointedBlock::apply(x, cos, sin, reinterpret_cast<int64_t>(this), i, cu);
+    } else {
+      x = BlockForward(*blocks[i], c.num_heads, x, cos, sin, cu);
+    }
   }
 
   at::Tensor merged = merger->ln_q->Forward(x).view({N / unit, -1});

@@ -73,6 +73,43 @@ absl::StatusOr<PromptLayout> ReadPromptLayout(const std::string& model_dir) {
 
 }  // namespace
 
+absl::Status ApplyPixelLimits(const std::string& model_dir, int64_t min_pixels, int64_t max_pixels) {
+  if (min_pixels <= 0 || max_pixels < min_pixels) {
+    return absl::InvalidArgumentError(absl::StrCat("pixel limits need 0 < min_pixels <= max_pixels, got ", min_pixels,
+                                                   " and ", max_pixels));
+  }
+  const std::string path = model_dir + "/preprocessor_config.json";
+  if (!fs::exists(path)) {
+    vision::ImageProcessorOptions o;
+    o.min_pixels = min_pixels;
+    o.max_pixels = max_pixels;
+    return WritePreprocessorConfig(o, path);
+  }
+  nlohmann::json j;
+  {
+    std::ifstream in(path);
+    j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  }
+  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
+  j["min_pixels"] = min_pixels;
+  j["max_pixels"] = max_pixels;
+  if (j.contains("size") && j["size"].is_object()) {
+    j["size"]["shortest_edge"] = min_pixels;
+    j["size"]["longest_edge"] = max_pixels;
+  }
+  // Written beside and renamed: a reader never sees half a file; a symlinked original is not touched.
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump(2);
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("rename ", tmp, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<model::ModelOptions> ParseModelOptions(const std::string& dtype, const std::string& device) {
   model::ModelOptions o;
   if (dtype == "float32") {
@@ -178,7 +215,14 @@ absl::StatusOr<at::Tensor> Policy::ResponseLogProbs(const SequenceBatch& batch, 
   model::TokenLogProbsOptions o;
   o.first_target_position = batch.prompt_width;
   o.temperature = temperature;
-  auto lp = model::ComputeTokenLogProbs(*model_, batch.input, o);
+  absl::StatusOr<model::TokenLogProbs> lp;
+  if (gradient_checkpointing_) {
+    model::ForwardInput input = batch.input;
+    input.checkpoint_layers = true;
+    lp = model::ComputeTokenLogProbs(*model_, input, o);
+  } else {
+    lp = model::ComputeTokenLogProbs(*model_, batch.input, o);
+  }
   if (!lp.ok()) return lp.status();
   return lp->logprobs;
 }

@@ -22,6 +22,13 @@ namespace r1r::train {
 // but this LibTorch has none (or no device is visible).
 absl::StatusOr<model::ModelOptions> ParseModelOptions(const std::string& dtype, const std::string& device);
 
+// Writes the job's pixel limits (data.min_pixels / max_pixels) into <model_dir>/preprocessor_config.json
+// (min_pixels/max_pixels, and size.shortest_edge/longest_edge where the file has them), so every
+// process that loads the directory, and every model published from it, reads the spec's limits instead
+// of the checkpoint's (Qwen2.5-VL ships 12.8 MP: up to 16k tokens per image). Creates the file with the
+// Qwen2-VL defaults when there is none.
+absl::Status ApplyPixelLimits(const std::string& model_dir, int64_t min_pixels, int64_t max_pixels);
+
 class Policy {
  public:
   // Loads config, tokenizer, image processor options and (when `with_weights`) the weights.
@@ -44,6 +51,11 @@ class Policy {
   // Stops (or restarts) gradients to the vision tower and merger ("visual.*"): they keep their weights.
   void SetVisionTrainable(bool trainable);
 
+  // Activation checkpointing (decoder layers and vision blocks) in ResponseLogProbs when grad mode is
+  // on: the training forwards of SFT and RL keep only layer inputs and recompute layers in backward.
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
+  bool gradient_checkpointing() const { return gradient_checkpointing_; }
+
   // log p(response token | prefix) for every response position: [B, R] float32 (mask with
   // batch.response_mask). Differentiable when grad mode is on.
   absl::StatusOr<at::Tensor> ResponseLogProbs(const SequenceBatch& batch, double temperature = 1.0);
@@ -60,6 +72,7 @@ class Policy {
   std::unique_ptr<PromptEncoder> encoder_;
   int64_t end_of_turn_id_ = -1;
   int64_t pad_id_ = 0;
+  bool gradient_checkpointing_ = false;
 };
 
 }  // namespace r1r::train

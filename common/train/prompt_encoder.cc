@@ -1,5 +1,7 @@
 #include "common/train/prompt_encoder.h"
 
+#include <algorithm>
+
 #include <torch/torch.h>
 
 #include <absl/strings/ascii.h>
@@ -26,7 +28,10 @@ PromptEncoder::PromptEncoder(std::shared_ptr<const tokenizer::Tokenizer> tokeniz
 absl::StatusOr<EncodedPrompt> PromptEncoder::LoadImage(const std::string& path) {
   {
     absl::MutexLock lock(&mu_);
-    if (auto it = image_cache_.find(path); it != image_cache_.end()) return it->second;
+    if (auto it = image_cache_.find(path); it != image_cache_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second.recency);
+      return it->second.image;
+    }
   }
   std::vector<std::string> paths = {path};
   auto batch = vision::LoadAndProcessImages(paths, image_options_);
@@ -36,8 +41,45 @@ absl::StatusOr<EncodedPrompt> PromptEncoder::LoadImage(const std::string& path) 
   image.image_grid_thw = batch->image_grid_thw;
   image.ids.assign(static_cast<size_t>(batch->image_tokens.at(0)), 0);  // only the count matters here
   absl::MutexLock lock(&mu_);
-  image_cache_.emplace(path, image);
+  const int64_t bytes = static_cast<int64_t>(image.pixel_values.nbytes());
+  if (bytes <= cache_limit_ && image_cache_.find(path) == image_cache_.end()) {
+    lru_.push_front(path);
+    image_cache_.emplace(path, CachedImage{image, bytes, lru_.begin()});
+    cache_bytes_ += bytes;
+    EvictLocked();
+  }
   return image;
+}
+
+void PromptEncoder::EvictLocked() {
+  while (cache_bytes_ > cache_limit_ && !lru_.empty()) {
+    auto it = image_cache_.find(lru_.back());
+    cache_bytes_ -= it->second.bytes;
+    image_cache_.erase(it);
+    lru_.pop_back();
+    ++cache_evictions_;
+  }
+}
+
+void PromptEncoder::set_image_cache_limit(int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  cache_limit_ = std::max<int64_t>(0, bytes);
+  EvictLocked();
+}
+
+int64_t PromptEncoder::image_cache_bytes() {
+  absl::MutexLock lock(&mu_);
+  return cache_bytes_;
+}
+
+int64_t PromptEncoder::image_cache_entries() {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(image_cache_.size());
+}
+
+int64_t PromptEncoder::image_cache_evictions() {
+  absl::MutexLock lock(&mu_);
+  return cache_evictions_;
 }
 
 absl::Status PromptEncoder::VerifyImage(const std::string& path, const std::string& sha256_hex) {

@@ -1,8 +1,10 @@
 // Turns a preference question (image, question, two responses) into model input: the paper's
 // Table 1 prompt inside the Qwen2.5-VL chat template, with the image's <|image_pad|> run expanded,
-// plus the image's pixel values. Processed images are cached by path (datasets reuse them).
+// plus the image's pixel values. Processed images are cached by path (datasets reuse them) in an LRU
+// bounded in bytes.
 #pragma once
 
+#include <list>
 #include <map>
 #include <memory>
 #include <string>
@@ -58,6 +60,12 @@ class PromptEncoder {
   // Ids of a response text (no chat markup); the caller appends the end-of-turn token.
   absl::StatusOr<std::vector<int64_t>> EncodeText(const std::string& text) const;
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
+  // The processed-image cache is an LRU bounded in bytes of pixel values (0: nothing is cached).
+  void set_image_cache_limit(int64_t bytes);
+  int64_t image_cache_bytes();     // held now
+  int64_t image_cache_entries();
+  int64_t image_cache_evictions();  // since construction
+  static constexpr int64_t kDefaultImageCacheBytes = int64_t{1} << 30;
 
  private:
   // The chat-templated ids around `image` (ids.size() = its <|image_pad|> count), or text only when null.
@@ -68,7 +76,17 @@ class PromptEncoder {
   reward::ImagePlacement placement_;
   reward::PromptStyle style_;
   absl::Mutex mu_;
-  std::map<std::string, EncodedPrompt> image_cache_ ABSL_GUARDED_BY(mu_);
+  struct CachedImage {
+    EncodedPrompt image;
+    int64_t bytes = 0;
+    std::list<std::string>::iterator recency;  // position in lru_
+  };
+  std::map<std::string, CachedImage> image_cache_ ABSL_GUARDED_BY(mu_);
+  std::list<std::string> lru_ ABSL_GUARDED_BY(mu_);  // most recently used first
+  int64_t cache_limit_ ABSL_GUARDED_BY(mu_) = kDefaultImageCacheBytes;
+  int64_t cache_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t cache_evictions_ ABSL_GUARDED_BY(mu_) = 0;
+  void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::map<std::string, std::string> verified_ ABSL_GUARDED_BY(mu_);  // path -> hash it matched
 };
 

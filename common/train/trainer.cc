@@ -4,11 +4,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <numeric>
 
 #include <absl/strings/str_cat.h>
 
 #include "common/dist/process_group.h"
+#include "common/train/optimizer.h"
 #include "common/rl/advantage.h"
 #include "common/rl/loss.h"
 
@@ -68,13 +70,102 @@ absl::StatusOr<SequenceBatch> BatchOf(const std::vector<RlItem>& items, const st
 
 Trainer::Trainer(Policy* policy, Policy* reference, OptimizerOptions options)
     : policy_(policy), reference_(reference), options_(options) {
-  torch::optim::AdamWOptions o(options_.lr);
-  o.betas({options_.beta1, options_.beta2});
-  o.weight_decay(options_.weight_decay);
-  optimizer_ = std::make_unique<torch::optim::AdamW>(policy_->model().parameters(), o);
+  policy_->set_gradient_checkpointing(options_.gradient_checkpointing);
+  if (options_.precision == Precision::kModelDtype && options_.zero_stage == 0) {
+    torch::optim::AdamWOptions o(options_.lr);
+    o.betas({options_.beta1, options_.beta2});
+    o.weight_decay(options_.weight_decay);
+    optimizer_ = std::make_unique<torch::optim::AdamW>(policy_->model().parameters(), o);
+  }
 }
 
 Trainer::~Trainer() = default;
+
+absl::Status Trainer::EnsureOptimizer() {
+  if (optimizer_ || sharded_) return absl::OkStatus();
+  std::vector<at::Tensor> trainable;
+  for (const auto& p : policy_->model().parameters()) {
+    if (p.requires_grad()) trainable.push_back(p);
+  }
+  ShardedAdamWOptions o;
+  o.beta1 = options_.beta1;
+  o.beta2 = options_.beta2;
+  o.weight_decay = options_.weight_decay;
+  o.zero_stage = options_.zero_stage;
+  auto made = ShardedAdamW::Create(std::move(trainable), o, group_);
+  if (!made.ok()) return made.status();
+  sharded_ = std::move(*made);
+  return absl::OkStatus();
+}
+
+void Trainer::ZeroGrad() {
+  if (optimizer_) optimizer_->zero_grad();
+  if (sharded_) sharded_->ZeroGrad();
+}
+
+absl::Status Trainer::AfterBackward() { return sharded_ ? sharded_->AccumulateGradients() : absl::OkStatus(); }
+
+absl::StatusOr<int64_t> Trainer::MostMicroBatches(int64_t mine) {
+  if (!sharded_ || !sharded_->AccumulateIsCollective()) return mine;
+  std::vector<at::Tensor> most = {torch::tensor({mine}, torch::kInt64)};
+  if (absl::Status s = group_->AllReduce(most, dist::ReduceOp::kMax); !s.ok()) return s;
+  return most[0].item<int64_t>();
+}
+
+absl::Status Trainer::BalanceMicroBatches(int64_t done, int64_t most) {
+  for (int64_t i = done; i < most; ++i) {
+    if (absl::Status s = sharded_->AccumulateGradients(); !s.ok()) return s;  // adds zeros: keeps the collectives in step
+  }
+  return absl::OkStatus();
+}
+
+bool Trainer::optimizer_state_is_sharded() const {
+  return options_.zero_stage > 0 && group_ != nullptr && group_->world_size() > 1;
+}
+
+OptimizerMemory Trainer::optimizer_memory() {
+  if (!optimizer_) EnsureOptimizer().IgnoreError();
+  return sharded_ ? sharded_->Memory() : OptimizerMemory{};
+}
+
+absl::Status Trainer::SaveOptimizerState(const std::string& dir) {
+  if (absl::Status s = EnsureOptimizer(); !s.ok()) return s;
+  if (sharded_) return sharded_->Save(dir);
+  if (group_ && group_->rank() != 0) return absl::OkStatus();
+  try {
+    torch::save(*optimizer_, dir + "/optimizer.pt");
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("saving optimizer state: ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::LoadOptimizerState(const std::string& dir) {
+  if (absl::Status s = EnsureOptimizer(); !s.ok()) return s;
+  namespace fs = std::filesystem;
+  const bool has_legacy = fs::exists(dir + "/optimizer.pt");
+  const bool has_sharded = fs::exists(dir + "/optimizer/layout.json");
+  if (sharded_) {
+    if (!has_sharded && has_legacy) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          dir, " holds torch AdamW state (learner.precision fp32, zero_stage 0); this learner keeps an fp32 master "
+               "(bf16_mixed or zero_stage > 0): resume with the settings it was written with"));
+    }
+    return sharded_->Load(dir);
+  }
+  if (!has_legacy && has_sharded) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        dir, " holds ShardedAdamW state (bf16_mixed or zero_stage > 0); this learner uses torch AdamW "
+             "(fp32, zero_stage 0): resume with the settings it was written with"));
+  }
+  if (!has_legacy) return absl::NotFoundError(absl::StrCat("no optimizer state in ", dir));
+  try {
+    torch::load(*optimizer_, dir + "/optimizer.pt");
+  } catch (const c10::Error& e) {
+    return absl::DataLossError(absl::StrCat("optimizer state in ", dir, ": ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
 
 std::vector<size_t> Trainer::MyShare(const std::vector<size_t>& order) const {
   return group_ ? dist::RankShare(order, group_->rank(), group_->world_size()) : order;
@@ -89,6 +180,21 @@ absl::Status Trainer::SumOverRanks(std::vector<double>& values) {
 }
 
 absl::StatusOr<bool> Trainer::ApplyGradients(double* grad_norm, double* lr) {
+  if (sharded_) {
+    *lr = LearningRateAt({options_.lr, options_.warmup_ratio, options_.min_lr_ratio, options_.total_steps}, step_);
+    auto norm = sharded_->ReduceGradients();  // global over ranks
+    if (!norm.ok()) return norm.status();
+    *grad_norm = *norm;
+    if (!std::isfinite(*norm)) {
+      sharded_->ZeroGrad();
+      return false;
+    }
+    const double clip = options_.grad_clip / (*norm + 1e-6);  // as torch::nn::utils::clip_grad_norm_
+    if (absl::Status s = sharded_->Step(*lr, clip < 1 ? clip : 1.0); !s.ok()) return s;
+    sharded_->ZeroGrad();
+    ++step_;
+    return true;
+  }
   auto params = policy_->model().parameters();
   if (group_) {
     if (absl::Status s = dist::AllReduceGradients(*group_, params); !s.ok()) return s;
@@ -114,12 +220,18 @@ absl::StatusOr<StepResult> Trainer::SftStep(const std::vector<SftItem>& items) {
     if (it.target_ids.empty()) return absl::InvalidArgumentError("SftStep: an example has no target tokens");
     total_tokens += static_cast<double>(it.target_ids.size());
   }
+  if (absl::Status s = EnsureOptimizer(); !s.ok()) return s;
   policy_->model().train();
-  optimizer_->zero_grad();
+  ZeroGrad();
   std::vector<size_t> order(items.size());
   std::iota(order.begin(), order.end(), 0);
   double loss_sum = 0, forward = 0, backward = 0;
-  for (const auto& micro : MicroBatches(items, MyShare(order), options_.micro_batch, options_.micro_batch_tokens)) {
+  int64_t micro_batches = 0;
+  const auto micros = MicroBatches(items, MyShare(order), options_.micro_batch, options_.micro_batch_tokens);
+  // Stage 2 reduces after every micro-batch: every rank runs as many reductions as the busiest one.
+  auto most = MostMicroBatches(static_cast<int64_t>(micros.size()));
+  if (!most.ok()) return most.status();
+  for (const auto& micro : micros) {
     std::vector<const EncodedPrompt*> prompts;
     std::vector<std::vector<int64_t>> targets;
     for (size_t i : micro) {
@@ -136,9 +248,12 @@ absl::StatusOr<StepResult> Trainer::SftStep(const std::vector<SftItem>& items) {
     forward += Seconds(t0);
     t0 = Clock::now();
     loss.backward();
+    if (absl::Status s = AfterBackward(); !s.ok()) return s;
+    ++micro_batches;
     backward += Seconds(t0);
     loss_sum += loss.item<double>();
   }
+  if (absl::Status s = BalanceMicroBatches(micro_batches, *most); !s.ok()) return s;
   std::vector<double> summed = {loss_sum};
   if (absl::Status s = SumOverRanks(summed); !s.ok()) return s;
   StepResult r;
@@ -151,7 +266,7 @@ absl::StatusOr<StepResult> Trainer::SftStep(const std::vector<SftItem>& items) {
     applied = *stepped;
   }
   if (!applied) {
-    optimizer_->zero_grad();
+    ZeroGrad();
     r.skipped_steps = 1;
   } else {
     r.optimizer_steps = 1;
@@ -170,6 +285,7 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
   if (absl::Status s = rl::Validate(options.algorithm); !s.ok()) return s;
   const bool use_kl = options.algorithm.advantage.kl_coef > 0;
   if (use_kl && reference_ == nullptr) return absl::FailedPreconditionError("kl_coef > 0 needs a reference model");
+  if (absl::Status s = EnsureOptimizer(); !s.ok()) return s;
   const int64_t n = static_cast<int64_t>(items.size());
   int64_t width = 0;
   for (const auto& it : items) {
@@ -265,9 +381,12 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
       auto idx = torch::tensor(std::vector<int64_t>(minibatch.begin(), minibatch.end()));
       const double minibatch_tokens = mask.index_select(0, idx).sum().item<double>();
       double minibatch_loss = 0;
-      optimizer_->zero_grad();
-      for (const auto& micro :
-           MicroBatches(items, MyShare(minibatch), options_.micro_batch, options_.micro_batch_tokens)) {
+      int64_t micro_batches = 0;
+      ZeroGrad();
+      const auto micros = MicroBatches(items, MyShare(minibatch), options_.micro_batch, options_.micro_batch_tokens);
+      auto most = MostMicroBatches(static_cast<int64_t>(micros.size()));
+      if (!most.ok()) return most.status();
+      for (const auto& micro : micros) {
         auto batch = BatchOf(items, micro, policy_->pad_id());
         if (!batch.ok()) return batch.status();
         auto t0 = Clock::now();
@@ -286,6 +405,8 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
         forward += Seconds(t0);
         t0 = Clock::now();
         loss.backward();
+        if (absl::Status s = AfterBackward(); !s.ok()) return s;
+        ++micro_batches;
         backward += Seconds(t0);
         minibatch_loss += loss.item<double>();
         const double t = static_cast<double>(pl.diagnostics.valid_tokens);
@@ -296,6 +417,7 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
         ratio_min = std::min(ratio_min, pl.diagnostics.ratio_min);
         ratio_max = std::max(ratio_max, pl.diagnostics.ratio_max);
       }
+      if (absl::Status s = BalanceMicroBatches(micro_batches, *most); !s.ok()) return s;
       std::vector<double> summed = {minibatch_loss};
       if (absl::Status s = SumOverRanks(summed); !s.ok()) return s;
       minibatch_loss = summed[0];
@@ -309,7 +431,7 @@ absl::StatusOr<StepResult> Trainer::RlStep(const std::vector<RlItem>& items, con
       }
       optimizer_seconds += Seconds(t0);
       if (!applied) {
-        optimizer_->zero_grad();
+        ZeroGrad();
         ++r.skipped_steps;
         continue;
       }

@@ -24,6 +24,19 @@ class ProcessGroup;
 
 namespace r1r::train {
 
+class ShardedAdamW;
+struct OptimizerMemory;
+
+// How the learner keeps its weights and optimizer state.
+enum class Precision {
+  // AdamW in the parameters' own dtype (torch::optim::AdamW): exact fp32 training for a float32
+  // model. With bfloat16 parameters the moments are bf16 too and small steps round away (the old path).
+  kModelDtype,
+  // bf16 forward/backward, fp32 master weights, fp32 AdamW moments, fp32 gradient accumulation over
+  // micro-batches, the bf16 weights refreshed from the master after each step (ShardedAdamW).
+  kBf16Mixed,
+};
+
 struct OptimizerOptions {
   double lr = 1e-6;
   double warmup_ratio = 0.03;
@@ -35,6 +48,12 @@ struct OptimizerOptions {
   int64_t total_steps = 1;       // optimizer steps of this phase, for the schedule
   int64_t micro_batch = 8;       // sequences per forward/backward
   int64_t micro_batch_tokens = 0;  // > 0: also cap padded tokens per forward/backward (memory knob)
+  Precision precision = Precision::kModelDtype;
+  // 0: replicated optimizer state; 1: fp32 master + moments sharded over the ranks; 2: gradients too
+  // (ShardedAdamW, optimizer.h). Anything but kModelDtype with stage 0 uses ShardedAdamW.
+  int zero_stage = 0;
+  // Activation checkpointing of the decoder layers and vision blocks in every training forward.
+  bool gradient_checkpointing = false;
 };
 
 struct SftItem {
@@ -86,10 +105,21 @@ class Trainer {
   // forward/backward of its share of every batch, and sums of gradients, losses and rollout tensors
   // go over `group`, so all ranks take the same optimizer step as one process would. Null = alone.
   void set_process_group(dist::ProcessGroup* group) { group_ = group; }
+  dist::ProcessGroup* process_group() const { return group_; }
 
   int64_t steps_done() const { return step_; }
   void set_steps_done(int64_t step) { step_ = step; }
-  torch::optim::Optimizer& optimizer() { return *optimizer_; }
+
+  // Optimizer state into / out of a checkpoint directory: optimizer.pt (torch AdamW), or
+  // optimizer/shard-*.pt + layout.json (ShardedAdamW; written by every rank that holds a shard, and
+  // re-sharded on load for any number of ranks).
+  absl::Status SaveOptimizerState(const std::string& dir);
+  absl::Status LoadOptimizerState(const std::string& dir);
+  // True when every rank must call SaveOptimizerState (its state is sharded across ranks).
+  bool optimizer_state_is_sharded() const;
+  // Bytes of flat parameters / fp32 gradients / master + moments held by ShardedAdamW on this rank
+  // (zeros for the torch AdamW path).
+  OptimizerMemory optimizer_memory();
 
  private:
   // Sums gradients over ranks, clips, checks finiteness and steps; false (grads zeroed) when skipped.
@@ -98,11 +128,21 @@ class Trainer {
   std::vector<size_t> MyShare(const std::vector<size_t>& order) const;
   // Sums `values` over ranks in place (one collective).
   absl::Status SumOverRanks(std::vector<double>& values);
+  // ShardedAdamW is made on first use (it needs the process group).
+  absl::Status EnsureOptimizer();
+  void ZeroGrad();
+  // After each micro-batch's backward.
+  absl::Status AfterBackward();
+  // Stage 2 with several ranks reduces gradients after every micro-batch (a collective): the ranks agree
+  // on the most micro-batches any of them has before the first, and the others add empty reductions.
+  absl::StatusOr<int64_t> MostMicroBatches(int64_t mine);
+  absl::Status BalanceMicroBatches(int64_t done, int64_t most);
 
   Policy* policy_;
   Policy* reference_;
   OptimizerOptions options_;
-  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;  // kModelDtype with stage 0
+  std::unique_ptr<ShardedAdamW> sharded_;                // otherwise
   int64_t step_ = 0;
   dist::ProcessGroup* group_ = nullptr;
 };

@@ -99,7 +99,8 @@ LearnerServiceImpl::LearnerServiceImpl(LearnerOptions options, obs::Metrics* met
 LearnerServiceImpl::~LearnerServiceImpl() = default;
 
 absl::Status LearnerServiceImpl::LoadPolicy(const config::JobSpec& spec, const std::string& work_dir) {
-  auto model_options = train::ParseModelOptions(spec.model.dtype, spec.model.device);
+  // The learner's weights: float32 (fp32, the master itself) or bfloat16 under an fp32 master (bf16_mixed).
+  auto model_options = train::ParseModelOptions(LearnerDtype(spec), spec.model.device);
   if (!model_options.ok()) return absl::Status(model_options.status().code(),
                                                absl::StrCat("model: ", model_options.status().message()));
   const std::string model_dir = (fs::path(work_dir) / "model").string();
@@ -120,10 +121,15 @@ absl::Status LearnerServiceImpl::LoadPolicy(const config::JobSpec& spec, const s
     if (spec.model.init == "path" && !configured) {
       if (absl::Status s = LinkModelFiles(spec.model.path, model_dir); !s.ok()) return s;
     }
+    // The spec's pixel limits, not the checkpoint's, for this model and every one published from it.
+    if (absl::Status s = train::ApplyPixelLimits(model_dir, spec.data.min_pixels, spec.data.max_pixels); !s.ok()) {
+      return s;
+    }
     policy = train::Policy::Load(model_dir, *model_options);
   }
   if (!policy.ok()) return policy.status();
   policy_ = std::move(*policy);
+  policy_->encoder().set_image_cache_limit(options_.image_cache_bytes);
   policy_->SetVisionTrainable(!spec.model.freeze_vision);
   reference_.reset();
   return absl::OkStatus();
@@ -177,7 +183,8 @@ absl::Status LearnerServiceImpl::InitLocked(const v1::InitRequest& req) {
   if (!spec.ok()) return absl::InvalidArgumentError(absl::StrCat("spec_yaml: ", spec.status().message()));
   const std::string& phase = req.phase();
   const bool reload = !policy_ || req.work_dir() != work_dir_ || req.job_id() != job_id_ ||
-                      spec->model.dtype != spec_.model.dtype || spec->model.device != spec_.model.device;
+                      spec->model.dtype != spec_.model.dtype || spec->model.device != spec_.model.device ||
+                      LearnerDtype(*spec) != LearnerDtype(spec_);
   if (reload) {
     initialised_ = false;
     trainer_.reset();
@@ -218,10 +225,10 @@ absl::Status LearnerServiceImpl::InitLocked(const v1::InitRequest& req) {
   // A new phase (or a re-Init) gets a fresh optimizer and schedule.
   trainer_ = std::make_unique<train::Trainer>(
       policy_.get(), reference_.get(),
-      OptimizerOptionsFromSpec(optim, req.total_steps(), options_.micro_batch, options_.micro_batch_tokens));
+      LearnerOptimizerOptions(spec_, optim, req.total_steps(), options_.micro_batch, options_.micro_batch_tokens));
   trainer_->set_process_group(options_.group);
   if (!resumed_dir.empty() && resumed_phase == phase_) {
-    if (absl::Status s = train::LoadOptimizerState(resumed_dir, trainer_->optimizer()); !s.ok()) return s;
+    if (absl::Status s = trainer_->LoadOptimizerState(resumed_dir); !s.ok()) return s;
     auto state_text = ReadFile(resumed_dir + "/state.json");
     if (!state_text.ok()) return state_text.status();
     if (absl::Status s = RestoreState(*state_text); !s.ok()) return s;  // now also the schedule position
@@ -326,6 +333,14 @@ absl::Status LearnerServiceImpl::FollowRankZero() {
         status = rpc::FromGrpc(SftStepLocked(req, &ignored));
         break;
       }
+      case Command::kSave: {
+        v1::SaveCheckpointRequest req;
+        if (!req.ParseFromString(body)) return absl::DataLossError("bad SaveCheckpoint from rank 0");
+        data_cursor_ = req.data_cursor();
+        status = initialised_ && trainer_ ? WriteCheckpoint().status()
+                                          : absl::FailedPreconditionError("SaveCheckpoint before Init");
+        break;
+      }
       case Command::kRl: {
         v1::ExperienceBatch req;
         v1::StepMetrics ignored;
@@ -383,6 +398,10 @@ void LearnerServiceImpl::RecordStep(const std::string& phase, const train::StepR
         .Observe(it->second);
   }
   if (std::isfinite(r.loss)) metrics_->Gauge("r1r_learner_loss", "Loss of the last step.", labels).Set(r.loss);
+  metrics_->Gauge("r1r_learner_image_cache_bytes", "Pixel bytes held by the processed-image LRU cache.")
+      .Set(static_cast<double>(policy_->encoder().image_cache_bytes()));
+  metrics_->Gauge("r1r_learner_image_cache_evictions", "Images evicted from the processed-image cache so far.")
+      .Set(static_cast<double>(policy_->encoder().image_cache_evictions()));
   metrics_->Gauge("r1r_learner_grad_norm", "Gradient norm (before clipping) of the last step.", labels).Set(r.grad_norm);
   metrics_->Gauge("r1r_learner_learning_rate", "Learning rate of the last optimizer step.", labels).Set(r.learning_rate);
   metrics_->Counter("r1r_learner_steps_total", "Learner steps served.", labels).Increment();
@@ -600,7 +619,9 @@ grpc::Status LearnerServiceImpl::RlStepLocked(const v1::ExperienceBatch& req, v1
   if (r->optimizer_steps > 0) ++policy_version_;  // a rollout that changed nothing publishes nothing new
   RecordStep("rl", *r);
   metrics_->Gauge("r1r_learner_policy_version", "Policy version the learner holds.").Set(policy_version_);
-  if (!IsFollower() && spec_.rl.checkpoint_every > 0 && rl_steps_ % spec_.rl.checkpoint_every == 0) {
+  // A sharded optimizer state is written by every rank (each its shard); otherwise by rank 0.
+  if ((!IsFollower() || trainer_->optimizer_state_is_sharded()) && spec_.rl.checkpoint_every > 0 &&
+      rl_steps_ % spec_.rl.checkpoint_every == 0) {
     auto dir = WriteCheckpoint();
     if (!dir.ok()) return rpc::ToGrpc(dir.status());
   }
@@ -622,10 +643,16 @@ grpc::Status LearnerServiceImpl::RlStepLocked(const v1::ExperienceBatch& req, v1
 
 absl::StatusOr<std::string> LearnerServiceImpl::WriteCheckpoint() {
   const auto start = Clock::now();
-  auto dir = train::SaveTrainingCheckpoint((fs::path(work_dir_) / "checkpoints").string(), sft_steps_ + rl_steps_,
-                                           *policy_, &trainer_->optimizer(), StateJson());
+  const std::string root = (fs::path(work_dir_) / "checkpoints").string();
+  auto dir = train::SaveTrainingCheckpoint(root, sft_steps_ + rl_steps_, *policy_, trainer_.get(), StateJson());
   if (!dir.ok()) return dir.status();
   last_checkpoint_ = *dir;
+  if (IsFollower()) return dir;  // it wrote its optimizer shard; rank 0 completes and prunes
+  // rl.keep_checkpoints: the newest K stay, and never the one LATEST names (what a resume loads).
+  auto pruned = train::PruneCheckpoints(root, spec_.rl.keep_checkpoints, *dir);
+  if (!pruned.ok()) return pruned.status();
+  metrics_->Counter("r1r_learner_checkpoints_pruned_total", "Training checkpoints deleted by rl.keep_checkpoints.")
+      .Increment(static_cast<double>(pruned->size()));
   metrics_->Histogram("r1r_learner_checkpoint_seconds", "Time to write a training checkpoint in seconds.")
       .Observe(SecondsSince(start));
   return dir;
@@ -640,7 +667,16 @@ grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* ctx, const 
   if (IsFollower()) return NotRankZero(*options_.group);
   if (!initialised_) return Precondition("learner not initialised: call Init first");
   data_cursor_ = req->data_cursor();
-  auto dir = WriteCheckpoint();
+  absl::StatusOr<std::string> dir;
+  if (trainer_ && trainer_->optimizer_state_is_sharded()) {
+    // Every rank writes its optimizer shard: the other ranks write theirs on this command.
+    absl::MutexLock group(&group_mu_);
+    if (absl::Status s = Replicate(Command::kSave, *req); !s.ok()) return ReportGroupLoss(rpc::ToGrpc(s));
+    dir = WriteCheckpoint();
+    if (!dir.ok()) return ReportGroupLoss(rpc::ToGrpc(dir.status()));
+  } else {
+    dir = WriteCheckpoint();
+  }
   if (!dir.ok()) return rpc::ToGrpc(dir.status());
   if (!req->export_dir().empty()) {
     if (absl::Status s = train::ExportModelDir(*policy_, req->export_dir(), StateJson()); !s.ok()) {

@@ -33,6 +33,7 @@ struct LearnerOptions {
   // Sequences and padded tokens per forward/backward: memory knobs, the step does not depend on them.
   int64_t micro_batch = 8;
   int64_t micro_batch_tokens = 0;  // 0 = no token cap
+  int64_t image_cache_bytes = int64_t{1} << 30;  // the processed-image LRU (--image-cache-mb)
   dist::ProcessGroup* group = nullptr;  // data-parallel ranks (owned by main); null = alone
   // Rank 0, when a collective fails: the group cannot be mended in place (c10d has no way to re-admit a
   // rank), so main stops the process and its supervisor restarts every rank into a new group.
@@ -64,7 +65,7 @@ class LearnerServiceImpl final : public v1::Learner::Service {
   absl::Status HeartbeatIfIdle(absl::Duration idle);
 
  private:
-  enum class Command : char { kStop = 'Q', kInit = 'I', kSft = 'S', kRl = 'R', kHeartbeat = 'H' };
+  enum class Command : char { kStop = 'Q', kInit = 'I', kSft = 'S', kRl = 'R', kHeartbeat = 'H', kSave = 'C' };
   bool IsFollower() const { return options_.group != nullptr && options_.group->rank() > 0; }
   // Rank 0: passes `result` through, calling on_group_lost when it says the group broke.
   grpc::Status ReportGroupLoss(grpc::Status result);

@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   m.declare_flags = [](r1r::config::Flags& f) {
     f.Value("micro-batch", "8", "sequences per forward/backward pass (memory knob)")
         .Value("micro-batch-tokens", "0", "padded tokens per forward/backward pass, 0 = no cap (memory knob)")
+        .Value("image-cache-mb", "1024", "processed-image LRU cache in MiB of pixel values (host memory bound)")
         .Value("dist-world-size", "1", "data-parallel learner ranks")
         .Value("dist-rank", "0", "this learner's rank (rank 0 takes the training calls), or 'hostname' for a StatefulSet pod's ordinal")
         .Value("dist-master", "127.0.0.1:29500", "host:port of rank 0's rendezvous store")
@@ -81,6 +82,10 @@ int main(int argc, char** argv) {
     if (!tokens.ok()) return tokens.status();
     if (*tokens < 0) return absl::InvalidArgumentError("--micro-batch-tokens must be >= 0");
     o.micro_batch_tokens = *tokens;
+    auto cache_mb = f.GetInt("image-cache-mb");
+    if (!cache_mb.ok()) return cache_mb.status();
+    if (*cache_mb < 0) return absl::InvalidArgumentError("--image-cache-mb must be >= 0");
+    o.image_cache_bytes = *cache_mb << 20;
     auto dist_options = GroupOptionsFromFlags(f);
     if (!dist_options.ok()) return dist_options.status();
     if (dist_options->world_size > 1) {

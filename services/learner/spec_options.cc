@@ -45,6 +45,24 @@ train::OptimizerOptions OptimizerOptionsFromSpec(const config::OptimSpec& optim,
   return o;
 }
 
+train::OptimizerOptions LearnerOptimizerOptions(const config::JobSpec& spec, const config::OptimSpec& optim,
+                                                int64_t total_steps, int64_t flag_micro_batch,
+                                                int64_t flag_micro_batch_tokens) {
+  const config::LearnerSpec& l = spec.learner;
+  train::OptimizerOptions o = OptimizerOptionsFromSpec(optim, total_steps, l.micro_batch > 0 ? l.micro_batch : flag_micro_batch,
+                                                       l.micro_batch_tokens > 0 ? l.micro_batch_tokens : flag_micro_batch_tokens);
+  o.precision = l.precision == "bf16_mixed" ? train::Precision::kBf16Mixed : train::Precision::kModelDtype;
+  o.zero_stage = static_cast<int>(l.zero_stage);
+  o.gradient_checkpointing = spec.model.gradient_checkpointing;
+  return o;
+}
+
+std::string LearnerDtype(const config::JobSpec& spec) {
+  if (spec.learner.precision == "bf16_mixed") return "bfloat16";
+  if (spec.learner.precision == "fp32") return "float32";
+  return spec.model.dtype;  // (ParseJobSpec always resolves the precision)
+}
+
 absl::StatusOr<train::RlStepOptions> RlOptionsFromSpec(const config::RlSpec& rl) {
   auto algorithm = rl::ParseAlgorithm(rl.algorithm);
   if (!algorithm.ok()) return absl::InvalidArgumentError(absl::StrCat("rl.algorithm: ", algorithm.status().message()));

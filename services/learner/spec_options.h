@@ -19,6 +19,15 @@ vision::ImageProcessorOptions ImageOptionsFromSpec(const config::DataSpec& data)
 train::OptimizerOptions OptimizerOptionsFromSpec(const config::OptimSpec& optim, int64_t total_steps,
                                                  int64_t micro_batch, int64_t micro_batch_tokens);
 
+// The same, plus the spec's learner section (precision, zero_stage; learner.micro_batch and
+// micro_batch_tokens override the flags' values when > 0) and model.gradient_checkpointing.
+train::OptimizerOptions LearnerOptimizerOptions(const config::JobSpec& spec, const config::OptimSpec& optim,
+                                                int64_t total_steps, int64_t flag_micro_batch,
+                                                int64_t flag_micro_batch_tokens);
+
+// The dtype the learner holds its weights in: "float32" (learner.precision fp32) or "bfloat16" (bf16_mixed).
+std::string LearnerDtype(const config::JobSpec& spec);
+
 // rl.algorithm picks the variant; rl.eps_clip(_high), preclip_min/max, adv_filter, kl_coef/estimator
 // gamma and temperature then override its constants (a variant that disables pre-clip or the filter keeps it off).
 absl::StatusOr<train::RlStepOptions> RlOptionsFromSpec(const config::RlSpec& rl);

@@ -46,7 +46,7 @@ TEST(train, CheckpointRoundTripIsBitExactIncludingOptimizer) {
   Trainer trainer(policy.get(), nullptr, Options());
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(trainer.SftStep(items).ok());
   const std::string root = World().root + "/ckpt_roundtrip";
-  auto dir = SaveTrainingCheckpoint(root, 2, *policy, &trainer.optimizer(), R"({"policy_version": 3})");
+  auto dir = SaveTrainingCheckpoint(root, 2, *policy, &trainer, R"({"policy_version": 3})");
   ASSERT_TRUE(dir.ok()) << dir.status();
   EXPECT_TRUE(fs::exists(*dir + "/model.safetensors"));
   EXPECT_TRUE(fs::exists(*dir + "/tokenizer.json"));
@@ -57,7 +57,7 @@ TEST(train, CheckpointRoundTripIsBitExactIncludingOptimizer) {
 
   auto restored = LoadPolicy();  // initial weights: differ from the trained ones
   Trainer restored_trainer(restored.get(), nullptr, Options());
-  auto state = LoadTrainingCheckpoint(*latest, *restored, &restored_trainer.optimizer());
+  auto state = LoadTrainingCheckpoint(*latest, *restored, &restored_trainer);
   ASSERT_TRUE(state.ok()) << state.status();
   EXPECT_EQ(*state, R"({"policy_version": 3})");
   restored_trainer.set_steps_done(trainer.steps_done());
