@@ -28,7 +28,15 @@ absl::Status ForEachJsonlRow(const std::string& path, ReadReport& report,
       report.AddBad(path, line, "not a JSON object");
       continue;
     }
-    if (absl::Status s = fn(row, line); !s.ok()) {
+    // A row callback that trips over an unexpected JSON type must cost that row, not the process: the
+    // exception becomes this line's reason (the callbacks check types, this is the backstop).
+    absl::Status s;
+    try {
+      s = fn(row, line);
+    } catch (const nlohmann::json::exception& e) {
+      s = absl::InvalidArgumentError(absl::StrCat("unexpected JSON value: ", e.what()));
+    }
+    if (!s.ok()) {
       report.AddBad(path, line, std::string(s.message()));
       continue;
     }

@@ -51,7 +51,15 @@ absl::StatusOr<std::vector<ChatMessage>> MessagesFromJson(std::string_view json)
       m.content.push_back(ContentPart::Text(content->get<std::string>()));
     } else if (content->is_array()) {
       for (const nlohmann::json& part : *content) {
-        const std::string type = part.is_object() ? part.value("type", "") : "";
+        // Types are checked before reading: json::value("type", "") throws when "type" is 5 or null.
+        if (!part.is_object()) return absl::InvalidArgumentError("content part is not a JSON object");
+        const auto type_it = part.find("type");
+        if (type_it == part.end() || !type_it->is_string()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "content part 'type' must be \"text\" or \"image\", got ",
+              type_it == part.end() ? "nothing" : type_it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+        }
+        const std::string type = type_it->get<std::string>();
         if (type == "text" && part.contains("text") && part["text"].is_string()) {
           m.content.push_back(ContentPart::Text(part["text"].get<std::string>()));
         } else if (type == "image" && part.contains("image") && part["image"].is_string()) {

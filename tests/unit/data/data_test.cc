@@ -10,7 +10,10 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
+#include "common/data/jsonl.h"
 #include "common/data/png_io.h"
 #include "common/data/readers.h"
 #include "common/data/synthetic.h"
@@ -88,6 +91,53 @@ TEST(data, R1RewardReaderCountsBadRowsWithFileAndLine) {
 
   ReadReport missing;
   EXPECT_FALSE(ReadR1RewardJsonl(dir + "/nope.jsonl", missing).ok());
+}
+
+// Rows that threw nlohmann::type_error before (content part "type": 5 or null): each is a bad row with
+// file:line and the reason, the good rows around them are read, and nothing escapes the reader.
+TEST(data, R1RewardRowsWithBadContentTypesAreBadRowsNotExceptions) {
+  const std::string dir = FreshDir("bad_types");
+  const std::string path = dir + "/rows.jsonl";
+  ASSERT_TRUE(WriteR1RewardJsonl(path, {Sample("good", 1)}).ok());
+  std::string text = ReadAll(path);
+  for (const char* type : {"5", "null"}) {
+    text += absl::StrCat(R"({"message": "[{\"role\":\"user\",\"content\":[{\"type\":)", type,
+                         R"(,\"text\":\"q\"}]}]", "answer": ["<answer>1</answer>"]})", "\n");
+  }
+  text += ReadAll(path);  // a good row after the bad ones
+  WriteFile(path, text);
+
+  ReadReport report;
+  absl::StatusOr<std::vector<PreferenceSample>> samples;
+  ASSERT_NO_THROW(samples = ReadR1RewardJsonl(path, report));
+  ASSERT_TRUE(samples.ok()) << samples.status();
+  EXPECT_EQ(samples->size(), 2u);
+  ASSERT_EQ(report.bad_count, 2) << report.Summary();
+  EXPECT_EQ(report.bad_rows[0].line, 2);
+  EXPECT_EQ(report.bad_rows[1].line, 3);
+  EXPECT_NE(report.bad_rows[0].reason.find("got 5"), std::string::npos) << report.bad_rows[0].reason;
+  EXPECT_NE(report.bad_rows[1].reason.find("got null"), std::string::npos) << report.bad_rows[1].reason;
+  EXPECT_NE(report.Summary().find(path + ":2: 'message': content part 'type'"), std::string::npos)
+      << report.Summary();
+}
+
+// The backstop: a row callback that throws a JSON exception costs its row, named by file:line.
+TEST(data, JsonlRowCallbackExceptionsBecomeBadRows) {
+  const std::string path = FreshDir("throwing_callback") + "/rows.jsonl";
+  WriteFile(path, "{\"a\": 1}\n{\"a\": \"x\"}\n{\"b\": 2}\n");
+  ReadReport report;
+  std::vector<int> kept;
+  absl::Status s;
+  ASSERT_NO_THROW(s = ForEachJsonlRow(path, report, [&](const nlohmann::json& row, int64_t) {
+                    kept.push_back(row.at("a").get<int>());  // throws on lines 2 and 3
+                    return absl::OkStatus();
+                  }));
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(kept, std::vector<int>{1});
+  ASSERT_EQ(report.bad_count, 2);
+  EXPECT_EQ(report.bad_rows[0].line, 2);
+  EXPECT_EQ(report.bad_rows[1].line, 3);
+  EXPECT_NE(report.bad_rows[0].reason.find("unexpected JSON value"), std::string::npos);
 }
 
 TEST(data, R1RewardLayoutRoundTrip) {

@@ -187,6 +187,24 @@ TEST(reward, ChatMessagesAndJson) {
   EXPECT_FALSE(MessagesFromJson(R"([{"role":"user","content":[{"type":"video","video":"x"}]}])").ok());
 }
 
+// A content part whose "type" is not a string threw nlohmann::type_error out of MessagesFromJson (a crash
+// loop in the job runner, a crash in `r1r data check`); it is an error naming the value now.
+TEST(reward, ChatMessagesWithNonStringPartTypesAreErrors) {
+  for (const char* json : {R"([{"role":"user","content":[{"type":5,"text":"x"}]}])",
+                           R"([{"role":"user","content":[{"type":null,"text":"x"}]}])",
+                           R"([{"role":"user","content":[{"type":["text"],"text":"x"}]}])",
+                           R"([{"role":"user","content":[{"text":"x"}]}])",
+                           R"([{"role":"user","content":[7]}])",
+                           R"([{"role":"user","content":[null]}])"}) {
+    absl::StatusOr<std::vector<ChatMessage>> parsed;
+    ASSERT_NO_THROW(parsed = MessagesFromJson(json)) << json;
+    ASSERT_FALSE(parsed.ok()) << json;
+    EXPECT_NE(parsed.status().message().find("content part"), std::string::npos) << parsed.status();
+  }
+  EXPECT_NE(MessagesFromJson(R"([{"role":"user","content":[{"type":5}]}])").status().message().find("got 5"),
+            std::string::npos);
+}
+
 TEST(reward, AnswerOrderRandomisationIsSeededAndBalanced) {
   int swaps = 0;
   for (uint64_t i = 0; i < 2000; ++i) swaps += SwapForItem(42, i) ? 1 : 0;
