@@ -10,8 +10,9 @@
 4. the gRPC / metrics ports in compose, prometheus.yml and k8s match the services' defaults;
 5. every r1r_* metric the dashboard queries is registered under common/ or services/;
 6. the job specs copied under deploy/k8s are identical to configs/;
-7. the Dockerfile's RUN commands pass `sh -n`, its COPY sources exist, and the runtime stage
-   copies every binary the compose/k8s files start; deploy/**/*.sh pass sh -n (and shellcheck).
+7. every Dockerfile's RUN commands pass `sh -n`, its COPY sources exist, no `# syntax=` line, and the
+   from-source ones (and tools/deploy/image) package every binary the compose/k8s files start;
+   deploy/**/*.sh pass sh -n (and shellcheck).
 Exit status 1 when any check fails.
 """
 import glob
@@ -304,43 +305,66 @@ for copy in glob.glob(os.path.join(DEPLOY, "k8s", "**", "configs", "*.yaml"), re
     if not os.path.exists(orig) or open(orig).read() != open(copy).read():
         err(f"{rel(copy)} differs from {rel(orig)}: cp {rel(orig)} {rel(copy)}")
 
-# ---------------------------------------------------------------- 7. Dockerfile
-dockerfile = os.path.join(DEPLOY, "docker", "Dockerfile")
-lines, cur = [], ""
-for raw in open(dockerfile).read().splitlines():
-    if raw.strip().startswith("#"):
-        continue  # Docker drops comment lines, also inside continued instructions
-    if raw.endswith("\\"):
-        cur += raw[:-1] + " "
+# ---------------------------------------------------------------- 7. Dockerfiles
+def dockerfile_instructions(path):
+    lines, cur = [], ""
+    for raw in open(path).read().splitlines():
+        if raw.strip().startswith("#"):
+            if raw.startswith("# syntax="):
+                err(f"{rel(path)}: a '# syntax=' line makes BuildKit pull a frontend image from a registry")
+            continue  # Docker drops comment lines, also inside continued instructions
+        if raw.endswith("\\"):
+            cur += raw[:-1] + " "
+            continue
+        cur += raw
+        if cur.strip():
+            lines.append(cur.strip())
+        cur = ""
+    return lines
+
+
+for dockerfile in sorted(glob.glob(os.path.join(DEPLOY, "docker", "Dockerfile*"))):
+    if dockerfile.endswith(".dockerignore"):
         continue
-    cur += raw
-    if cur.strip():
-        lines.append(cur.strip())
-    cur = ""
-stage = None
-runtime_bins = set()
-for ins in lines:
-    word, _, rest = ins.partition(" ")
-    word = word.upper()
-    if word == "FROM":
-        stage = rest.split()[-1]
-    elif word == "RUN":
-        body = re.sub(r"^(--mount=\S+\s+)+", "", rest)
-        r = subprocess.run(["sh", "-n", "-c", body], capture_output=True, text=True)
-        if r.returncode != 0:
-            err(f"deploy/docker/Dockerfile: RUN fails sh -n: {r.stderr.strip()}")
-    elif word == "COPY" and "--from=" not in rest:
-        for src in rest.split()[:-1]:
-            if not src.startswith("--") and not os.path.exists(os.path.join(ROOT, src)):
-                err(f"deploy/docker/Dockerfile: COPY source {src} does not exist")
-    if word == "RUN" and stage == "build":
-        runtime_bins |= set(re.findall(r"build/(?:services|tools/cli)/(r1r[a-z-]*)", rest))
+    name = rel(dockerfile)
+    lines = dockerfile_instructions(dockerfile)
+    stage = None
+    built_bins = set()
+    # Dockerfile.prebuilt's context is staged by tools/deploy/image (bin/ + configs/ + deploy/docker/*).
+    prebuilt = dockerfile.endswith(".prebuilt")
+    context = os.path.join(DEPLOY, "docker") if dockerfile.endswith(".prometheus") else ROOT
+    for ins in lines:
+        word, _, rest = ins.partition(" ")
+        word = word.upper()
+        if word == "FROM":
+            stage = rest.split()[-1]
+        elif word == "RUN":
+            body = re.sub(r"^(--mount=\S+\s+)+", "", rest)
+            r = subprocess.run(["sh", "-n", "-c", body], capture_output=True, text=True)
+            if r.returncode != 0:
+                err(f"{name}: RUN fails sh -n: {r.stderr.strip()}")
+        elif word == "COPY" and "--from=" not in rest:
+            for src in rest.split()[:-1]:
+                if src.startswith("--") or (prebuilt and src.startswith("bin/")):
+                    continue
+                if not os.path.exists(os.path.join(context, src)):
+                    err(f"{name}: COPY source {src} does not exist")
+        if word == "RUN" and stage == "build":
+            built_bins |= set(re.findall(r"build/(?:services|tools/cli)/(r1r[a-z-]*)", rest))
+    if os.path.basename(dockerfile) in ("Dockerfile", "Dockerfile.cuda"):
+        for s in SERVICES:
+            if f"r1r-{s}" not in built_bins:
+                err(f"{name}: the build stage does not copy r1r-{s}")
+        if "r1r" not in built_bins:
+            err(f"{name}: the build stage does not copy the CLI")
+    print(f"dockerfile: {name}: {len(lines)} instructions, RUN bodies parse"
+          + (f", binaries: {', '.join(sorted(built_bins))}" if built_bins else ""))
+image_script = open(os.path.join(ROOT, "tools", "deploy", "image")).read()
 for s in SERVICES:
-    if f"r1r-{s}" not in runtime_bins:
-        err(f"deploy/docker/Dockerfile: the build stage does not copy r1r-{s}")
     if not re.search(rf"add_executable\(r1r-{s}\b", open(os.path.join(ROOT, "services", s, "CMakeLists.txt")).read()):
-        err(f"services/{s}/CMakeLists.txt: no target r1r-{s} (the Dockerfile builds it)")
-print(f"dockerfile: {len(lines)} instructions, RUN bodies parse, binaries: {', '.join(sorted(runtime_bins))}")
+        err(f"services/{s}/CMakeLists.txt: no target r1r-{s} (the Dockerfiles build it)")
+    if f"services/r1r-{s}" not in image_script:
+        err(f"tools/deploy/image: does not package r1r-{s}")
 
 shellcheck = shutil.which("shellcheck")
 for sh in glob.glob(os.path.join(DEPLOY, "**", "*.sh"), recursive=True):
