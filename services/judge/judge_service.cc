@@ -43,6 +43,17 @@ const char* VerdictLabel(reward::Consistency c) {
 
 }  // namespace
 
+JudgeServiceImpl::JudgeServiceImpl(std::unique_ptr<RefereeBackend> backend, obs::Metrics* metrics)
+    : backend_(std::move(backend)), metrics_(metrics) {
+  metrics_->Counter("r1r_judge_rejected_requests_total", "Judge requests rejected by validation.");
+  metrics_->Counter("r1r_judge_backend_errors_total", "Batches the referee backend could not answer.");
+  for (reward::Consistency c : {reward::Consistency::kConsistent, reward::Consistency::kInconsistent,
+                                reward::Consistency::kUnknown}) {
+    metrics_->Counter("r1r_judge_verdicts_total", "Referee verdicts by outcome.", {{"verdict", VerdictLabel(c)}});
+  }
+  metrics_->Counter("r1r_judge_items_total", "Responses judged.");
+}
+
 grpc::Status JudgeServiceImpl::JudgeBatch(grpc::ServerContext* ctx, const v1::JudgeBatchRequest* req,
                                           v1::JudgeBatchResponse* resp) {
   if (grpc::Status s = rpc::Authorize(ctx); !s.ok()) return s;

@@ -11,8 +11,8 @@ namespace r1r::judge {
 
 class JudgeServiceImpl final : public v1::Judge::Service {
  public:
-  JudgeServiceImpl(std::unique_ptr<RefereeBackend> backend, obs::Metrics* metrics)
-      : backend_(std::move(backend)), metrics_(metrics) {}
+  // Registers the counters at 0, so that dashboards show 0 rather than no data before the first batch.
+  JudgeServiceImpl(std::unique_ptr<RefereeBackend> backend, obs::Metrics* metrics);
 
   grpc::Status JudgeBatch(grpc::ServerContext* ctx, const v1::JudgeBatchRequest* req,
                           v1::JudgeBatchResponse* resp) override;

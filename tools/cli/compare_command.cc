@@ -2,11 +2,13 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include <absl/strings/str_cat.h>
 #include <nlohmann/json.hpp>
 
 #include "common/config/flags.h"
+#include "common/rpc/status.h"
 #include "tools/cli/cli_context.h"
 #include "tools/cli/reward_client.h"
 #include "tools/cli/table.h"
@@ -82,6 +84,70 @@ int CompareCommand(int argc, char** argv) {
          absl::StrCat(resp->seconds())});
   std::printf("%s\nreasoning (sample 1 of %d):\n%s\n", t.Render().c_str(), resp->reasoning_size(),
               first_reasoning.c_str());
+  return kExitOk;
+}
+
+int RankCommand(int argc, char** argv) {
+  config::Flags f;
+  AddClientFlags(f, "127.0.0.1:50056");
+  f.Value("timeout", "600", "seconds per call (generation on a CPU is slow)")
+      .Value("image", "", "PNG or JPEG file, sent inline (omit for a text-only question)")
+      .Value("question", "", "the question every response answers")
+      .Value("votes", "1", "K samples per pair for voting@K (1 = one greedy answer)")
+      .Value("temperature", "1.0", "sampling temperature when K > 1")
+      .Value("seed", "0", "sampling seed")
+      .Switch("help", "print this help");
+  const std::string usage =
+      "r1r rank --question Q [--image PATH] [--votes K] [--target host:port] [--json] RESPONSE RESPONSE [...]";
+  if (std::optional<int> stop = ParseVerbFlags(f, argc, argv, usage)) return *stop;
+  const std::vector<std::string>& responses = f.positionals();
+  if (f.Get("question").empty() || responses.size() < 2 || responses.size() > 16) {
+    std::fprintf(stderr, "--question and 2..16 responses are required\nusage: %s\n%s", usage.c_str(),
+                 f.Help().c_str());
+    return kExitUsage;
+  }
+  auto votes = f.GetInt("votes");
+  auto temperature = f.GetDouble("temperature");
+  auto seed = f.GetInt("seed");
+  for (const absl::Status& s : {votes.status(), temperature.status(), seed.status()}) {
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+      return kExitUsage;
+    }
+  }
+  v1::RankRequest req;
+  req.set_question(f.Get("question"));
+  for (const std::string& r : responses) req.add_responses(r);
+  req.set_votes(static_cast<int32_t>(*votes));
+  req.set_temperature(static_cast<float>(*temperature));
+  req.set_seed(static_cast<uint64_t>(*seed));
+  if (!f.Get("image").empty()) {
+    auto bytes = ReadFileBytes(f.Get("image"));
+    if (!bytes.ok()) return Fail(bytes.status());
+    req.mutable_image()->set_png_or_jpeg(*std::move(bytes));
+  }
+  auto ctx = MakeContext(f);
+  if (!ctx.ok()) return Fail(ctx.status());
+  auto stub = v1::RewardModel::NewStub(ctx->channel);
+  v1::RankResponse resp;
+  const grpc::Status st = rpc::CallWithRetry(ctx->options, rpc::RetryPolicy{}, [&](grpc::ClientContext& c) {
+    return stub->Rank(&c, req, &resp);
+  });
+  if (!st.ok()) return Fail(rpc::FromGrpc(st));
+  if (ctx->json) {
+    nlohmann::json j = {{"order", std::vector<int>(resp.order().begin(), resp.order().end())},
+                        {"wins", std::vector<int>(resp.wins().begin(), resp.wins().end())},
+                        {"best", resp.best()}};
+    std::printf("%s\n", j.dump().c_str());
+    return kExitOk;
+  }
+  Table t({"RANK", "RESPONSE", "WINS"});
+  for (int i = 0; i < resp.order_size(); ++i) {
+    const int index = resp.order(i);
+    const std::string wins = index >= 0 && index < resp.wins_size() ? absl::StrCat(resp.wins(index)) : "?";
+    t.Add({absl::StrCat(i + 1), absl::StrCat(index + 1), wins});
+  }
+  std::printf("%s", t.Render().c_str());
   return kExitOk;
 }
 

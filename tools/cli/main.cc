@@ -33,6 +33,7 @@ const std::map<std::string, Verb>& Verbs() {
       {"data", {r1r::cli::DataCommand, "synth: write the synthetic dataset; check: validate a dataset file"}},
       {"tokenize", {r1r::cli::TokenizeCommand, "JSONL text <-> ids with a tokenizer.json"}},
       {"compare", {r1r::cli::CompareCommand, "ask r1r-serve which of two responses is better"}},
+      {"rank", {r1r::cli::RankCommand, "ask r1r-serve to order several responses, best first"}},
       {"eval", {r1r::cli::EvalCommand, "score r1r-serve on a reward benchmark (VL-RewardBench, ...)"}},
       {"reload", {r1r::cli::ReloadCommand, "make r1r-serve swap in a newly published checkpoint"}},
   };
