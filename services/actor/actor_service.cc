@@ -118,6 +118,12 @@ v1::FinishReason ToProto(model::FinishReason r) {
 ActorServiceImpl::ActorServiceImpl(ActorOptions options, obs::Metrics* metrics)
     : options_(std::move(options)), metrics_(metrics) {
   metrics_->Gauge("r1r_actor_policy_version", "Policy version the actor holds (-1 = none).").Set(-1);
+  // At 0 from the start, so that dashboards show 0 rather than no data before the first event.
+  metrics_->Counter("r1r_actor_weight_sync_failures_total", "Weight pulls that failed.");
+  metrics_->Counter("r1r_actor_weight_sync_bytes_total", "Weight bytes pulled from the learner.");
+  metrics_->Gauge("r1r_actor_inflight_requests", "GenerateRollouts calls in progress.");
+  metrics_->Counter("r1r_actor_generated_tokens_total", "Response tokens generated.");
+  metrics_->Counter("r1r_actor_trajectories_total", "Trajectories generated.");
 }
 
 ActorServiceImpl::~ActorServiceImpl() = default;

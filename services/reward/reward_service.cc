@@ -41,7 +41,11 @@ grpc::Status Validate(const v1::ScoreTrajectoriesRequest& req) {
 
 RewardServiceImpl::RewardServiceImpl(JudgeClientOptions judge, std::shared_ptr<grpc::Channel> channel,
                                      obs::Metrics* metrics)
-    : judge_(std::move(judge)), stub_(v1::Judge::NewStub(channel)), metrics_(metrics) {}
+    : judge_(std::move(judge)), stub_(v1::Judge::NewStub(channel)), metrics_(metrics) {
+  // At 0 from the start, so that dashboards show 0 rather than no data before the first event.
+  metrics_->Counter("r1r_reward_judge_failures_total", "Judge batches that failed after retries.");
+  metrics_->Counter("r1r_reward_trajectories_total", "Trajectories scored.");
+}
 
 grpc::Status RewardServiceImpl::AskJudge(const std::vector<std::string>& responses, std::vector<int>* verdicts,
                                          std::vector<std::string>* raw) {
