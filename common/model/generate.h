@@ -1,7 +1,11 @@
-// Batched sampling with a KV cache: prefill all prompts at once, then decode one token per step.
+// Generation with a KV cache: continuous batching (requests join and leave between decode steps), one
+// prefill per distinct prompt, and sampling on the device. The static batch of before stays as an option.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -54,26 +58,95 @@ struct GenerationResult {
 
 enum class PaddingSide { kLeft, kRight };
 
+// What a generation run did (for tests, benchmarks and metrics).
+struct GenerationStats {
+  int64_t prefill_rows = 0;     // prompt rows prefilled (one per distinct prompt with shared prefill)
+  int64_t prefill_tokens = 0;   // prompt tokens prefilled
+  int64_t decode_steps = 0;     // decode forwards
+  int64_t decode_rows = 0;      // rows summed over decode forwards
+  int64_t max_active_rows = 0;  // most sequences decoded together
+};
+
 struct GenerateOptions {
-  PaddingSide padding_side = PaddingSide::kLeft;
+  PaddingSide padding_side = PaddingSide::kLeft;  // static batches only
   int64_t pad_token_id = 0;  // any valid id: padding is masked out
   // false: recompute the whole sequence every step (reference path for tests and the benchmark).
   bool use_kv_cache = true;
-  // With the cache, rows that finished leave the batch, so the slowest sequence no longer drags the
-  // finished ones through every step (false: the old rectangular batch, for the benchmark).
+  // Continuous batching (with the cache): between decode steps finished rows leave (the last row
+  // takes their slot) and waiting requests join, up to max_batch_rows / max_batch_tokens.
+  // false: the static batch of before (all prompts padded to one width and prefilled together; with
+  // drop_finished_rows, finished rows leave by copying the cache), for comparison.
+  bool continuous_batching = true;
+  // Static batches: rows that finished leave the batch (false: the old rectangular batch).
   bool drop_finished_rows = true;
+  // Continuous batching: sequences decoded together (0 = all requests at once), and the token budget
+  // of the rows in flight, each counting prompt + max_new_tokens (0 = unlimited; one request is
+  // always admitted). max_prefill_tokens bounds the prompt tokens of one admission forward.
+  int64_t max_batch_rows = 0;
+  int64_t max_batch_tokens = 0;
+  int64_t max_prefill_tokens = 0;
+  // Requests with the same prompt (ids, pixels and grid) are prefilled once, vision tower included,
+  // and the prompt's KV entries are copied into one row per request (votes, samples_per_prompt).
+  bool share_prefill = true;
+  // Temperature, top-k and top-p on the logits' device; only the sampled ids and log-probs cross to
+  // the host. false: today's reference sampler on the host (SampleToken per row, full sort).
+  bool device_sampling = true;
+  // Called with (request index, result) as each request finishes (continuous batching), or for all at
+  // the end (static). Results are also returned in request order.
+  std::function<void(size_t, const GenerationResult&)> on_result;
+  // Polled between decode steps: true stops the run with CANCELLED.
+  std::function<bool()> cancelled;
+  GenerationStats* stats = nullptr;  // filled when set
 };
 
 absl::StatusOr<std::vector<GenerationResult>> Generate(Qwen2_5_VL& model, const std::vector<GenerationRequest>& requests,
                                                        const GenerateOptions& options = {});
 
-// One sampling step on a float32 CPU logits row [vocab]; exposed for tests.
+// Continuous batching over a model, for callers that receive requests over time (r1r-serve): Add
+// queues a request, each Step admits waiting requests while the limits allow (one prefill per distinct
+// prompt), samples one token for every running row and returns the requests that finished.
+// Options: the continuous-batching fields of GenerateOptions (on_result/cancelled/stats unused).
+class GenerationEngine {
+ public:
+  GenerationEngine(Qwen2_5_VL& model, const GenerateOptions& options);
+  ~GenerationEngine();
+  GenerationEngine(const GenerationEngine&) = delete;
+  GenerationEngine& operator=(const GenerationEngine&) = delete;
+
+  // Validates and queues a request; returns its id (0, 1, 2, ... in the order of Add).
+  absl::StatusOr<int64_t> Add(GenerationRequest request);
+  // Allocates slots for `rows` sequences of up to `capacity` tokens (prompt + new) ahead of time; the
+  // cache otherwise grows when a request needs more (a copy of the running rows).
+  void Reserve(int64_t rows, int64_t capacity);
+  // Drops a waiting or running request (its result is never returned).
+  void Cancel(int64_t id);
+  absl::StatusOr<std::vector<std::pair<int64_t, GenerationResult>>> Step();
+  bool idle() const;
+  int64_t running() const;
+  int64_t waiting() const;
+  const GenerationStats& stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// One sampling step on a float32 CPU logits row [vocab]; the reference sampler (host, full sort).
 struct SampledToken {
   int64_t token;
   float logprob;
   float sampling_logprob;
 };
 SampledToken SampleToken(const at::Tensor& logits, const SamplingParams& params, double uniform);
+
+// The device sampler: one token per row of float32 logits [rows, vocab] on any device, row i with
+// params[i] and the uniform draw uniforms[i] in [0, 1). Greedy rows take the argmax (as SampleToken).
+// Without top-k/top-p a row is sampled by inverse CDF over the vocabulary in id order (no sort); with
+// them its row is sorted on the device and sampled as SampleToken does. Only the ids and log-probs
+// cross to the host. Same distribution as SampleToken.
+std::vector<SampledToken> SampleTokens(const at::Tensor& logits, const std::vector<SamplingParams>& params,
+                                       const std::vector<double>& uniforms);
+
 // logit > 0 ? logit / penalty : logit * penalty for every id in `seen` (duplicates allowed).
 at::Tensor ApplyRepetitionPenalty(const at::Tensor& logits, const std::vector<int64_t>& seen, double penalty);
 

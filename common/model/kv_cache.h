@@ -1,7 +1,17 @@
 // Key/value cache of the text decoder for incremental decoding.
 //
 // Preallocated to a fixed capacity so a decode step writes in place instead of re-concatenating the
-// whole history. Stores the *rotated* keys (as HF does), so cached entries never need re-rotation.
+// whole history. Stores the *rotated* keys (as HF does), so cached entries never need re-rotation,
+// and an entry can be moved to another row (or another cache) without recomputing it.
+//
+// Two ways to use it:
+// - Uniform (static batches): every row has the same length (prompts padded to one width); Forward
+//   writes [length, length + n) of every row and Advance moves the shared length.
+// - Slots (continuous batching, EnableSlots): rows are slots with their own lengths; row r holds its
+//   sequence at [0, row_length(r)). Only the first active_rows() slots take part in a forward, which
+//   then feeds exactly one new token per row and writes it at the row's own length. Requests join by
+//   LoadRow (the prompt's prefilled entries, possibly the same ones into several slots: one prefill for
+//   K samples) and leave by MoveRow (the last active slot fills the hole), so no step copies the cache.
 #pragma once
 
 #include <cstdint>
@@ -19,22 +29,50 @@ class KvCache {
   // keys/values: per layer [batch, num_key_value_heads, capacity, head_dim].
   KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, at::ScalarType dtype, at::Device device);
 
-  int64_t batch() const { return batch_; }
-  int64_t length() const { return length_; }
+  // Rows taking part in a forward (slots: the active ones).
+  int64_t batch() const { return slots_ ? active_ : batch_; }
+  // Uniform: the shared length. Slots: the longest active row.
+  int64_t length() const;
   int64_t capacity() const { return capacity_; }
 
   // Writes k/v ([batch, kv_heads, n, head_dim]) of `layer` at [length, length + n) and returns views of
   // the filled prefix [0, length + n). length() itself moves only on Advance(), once all layers wrote.
+  // Slots: n must be 1; row r's entry goes to row_length(r), and the views cover [0, length() + 1).
   std::pair<at::Tensor, at::Tensor> Append(int64_t layer, const at::Tensor& k, const at::Tensor& v);
-  void Advance(int64_t n) { length_ += n; }
+  void Advance(int64_t n);
 
   // Keeps only the sequences at `rows` (int64 indices into the current batch, in the new order): a
-  // batch whose rows finish early stops paying for them.
+  // batch whose rows finish early stops paying for them. Uniform mode only (it copies the cache).
   void KeepRows(const at::Tensor& rows);
 
-  // M-RoPE offset per sequence from the prefill ([batch] int64): decode positions are c + delta.
-  const at::Tensor& rope_deltas() const { return rope_deltas_; }
+  // M-RoPE offset per sequence from the prefill ([batch] int64): decode positions are c + delta, with c
+  // the cache length (uniform) or the row's own length (slots).
+  at::Tensor rope_deltas() const;
   void set_rope_deltas(at::Tensor deltas) { rope_deltas_ = std::move(deltas); }
+
+  // ---- slots ----
+  // Switches to slots: all `batch` rows are free slots, none active.
+  void EnableSlots();
+  bool slots() const { return slots_; }
+  int64_t num_slots() const { return batch_; }
+  int64_t active_rows() const { return active_; }
+  void set_active_rows(int64_t n) { active_ = n; }
+  int64_t row_length(int64_t row) const { return row_lengths_[row]; }
+  // [active_rows] int64 on the cache's device.
+  at::Tensor row_lengths() const;
+  // Copies entries [src_offset, src_offset + n) of row `src_row` of a uniform cache `src` (every layer)
+  // into slot `dst_row` at [0, n); the slot then holds a sequence of length n with M-RoPE offset
+  // `rope_delta` (decode position = n + rope_delta).
+  void LoadRow(int64_t dst_row, const KvCache& src, int64_t src_row, int64_t src_offset, int64_t n,
+               int64_t rope_delta);
+  // LoadRow for slots [dst_start, dst_start + src_rows.size(0)) from rows `src_rows` of `src` at
+  // [0, n), all of length n, in one copy per layer (src_rows: int64 on the cache's device).
+  void LoadRows(int64_t dst_start, const KvCache& src, const at::Tensor& src_rows, int64_t n,
+                const std::vector<int64_t>& rope_deltas);
+  // Moves slot `from` to slot `to` (only its filled prefix is copied).
+  void MoveRow(int64_t from, int64_t to);
+  // A new cache with room for `batch` slots of `capacity` tokens holding this one's slots.
+  KvCache Grown(const ModelConfig& config, int64_t batch, int64_t capacity) const;
 
   // Bytes of cache one token of one sequence occupies: 2 (k, v) * layers * kv_heads * head_dim * elem.
   static int64_t BytesPerToken(const ModelConfig& config, at::ScalarType dtype);
@@ -46,6 +84,11 @@ class KvCache {
   std::vector<at::Tensor> keys_;
   std::vector<at::Tensor> values_;
   at::Tensor rope_deltas_;
+  // Slots.
+  bool slots_ = false;
+  int64_t active_ = 0;
+  std::vector<int64_t> row_lengths_;
+  at::Tensor row_lengths_device_;  // [batch] int64, mirrors row_lengths_
 };
 
 }  // namespace r1r::model

@@ -22,20 +22,123 @@ KvCache::KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, at:
   }
 }
 
+int64_t KvCache::length() const {
+  if (!slots_) return length_;
+  int64_t longest = 0;
+  for (int64_t r = 0; r < active_; ++r) longest = std::max(longest, row_lengths_[r]);
+  return longest;
+}
+
 std::pair<at::Tensor, at::Tensor> KvCache::Append(int64_t layer, const at::Tensor& k, const at::Tensor& v) {
   const int64_t n = k.size(2);
+  if (slots_) {
+    TORCH_CHECK(n == 1 && k.size(0) == active_, "a slot cache takes one new token per active row");
+    const int64_t end = length() + 1;
+    at::Tensor rows = torch::arange(active_, torch::dtype(torch::kLong).device(k.device()));
+    at::Tensor at_length = row_lengths();
+    using torch::indexing::Slice;
+    keys_[layer].index_put_({rows, Slice(), at_length}, k.select(2, 0));
+    values_[layer].index_put_({rows, Slice(), at_length}, v.select(2, 0));
+    return {keys_[layer].narrow(0, 0, active_).narrow(2, 0, end), values_[layer].narrow(0, 0, active_).narrow(2, 0, end)};
+  }
   keys_[layer].narrow(2, length_, n).copy_(k);
   values_[layer].narrow(2, length_, n).copy_(v);
   return {keys_[layer].narrow(2, 0, length_ + n), values_[layer].narrow(2, 0, length_ + n)};
 }
 
+void KvCache::Advance(int64_t n) {
+  if (!slots_) {
+    length_ += n;
+    return;
+  }
+  for (int64_t r = 0; r < active_; ++r) row_lengths_[r] += n;
+  row_lengths_device_.narrow(0, 0, active_).add_(n);
+}
+
 void KvCache::KeepRows(const at::Tensor& rows) {
+  TORCH_CHECK(!slots_, "KeepRows is for uniform caches; slots leave by MoveRow");
   for (size_t i = 0; i < keys_.size(); ++i) {
     keys_[i] = keys_[i].index_select(0, rows);
     values_[i] = values_[i].index_select(0, rows);
   }
   if (rope_deltas_.defined()) rope_deltas_ = rope_deltas_.index_select(0, rows);
   batch_ = rows.size(0);
+}
+
+at::Tensor KvCache::rope_deltas() const {
+  if (slots_ && rope_deltas_.defined()) return rope_deltas_.narrow(0, 0, active_);
+  return rope_deltas_;
+}
+
+void KvCache::EnableSlots() {
+  slots_ = true;
+  active_ = 0;
+  length_ = 0;
+  const at::Device device = keys_.empty() ? at::Device(at::kCPU) : keys_[0].device();
+  row_lengths_.assign(batch_, 0);
+  row_lengths_device_ = torch::zeros({batch_}, torch::dtype(torch::kLong).device(device));
+  rope_deltas_ = torch::zeros({batch_}, torch::dtype(torch::kLong).device(device));
+}
+
+at::Tensor KvCache::row_lengths() const { return row_lengths_device_.narrow(0, 0, active_); }
+
+void KvCache::LoadRow(int64_t dst_row, const KvCache& src, int64_t src_row, int64_t src_offset, int64_t n,
+                      int64_t rope_delta) {
+  TORCH_CHECK(slots_ && dst_row < batch_ && n <= capacity_ && src.keys_.size() == keys_.size(),
+              "LoadRow: slot ", dst_row, " of ", batch_, ", ", n, " tokens of ", capacity_);
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    keys_[i][dst_row].narrow(1, 0, n).copy_(src.keys_[i][src_row].narrow(1, src_offset, n));
+    values_[i][dst_row].narrow(1, 0, n).copy_(src.values_[i][src_row].narrow(1, src_offset, n));
+  }
+  row_lengths_[dst_row] = n;
+  row_lengths_device_[dst_row].fill_(n);
+  rope_deltas_[dst_row].fill_(rope_delta);
+}
+
+void KvCache::LoadRows(int64_t dst_start, const KvCache& src, const at::Tensor& src_rows, int64_t n,
+                        const std::vector<int64_t>& rope_deltas) {
+  const int64_t count = src_rows.size(0);
+  TORCH_CHECK(slots_ && dst_start + count <= batch_ && n <= capacity_ && src.keys_.size() == keys_.size() &&
+                  static_cast<int64_t>(rope_deltas.size()) == count,
+              "LoadRows: slots [", dst_start, ", ", dst_start + count, ") of ", batch_);
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    keys_[i].narrow(0, dst_start, count).narrow(2, 0, n).copy_(src.keys_[i].index_select(0, src_rows).narrow(2, 0, n));
+    values_[i].narrow(0, dst_start, count).narrow(2, 0, n).copy_(src.values_[i].index_select(0, src_rows).narrow(2, 0, n));
+  }
+  for (int64_t r = 0; r < count; ++r) row_lengths_[dst_start + r] = n;
+  row_lengths_device_.narrow(0, dst_start, count).fill_(n);
+  rope_deltas_.narrow(0, dst_start, count).copy_(torch::tensor(rope_deltas, torch::kLong).to(rope_deltas_.device()));
+}
+
+void KvCache::MoveRow(int64_t from, int64_t to) {
+  TORCH_CHECK(slots_ && from < batch_ && to < batch_, "MoveRow outside the slots");
+  if (from == to) return;
+  const int64_t n = row_lengths_[from];
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    keys_[i][to].narrow(1, 0, n).copy_(keys_[i][from].narrow(1, 0, n));
+    values_[i][to].narrow(1, 0, n).copy_(values_[i][from].narrow(1, 0, n));
+  }
+  row_lengths_[to] = n;
+  row_lengths_device_[to].copy_(row_lengths_device_[from]);
+  rope_deltas_[to].copy_(rope_deltas_[from]);
+}
+
+KvCache KvCache::Grown(const ModelConfig& config, int64_t batch, int64_t capacity) const {
+  const at::Tensor& like = keys_.at(0);
+  KvCache grown(config, std::max(batch, batch_), std::max(capacity, capacity_), like.scalar_type(), like.device());
+  grown.EnableSlots();
+  for (int64_t r = 0; r < active_; ++r) {
+    const int64_t n = row_lengths_[r];
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      grown.keys_[i][r].narrow(1, 0, n).copy_(keys_[i][r].narrow(1, 0, n));
+      grown.values_[i][r].narrow(1, 0, n).copy_(values_[i][r].narrow(1, 0, n));
+    }
+    grown.row_lengths_[r] = n;
+  }
+  grown.row_lengths_device_.narrow(0, 0, active_).copy_(row_lengths_device_.narrow(0, 0, active_));
+  grown.rope_deltas_.narrow(0, 0, active_).copy_(rope_deltas_.narrow(0, 0, active_));
+  grown.active_ = active_;
+  return grown;
 }
 
 int64_t KvCache::BytesPerToken(const ModelConfig& config, at::ScalarType dtype) {
@@ -203,6 +306,12 @@ absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
   const int64_t B = in.input_ids.size(0), L = in.input_ids.size(1);
   KvCache* cache = in.cache;
   const int64_t past = cache ? cache->length() : 0;
+  // A slot cache (continuous batching): one new token per active row, each at its own length.
+  const bool slots = cache != nullptr && cache->slots();
+  if (slots && (L != 1 || in.attention_mask.defined() || in.position_ids.defined() ||
+                (in.pixel_values.defined() && in.pixel_values.numel() > 0))) {
+    return absl::InvalidArgumentError("a slot KV cache decodes one token per row, without mask, positions or images");
+  }
   if (cache != nullptr && (cache->batch() != B || past + L > cache->capacity())) {
     return absl::InvalidArgumentError(absl::StrCat("KV cache holds batch ", cache->batch(), " and ",
                                                    cache->capacity() - past, " free positions; the input needs batch ",
@@ -216,7 +325,8 @@ absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
   try {
     at::Tensor ids = in.input_ids.to(device, torch::kLong);
     const int64_t vocab = config_.text.vocab_size;
-    if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= vocab)) {
+    // (Slot decoding feeds the sampler's own ids: no check, so no device sync per step.)
+    if (!slots && ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= vocab)) {
       return absl::InvalidArgumentError(absl::StrCat("input_ids must lie in [0, ", vocab, ")"));
     }
     at::Tensor embeds = torch::embedding(text_->embed_tokens->weight, ids);
@@ -233,6 +343,23 @@ absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
       embeds = embeds.masked_scatter(is_image.unsqueeze(-1).expand_as(embeds), image_embeds->to(embeds.scalar_type()));
     }
 
+    if (slots) {
+      // Row r attends to its own [0, length_r] (the new token is written at length_r).
+      at::Tensor lengths = cache->row_lengths();
+      at::Tensor deltas = cache->rope_deltas();
+      at::Tensor positions = (lengths + deltas).view({1, B, 1}).expand({3, B, 1});
+      RotaryTables rotary = text_->Rotary(positions, embeds.scalar_type());
+      at::Tensor k_pos = torch::arange(0, past + 1, torch::dtype(torch::kLong).device(device)).unsqueeze(0);
+      at::Tensor allowed = k_pos.le(lengths.unsqueeze(1)).view({B, 1, 1, past + 1});
+      at::Tensor hidden = text_->Forward(embeds, rotary, allowed, cache, in.checkpoint_layers);
+      cache->Advance(1);
+      return ForwardOutput{hidden, deltas};
+    }
+    // Without padding the decoder attends causally without a materialised mask (fused kernels).
+    bool padded = false;
+    if (in.attention_mask.defined()) {
+      padded = !in.attention_mask.ne(0).all().item<bool>();
+    }
     at::Tensor key_mask = in.attention_mask.defined() ? in.attention_mask.to(device).ne(0)
                                                       : torch::ones({B, past + L}, torch::dtype(torch::kBool).device(device));
     at::Tensor position_ids = in.position_ids;
@@ -259,10 +386,14 @@ absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
     if (cache != nullptr && past == 0) cache->set_rope_deltas(rope_deltas);
     RotaryTables rotary = text_->Rotary(position_ids.to(device), embeds.scalar_type());
 
-    // Query i (absolute past + i) sees key j when j <= past + i and key j is not padding.
-    at::Tensor q_pos = torch::arange(past, past + L, torch::dtype(torch::kLong).device(device)).unsqueeze(1);
-    at::Tensor k_pos = torch::arange(0, past + L, torch::dtype(torch::kLong).device(device)).unsqueeze(0);
-    at::Tensor allowed = k_pos.le(q_pos).unsqueeze(0).logical_and(key_mask.unsqueeze(1)).unsqueeze(1);
+    // Query i (absolute past + i) sees key j when j <= past + i and key j is not padding. Undefined:
+    // no padding, so plain causal attention (the decoder then needs no mask at all).
+    at::Tensor allowed;
+    if (padded) {
+      at::Tensor q_pos = torch::arange(past, past + L, torch::dtype(torch::kLong).device(device)).unsqueeze(1);
+      at::Tensor k_pos = torch::arange(0, past + L, torch::dtype(torch::kLong).device(device)).unsqueeze(0);
+      allowed = k_pos.le(q_pos).unsqueeze(0).logical_and(key_mask.unsqueeze(1)).unsqueeze(1);
+    }
 
     at::Tensor hidden = text_->Forward(embeds, rotary, allowed, cache, in.checkpoint_layers);
     if (cache != nullptr) cache->Advance(L);

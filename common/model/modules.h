@@ -88,7 +88,8 @@ struct TextModel : torch::nn::Module {  // HF name "model"
   TextModel(const TextConfig& c, ParamInit& init);
   // M-RoPE tables for position ids [3, B, L].
   RotaryTables Rotary(const at::Tensor& position_ids, at::ScalarType dtype) const;
-  // Runs the decoder over embeddings [B, L, H]. `allowed` is a bool mask [B, 1, L, past + L].
+  // Runs the decoder over embeddings [B, L, H]. `allowed` is a bool mask [B, 1, L, past + L], or
+  // undefined for causal attention without padding (no mask is materialised then).
   // checkpoint_layers: keep only layer inputs and recompute each layer in backward (training).
   at::Tensor Forward(const at::Tensor& embeds, const RotaryTables& rotary, const at::Tensor& allowed,
                      KvCache* cache, bool checkpoint_layers = false) const;

@@ -4,6 +4,7 @@
 #include <torch/version.h>
 
 #include <limits>
+#include <optional>
 
 #include "common/model/modules.h"
 
@@ -97,7 +98,45 @@ at::Tensor RotateHalf(const at::Tensor& x) {
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-// Causal self-attention of one layer; q/k/v biases, GQA by expanding kv heads (head j uses kv j / rep).
+// Attention of the decoder over q [B, nh, L, D] and k/v [B, nkv, S, D] (S = past + L), head h reading
+// kv head h / rep. `allowed` [B, 1, L, S] (bool) or undefined: causal without padding (query i sees keys
+// [0, S - L + i]). K/V are not repeated per query head where it can be avoided:
+// - one query per row (decode), or an explicit mask: the rep query heads of a kv head are folded into
+//   the query length ([B, nkv, rep * L, D]), so the kv heads are read as they are;
+// - causal prefill on LibTorch >= 2.5: fused causal SDPA with enable_gqa (no mask, no copies);
+// - causal prefill on LibTorch 2.0-2.4: fused causal SDPA on repeated K/V;
+// - LibTorch 1.13: explicit matmuls with the causal mask built here (same values as before).
+at::Tensor DecoderAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& allowed) {
+  const int64_t B = q.size(0), nh = q.size(1), L = q.size(2), D = q.size(3);
+  const int64_t nkv = k.size(1), S = k.size(2), rep = nh / nkv;
+  const int64_t past = S - L;
+  // (An empty mask stands for "causal" where a defined tensor is needed: the checkpointed layers.)
+  at::Tensor mask = allowed.defined() && allowed.numel() == 0 ? at::Tensor() : allowed;  // [B or 1, 1, L, S]
+  if (!mask.defined() && L > 1) {
+#if TORCH_VERSION_MAJOR >= 2
+    if (past == 0) {
+#if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 5
+      return at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, /*is_causal=*/true, std::nullopt,
+                                              /*enable_gqa=*/rep > 1);
+#else
+      at::Tensor kr = rep > 1 ? k.unsqueeze(2).expand({B, nkv, rep, S, D}).reshape({B, nh, S, D}) : k;
+      at::Tensor vr = rep > 1 ? v.unsqueeze(2).expand({B, nkv, rep, S, D}).reshape({B, nh, S, D}) : v;
+      return at::scaled_dot_product_attention(q, kr, vr, c10::nullopt, 0.0, /*is_causal=*/true);
+#endif
+    }
+#endif
+    at::Tensor q_pos = torch::arange(past, S, torch::dtype(torch::kLong).device(q.device())).unsqueeze(1);
+    at::Tensor k_pos = torch::arange(0, S, torch::dtype(torch::kLong).device(q.device())).unsqueeze(0);
+    mask = k_pos.le(q_pos).view({1, 1, L, S});
+  }
+  // Fold: [B, nh, L, D] -> [B, nkv, rep * L, D]; the mask repeats over the rep groups.
+  at::Tensor qf = q.reshape({B, nkv, rep * L, D});
+  if (mask.defined() && rep > 1 && L > 1) mask = mask.repeat({1, 1, rep, 1});
+  at::Tensor out = ScaledDotProductAttention(qf, k, v, mask);  // [B, nkv, rep * L, D]
+  return out.reshape({B, nh, L, D});
+}
+
+// Causal self-attention of one layer; q/k/v biases; grouped-query attention (DecoderAttention).
 at::Tensor Attention(const TextAttention& attn, const TextConfig& c, const at::Tensor& x, const RotaryTables& rotary,
                      const at::Tensor& allowed, KvCache* cache, int64_t layer) {
   const int64_t B = x.size(0), L = x.size(1), D = c.head_dim;
@@ -108,12 +147,7 @@ at::Tensor Attention(const TextAttention& attn, const TextConfig& c, const at::T
   q = q * rotary.cos + RotateHalf(q) * rotary.sin;
   k = k * rotary.cos + RotateHalf(k) * rotary.sin;
   if (cache != nullptr) std::tie(k, v) = cache->Append(layer, k, v);
-  const int64_t S = k.size(2);
-  if (nh != nkv) {
-    k = k.unsqueeze(2).expand({B, nkv, nh / nkv, S, D}).reshape({B, nh, S, D});
-    v = v.unsqueeze(2).expand({B, nkv, nh / nkv, S, D}).reshape({B, nh, S, D});
-  }
-  at::Tensor out = ScaledDotProductAttention(q, k, v, allowed).transpose(1, 2).reshape({B, L, nh * D});
+  at::Tensor out = DecoderAttention(q, k, v, allowed).transpose(1, 2).reshape({B, L, nh * D});
   return attn.o_proj->Forward(out);
 }
 
@@ -186,7 +220,9 @@ at::Tensor TextModel::Forward(const at::Tensor& embeds, const RotaryTables& rota
   for (size_t i = 0; i < layers.size(); ++i) {
     const auto index = static_cast<int64_t>(i);
     if (checkpoint) {
-      h = CheckpointedLayer::apply(h, rotary.cos, rotary.sin, allowed, reinterpret_cast<int64_t>(this), index);
+      h = CheckpointedLayer::apply(h, rotary.cos, rotary.sin,
+                                   allowed.defined() ? allowed : torch::empty({0}, torch::dtype(torch::kBool).device(h.device())),
+                                   reinterpret_cast<int64_t>(this), index);
     } else {
       h = LayerForward(*layers[i], config, h, rotary, allowed, cache, index);
     }
