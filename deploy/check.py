@@ -202,6 +202,34 @@ for f in compose_files:  # learner ranks started by one file: world size, ranks 
         elif len(masters) != 1 or not rank0 or not next(iter(masters)).startswith(rank0[0] + ":"):
             err(f"{rel(f)}: every learner rank needs --dist-master=<rank 0's service>:PORT, got {sorted(masters)}")
 
+# The actors pull weights only from the learner addresses they allow (--learner-targets, default loopback):
+# the orchestrator's --learner must be one of them, or every job fails at its first weight sync.
+def check_learner_targets(where, orch_args, actor_args, env):
+    if "learner-targets" not in declared["actor"]:
+        return
+    learner = dict(a[2:].split("=", 1) for a in orch_args if a.startswith("--") and "=" in a).get("learner", "")
+    allowed = dict(a[2:].split("=", 1) for a in actor_args if a.startswith("--") and "=" in a).get("learner-targets")
+    allowed = allowed or env.get("R1R_LEARNER_TARGETS")
+    if not allowed:
+        err(f"{where}: the actor has no --learner-targets / R1R_LEARNER_TARGETS; it would refuse the orchestrator's "
+            f"--learner={learner} (the default allows loopback only)")
+        return
+    host = learner.rsplit(":", 1)[0]
+    if learner not in allowed.split(",") and f"{host}:*" not in allowed.split(","):
+        err(f"{where}: the actor allows learners {allowed}, not the orchestrator's --learner={learner}")
+
+
+base_compose = next(iter(docs_by_file.get(os.path.join(DEPLOY, "compose", "docker-compose.yml"), [])), {})
+for f in compose_files:
+    for doc in docs_by_file.get(f, []):
+        for svc, spec in (doc.get("services") or {}).items():
+            cmd = spec.get("command")
+            if isinstance(cmd, list) and cmd and cmd[0] == "actor":
+                env = dict(base_compose.get("services", {}).get(svc, {}).get("environment") or {})
+                env.update(spec.get("environment") or {})
+                check_learner_targets(f"{rel(f)}:{svc}", base_compose["services"]["orchestrator"]["command"], cmd,
+                                      {k: str(v) for k, v in env.items()})
+
 prom = docs_by_file.get(os.path.join(DEPLOY, "compose", "prometheus.yml"), [{}])[0]
 targets = {t for sc in prom.get("scrape_configs", []) for st in sc.get("static_configs", []) for t in st["targets"]}
 for want in ["orchestrator:9101", "learner:9102", "actor-0:9103", "actor-1:9103", "reward:9104", "judge:9105",
@@ -239,6 +267,11 @@ for overlay, objs in rendered.items():
     for o in objs:
         if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "r1r-learner":
             check_learner_ranks(f"k8s/{overlay}", o, objs)
+    orch = next((c for o, c in r1r_containers(objs) if o["metadata"]["name"] == "r1r-orchestrator"), None)
+    for o, c in r1r_containers(objs):
+        if orch and c.get("args", [""])[0] == "actor":
+            check_learner_targets(f"k8s/{overlay}:{o['kind']}/{o['metadata']['name']}", orch.get("args", []),
+                                  c.get("args", []), {e["name"]: e.get("value", "") for e in c.get("env", [])})
 
 
 # ---------------------------------------------------------------- 5. metrics
