@@ -550,6 +550,12 @@ JobRunner::JobRunner(jobs::JobStore* store, std::optional<ClusterTargets> target
 JobRunner::~JobRunner() { Stop(); }
 
 void JobRunner::Start() {
+  // At 0 from start-up, so that dashboards show 0 rather than no data before the first event.
+  metrics_->Counter("r1r_orchestrator_learner_recoveries_total", "Phases resumed after a learner restart.");
+  metrics_->Counter("r1r_orchestrator_actor_recoveries_total", "Generations retried after an actor restart.");
+  for (const char* outcome : {"succeeded", "failed"}) {
+    metrics_->Counter("r1r_orchestrator_jobs_total", "Jobs finished, by outcome.", {{"outcome", outcome}});
+  }
   if (!targets_) {
     spdlog::warn("no --learner/--actors/--reward given: jobs are accepted and stored but not run");
     return;
