@@ -14,8 +14,15 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::Create(
     const std::vector<std::pair<std::string, std::string>>& merges) {
   auto model = std::unique_ptr<BpeModel>(new BpeModel());
   int32_t max_id = -1;
+  const int64_t limit = IdLimitFor(static_cast<int64_t>(vocab.size()));
   for (const auto& [text, id] : vocab) {
     if (id < 0) return absl::InvalidArgumentError(absl::StrCat("negative id for token '", text, "'"));
+    // The id tables are dense (max_id + 1 entries): an id of 2^31 - 1 asked for 2^31 strings.
+    if (id >= limit) {
+      return absl::InvalidArgumentError(absl::StrCat("id ", id, " for token '", text.substr(0, 64), "' is far past the ",
+                                                     vocab.size(), " vocabulary entries (ids must stay below ",
+                                                     limit, ")"));
+    }
     max_id = std::max(max_id, id);
   }
   model->id_to_bytes_.resize(max_id + 1);

@@ -3,7 +3,9 @@
 // throughout: a piece starts as one id per byte and adjacent ids merge by rank (lowest first,
 // leftmost on ties, as Hugging Face's Word::merge_all does). Results are cached per piece.
 
+#include <algorithm>
 #include <array>
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,6 +38,9 @@ class BpeModel {
 
   // One more than the largest vocabulary id.
   int32_t id_limit() const { return static_cast<int32_t>(id_to_bytes_.size()); }
+  // The largest id (exclusive) a tokenizer with `num_tokens` entries may use: as many unused ids as used
+  // ones plus 64Ki (reserved ranges), so the dense id tables stay proportional to the file.
+  static int64_t IdLimitFor(int64_t num_tokens) { return std::min<int64_t>(2 * num_tokens + 65536, INT32_MAX); }
   size_t num_merges() const { return merges_.size(); }
 
  private:

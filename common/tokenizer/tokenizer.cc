@@ -1,5 +1,6 @@
 #include "common/tokenizer/tokenizer.h"
 
+#include <climits>
 #include <fstream>
 #include <sstream>
 
@@ -27,28 +28,60 @@ bool IsType(const Json& j, std::string_view type) {
   return j.is_object() && j.contains("type") && j["type"].is_string() && j["type"].get<std::string>() == type;
 }
 
+// Real tokenizer.json files nest a Sequence one or two levels deep; a hostile one nests 200k deep and
+// would overflow the stack of these recursive readers.
+constexpr int kMaxSequenceDepth = 32;
+
+// What a JSON value is, for messages, without dump(): dump() recurses and overflows on deep nesting.
+std::string Describe(const Json& j) {
+  if (j.is_object() && j.contains("type") && j["type"].is_string()) {
+    return absl::StrCat("type '", j["type"].get<std::string>().substr(0, 64), "'");
+  }
+  if (j.is_primitive()) return j.dump().substr(0, 64);
+  return absl::StrCat("a JSON ", j.type_name());
+}
+
+// A token id: an integer in [0, 2^31 - 1).
+absl::StatusOr<int32_t> TokenIdOf(const Json& id, const std::string& what) {
+  if (!id.is_number_integer()) return absl::InvalidArgumentError(absl::StrCat("non-integer id for ", what));
+  const bool in_range = id.is_number_unsigned() ? id.get<uint64_t>() < INT32_MAX
+                                                : id.get<int64_t>() >= 0 && id.get<int64_t>() < INT32_MAX;
+  if (!in_range) {
+    return absl::InvalidArgumentError(absl::StrCat("id ", id.dump(), " for ", what, " is outside [0, 2^31 - 1)"));
+  }
+  return static_cast<int32_t>(id.get<int64_t>());
+}
+
 // Reads the normalizer; only NFC (alone or in a Sequence) and null are byte-level BPE cases we support.
-absl::StatusOr<bool> ParseNormalizer(const Json& j) {
+absl::StatusOr<bool> ParseNormalizer(const Json& j, int depth = 0) {
   if (j.is_null()) return false;
   if (IsType(j, "NFC")) return true;
   if (IsType(j, "Sequence") && j.contains("normalizers") && j["normalizers"].is_array()) {
+    if (depth >= kMaxSequenceDepth) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("normalizer: Sequence nested more than ", kMaxSequenceDepth, " levels deep"));
+    }
     bool nfc = false;
     for (const Json& n : j["normalizers"]) {
-      absl::StatusOr<bool> one = ParseNormalizer(n);
+      absl::StatusOr<bool> one = ParseNormalizer(n, depth + 1);
       if (!one.ok()) return one.status();
       nfc = nfc || *one;
     }
     return nfc;
   }
-  return absl::UnimplementedError(absl::StrCat("unsupported normalizer: ", j.dump()));
+  return absl::UnimplementedError(absl::StrCat("unsupported normalizer: ", Describe(j)));
 }
 
 // Collects the regex patterns of the pre-tokenizer, in application order.
-absl::Status ParsePreTokenizer(const Json& j, std::vector<std::string>* patterns) {
+absl::Status ParsePreTokenizer(const Json& j, std::vector<std::string>* patterns, int depth = 0) {
   if (j.is_null()) return absl::OkStatus();
   if (IsType(j, "Sequence") && j.contains("pretokenizers") && j["pretokenizers"].is_array()) {
+    if (depth >= kMaxSequenceDepth) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pre_tokenizer: Sequence nested more than ", kMaxSequenceDepth, " levels deep"));
+    }
     for (const Json& p : j["pretokenizers"]) {
-      if (absl::Status s = ParsePreTokenizer(p, patterns); !s.ok()) return s;
+      if (absl::Status s = ParsePreTokenizer(p, patterns, depth + 1); !s.ok()) return s;
     }
     return absl::OkStatus();
   }
@@ -70,7 +103,7 @@ absl::Status ParsePreTokenizer(const Json& j, std::vector<std::string>* patterns
     if (j.value("use_regex", true)) patterns->push_back(std::string(kGpt2SplitPattern));
     return absl::OkStatus();
   }
-  return absl::UnimplementedError(absl::StrCat("unsupported pre_tokenizer: ", j.dump().substr(0, 200)));
+  return absl::UnimplementedError(absl::StrCat("unsupported pre_tokenizer: ", Describe(j)));
 }
 
 absl::Status ParseMerges(const Json& merges, std::vector<std::pair<std::string, std::string>>* out) {
@@ -86,7 +119,7 @@ absl::Status ParseMerges(const Json& merges, std::vector<std::pair<std::string, 
     } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
       out->emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("malformed merge ", m.dump()));
+      return absl::InvalidArgumentError(absl::StrCat("malformed merge #", out->size(), ": ", Describe(m)));
     }
   }
   return absl::OkStatus();
@@ -138,8 +171,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJsonUnchecked(std::str
   std::vector<std::pair<std::string, int32_t>> vocab;
   vocab.reserve(model["vocab"].size());
   for (const auto& [text, id] : model["vocab"].items()) {
-    if (!id.is_number_integer()) return absl::InvalidArgumentError(absl::StrCat("non-integer id for '", text, "'"));
-    vocab.emplace_back(text, id.get<int32_t>());
+    absl::StatusOr<int32_t> checked = TokenIdOf(id, absl::StrCat("'", text.substr(0, 64), "'"));
+    if (!checked.ok()) return checked.status();
+    vocab.emplace_back(text, *checked);
   }
   std::vector<std::pair<std::string, std::string>> merges;
   if (absl::Status s = ParseMerges(model["merges"], &merges); !s.ok()) return s;
@@ -169,8 +203,17 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJsonUnchecked(std::str
       return absl::UnimplementedError(absl::StrCat("added token '", a["content"].get<std::string>(),
                                                    "' uses lstrip/rstrip/single_word, which is not supported"));
     }
-    AddedToken t{a["id"].get<int32_t>(), a["content"].get<std::string>(), a.value("special", false)};
-    if (t.id < 0 || t.content.empty()) return absl::InvalidArgumentError("added token with a negative id or empty content");
+    absl::StatusOr<int32_t> id = TokenIdOf(a["id"], "an added token");
+    if (!id.ok()) return id.status();
+    AddedToken t{*id, a["content"].get<std::string>(), a.value("special", false)};
+    if (t.content.empty()) return absl::InvalidArgumentError("added token with empty content");
+    // The model's embedding table is sized by vocab_size(): ids far past the entries would make it huge.
+    const int64_t limit = BpeModel::IdLimitFor(static_cast<int64_t>(vocab.size() + added.size()));
+    if (t.id >= limit) {
+      return absl::InvalidArgumentError(absl::StrCat("added token '", t.content.substr(0, 64), "' has id ", t.id,
+                                                     ", far past the ", vocab.size() + added.size(),
+                                                     " tokens defined (ids must stay below ", limit, ")"));
+    }
     tok->added_by_id_[t.id] = tok->added_tokens_.size();
     tok->vocab_size_ = std::max(tok->vocab_size_, t.id + 1);
     tok->added_tokens_.push_back(std::move(t));

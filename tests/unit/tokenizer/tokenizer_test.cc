@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <sstream>
+#include <tuple>
 
 #include "common/tokenizer/byte_level.h"
 #include "common/tokenizer/pretokenizer.h"
@@ -151,6 +152,77 @@ TEST(tokenizer, RejectsBadInput) {
   EXPECT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("merge #5"), std::string::npos) << bad.status();
   EXPECT_EQ(Tokenizer::FromFile("/nonexistent/tokenizer.json").status().code(), absl::StatusCode::kNotFound);
+}
+
+// `depth` Sequences of `key` around an NFC (normalizer) or ByteLevel (pre_tokenizer), as text: building
+// it as a nlohmann::json would itself recurse when dumped.
+std::string NestedSequence(int depth, const std::string& key, const std::string& leaf) {
+  std::string s;
+  for (int i = 0; i < depth; ++i) s += R"({"type": "Sequence", ")" + key + R"(": [)";
+  s += leaf;
+  for (int i = 0; i < depth; ++i) s += "]}";
+  return s;
+}
+
+// The tiny tokenizer.json with top-level `field` set to the raw JSON text `value_json`.
+std::string WithField(const std::string& field, const std::string& value_json) {
+  nlohmann::json j = nlohmann::json::parse(TinyTokenizerJson());
+  const std::string placeholder = "\"__PLACEHOLDER__\"";
+  j[field] = "__PLACEHOLDER__";
+  const std::string text = j.dump();
+  const size_t p = text.find(placeholder);
+  return text.substr(0, p) + value_json + text.substr(p + placeholder.size());
+}
+
+// A normalizer or pre_tokenizer nested 200k deep overflowed the stack (and crashed r1r-serve through
+// Reload); the depth is bounded and the error says so.
+TEST(tokenizer, DeeplyNestedSequencesAreRejected) {
+  for (const auto& [field, key, leaf] :
+       {std::tuple<std::string, std::string, std::string>{"normalizer", "normalizers", R"({"type": "NFC"})"},
+        {"pre_tokenizer", "pretokenizers", R"({"type": "ByteLevel", "add_prefix_space": false})"}}) {
+    const auto deep = Tokenizer::FromJson(WithField(field, NestedSequence(200000, key, leaf)));
+    ASSERT_FALSE(deep.ok()) << field;
+    EXPECT_THAT(std::string(deep.status().message()), ::testing::HasSubstr(field + ": Sequence nested more than 32"));
+    // Real files nest one or two levels: still fine.
+    const auto shallow = Tokenizer::FromJson(WithField(field, NestedSequence(3, key, leaf)));
+    EXPECT_TRUE(shallow.ok()) << field << ": " << shallow.status();
+  }
+  // An unsupported, deeply nested value is described without dumping it (dump() recurses too).
+  const auto odd = Tokenizer::FromJson(WithField("normalizer", NestedSequence(200000, "other", "null")));
+  ASSERT_FALSE(odd.ok());
+  EXPECT_THAT(std::string(odd.status().message()), ::testing::HasSubstr("unsupported normalizer: type 'Sequence'"));
+  nlohmann::json j = nlohmann::json::parse(TinyTokenizerJson());
+  j["model"]["merges"].push_back("__MERGE__");
+  std::string text = j.dump();
+  const size_t p = text.find("\"__MERGE__\"");
+  text = text.substr(0, p) + std::string(200000, '[') + std::string(200000, ']') + text.substr(p + 11);
+  const auto merge = Tokenizer::FromJson(text);
+  ASSERT_FALSE(merge.ok());
+  EXPECT_THAT(std::string(merge.status().message()), ::testing::HasSubstr("malformed merge #5: a JSON array"));
+}
+
+// A vocabulary id of 2^31 - 1 sized the dense id tables at 2^31 strings (bad_alloc); ids far past the
+// number of tokens, or outside int32, are rejected with the token named.
+TEST(tokenizer, TokenIdsFarPastTheVocabularyAreRejected) {
+  nlohmann::json j = nlohmann::json::parse(TinyTokenizerJson());
+  for (const int64_t id : {int64_t{2147483647}, int64_t{1} << 40, int64_t{-3}, int64_t{70000}}) {
+    nlohmann::json bad = j;
+    bad["model"]["vocab"]["zz"] = id;
+    const auto tok = Tokenizer::FromJson(bad.dump());
+    ASSERT_FALSE(tok.ok()) << id;
+    EXPECT_THAT(std::string(tok.status().message()), ::testing::HasSubstr("'zz'")) << id;
+  }
+  nlohmann::json added = j;
+  added["added_tokens"].push_back({{"id", 2147483647}, {"content", "<|big|>"}, {"special", true}});
+  const auto tok = Tokenizer::FromJson(added.dump());
+  ASSERT_FALSE(tok.ok());
+  EXPECT_THAT(std::string(tok.status().message()), ::testing::HasSubstr("id 2147483647"));
+  // Holes are allowed in proportion: the tiny vocabulary (~300 tokens) may use ids up to ~66k.
+  nlohmann::json gap = j;
+  gap["model"]["vocab"]["zz"] = 60000;
+  const auto ok = Tokenizer::FromJson(gap.dump());
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ((*ok)->vocab_size(), 60001);
 }
 
 TEST(tokenizer, MergesInPairFormat) {
