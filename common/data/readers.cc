@@ -28,7 +28,9 @@ absl::StatusOr<int> ParseLabel(const nlohmann::json& value) {
     if (v == "1") return 1;
     if (v == "2") return 2;
   }
-  return absl::InvalidArgumentError(absl::StrCat("label must be 1 or 2, got ", value.dump()));
+  // dump() recurses: a label nested 200k deep would overflow the stack, so containers are named by type.
+  return absl::InvalidArgumentError(
+      absl::StrCat("label must be 1 or 2, got ", value.is_primitive() ? value.dump().substr(0, 64) : value.type_name()));
 }
 
 absl::Status ParseR1RewardRow(const nlohmann::json& row, const std::string& path, int64_t line,

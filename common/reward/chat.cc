@@ -57,7 +57,9 @@ absl::StatusOr<std::vector<ChatMessage>> MessagesFromJson(std::string_view json)
         if (type_it == part.end() || !type_it->is_string()) {
           return absl::InvalidArgumentError(absl::StrCat(
               "content part 'type' must be \"text\" or \"image\", got ",
-              type_it == part.end() ? "nothing" : type_it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+              type_it == part.end()         ? std::string("nothing")
+              : type_it->is_primitive() ? type_it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                                        : std::string("a JSON ") + type_it->type_name()));
         }
         const std::string type = type_it->get<std::string>();
         if (type == "text" && part.contains("text") && part["text"].is_string()) {
