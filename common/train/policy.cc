@@ -227,31 +227,41 @@ absl::StatusOr<at::Tensor> Policy::ResponseLogProbs(const SequenceBatch& batch, 
   return lp->logprobs;
 }
 
+model::GenerationRequest Policy::MakeRequest(const EncodedPrompt& prompt, const model::SamplingParams& sampling) const {
+  model::GenerationRequest r;
+  r.prompt_ids = prompt.ids;
+  r.pixel_values = prompt.pixel_values;
+  r.image_grid_thw = prompt.image_grid_thw;
+  r.sampling = sampling;
+  // A sampled vision placeholder would be taken for an image slot when the response is re-scored.
+  const model::ModelConfig& c = model_->config();
+  for (int64_t id : {c.image_token_id, c.video_token_id, c.vision_start_token_id, c.vision_end_token_id}) {
+    r.sampling.suppress_token_ids.push_back(id);
+  }
+  if (std::find(r.sampling.stop_token_ids.begin(), r.sampling.stop_token_ids.end(), end_of_turn_id_) ==
+      r.sampling.stop_token_ids.end()) {
+    r.sampling.stop_token_ids.push_back(end_of_turn_id_);
+  }
+  return r;
+}
+
 absl::StatusOr<std::vector<model::GenerationResult>> Policy::Generate(const std::vector<const EncodedPrompt*>& prompts,
                                                                       const std::vector<model::SamplingParams>& sampling) {
+  return Generate(prompts, sampling, model::GenerateOptions{});
+}
+
+absl::StatusOr<std::vector<model::GenerationResult>> Policy::Generate(const std::vector<const EncodedPrompt*>& prompts,
+                                                                      const std::vector<model::SamplingParams>& sampling,
+                                                                      model::GenerateOptions options) {
+  if (prompts.size() != sampling.size()) {
+    return absl::InvalidArgumentError("Generate: one sampling setting per prompt");
+  }
   std::vector<model::GenerationRequest> requests;
   requests.reserve(prompts.size());
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    model::GenerationRequest r;
-    r.prompt_ids = prompts[i]->ids;
-    r.pixel_values = prompts[i]->pixel_values;
-    r.image_grid_thw = prompts[i]->image_grid_thw;
-    r.sampling = sampling[i];
-    // A sampled vision placeholder would be taken for an image slot when the response is re-scored.
-    const model::ModelConfig& c = model_->config();
-    for (int64_t id : {c.image_token_id, c.video_token_id, c.vision_start_token_id, c.vision_end_token_id}) {
-      r.sampling.suppress_token_ids.push_back(id);
-    }
-    if (std::find(r.sampling.stop_token_ids.begin(), r.sampling.stop_token_ids.end(), end_of_turn_id_) ==
-        r.sampling.stop_token_ids.end()) {
-      r.sampling.stop_token_ids.push_back(end_of_turn_id_);
-    }
-    requests.push_back(std::move(r));
-  }
-  model::GenerateOptions go;
-  go.pad_token_id = pad_id_;
+  for (size_t i = 0; i < prompts.size(); ++i) requests.push_back(MakeRequest(*prompts[i], sampling[i]));
+  options.pad_token_id = pad_id_;
   torch::NoGradGuard no_grad;
-  return model::Generate(*model_, requests, go);
+  return model::Generate(*model_, requests, options);
 }
 
 std::string Policy::Decode(const std::vector<int64_t>& ids, bool skip_special) const {

@@ -60,9 +60,16 @@ class Policy {
   // batch.response_mask). Differentiable when grad mode is on.
   absl::StatusOr<at::Tensor> ResponseLogProbs(const SequenceBatch& batch, double temperature = 1.0);
 
-  // Samples one response per prompt (stop at <|im_end|>, which is kept).
+  // Samples one response per prompt (stop at <|im_end|>, which is kept). `options` (pad_token_id is
+  // set here): continuous batching limits, on_result/cancelled callbacks (common/model/generate.h).
   absl::StatusOr<std::vector<model::GenerationResult>> Generate(const std::vector<const EncodedPrompt*>& prompts,
                                                                 const std::vector<model::SamplingParams>& sampling);
+  absl::StatusOr<std::vector<model::GenerationResult>> Generate(const std::vector<const EncodedPrompt*>& prompts,
+                                                                const std::vector<model::SamplingParams>& sampling,
+                                                                model::GenerateOptions options);
+  // The request Generate makes of a prompt: vision placeholders suppressed, <|im_end|> a stop token
+  // (for callers that drive a model::GenerationEngine themselves, e.g. r1r-serve).
+  model::GenerationRequest MakeRequest(const EncodedPrompt& prompt, const model::SamplingParams& sampling) const;
   std::string Decode(const std::vector<int64_t>& ids, bool skip_special = true) const;
 
  private:

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 
 #include <absl/strings/str_cat.h>
 
@@ -24,7 +25,118 @@ GenerationBatcher::GenerationBatcher(GenerateFn generate, BatcherOptions options
   worker_ = std::thread([this] { Loop(); });
 }
 
+GenerationBatcher::GenerationBatcher(StepGeneratorFactory factory, BatcherOptions options,
+                                     std::shared_ptr<ServeMetrics> metrics)
+    : factory_(std::move(factory)), options_(options), metrics_(std::move(metrics)) {
+  options_.max_batch = std::max(1, options_.max_batch);
+  worker_ = std::thread([this] { ContinuousLoop(); });
+}
+
 GenerationBatcher::~GenerationBatcher() { Stop(); }
+
+void GenerationBatcher::Observe(size_t rows, double seconds, const absl::StatusOr<int64_t>& tokens) {
+  if (metrics_ == nullptr) return;
+  metrics_->batch_size.Observe(static_cast<double>(rows));
+  metrics_->batch_seconds.Observe(seconds);
+  if (tokens.ok()) {
+    metrics_->generated_tokens.Increment(static_cast<double>(*tokens));
+    if (seconds > 0) metrics_->tokens_per_second.Set(static_cast<double>(*tokens) / seconds);
+  } else {
+    metrics_->batch_errors.Increment();
+  }
+}
+
+void GenerationBatcher::ContinuousLoop() {
+  std::unique_ptr<StepGenerator> engine;
+  std::map<int64_t, Entry> in_flight;  // engine id -> job
+  auto fail_in_flight = [&](const absl::Status& status) {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, e] : in_flight) {
+      if (e.call->status.ok()) e.call->status = status;
+      --e.call->remaining;
+    }
+    in_flight.clear();
+  };
+  while (true) {
+    std::vector<Entry> joining;
+    {
+      absl::MutexLock lock(&mu_);
+      if (in_flight.empty()) {
+        auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+        mu_.Await(absl::Condition(&has_work));
+      }
+      if (stopping_) {
+        // Waiting jobs fail; the sequences in flight finish.
+        for (Entry& e : queue_) {
+          if (e.call->status.ok()) e.call->status = absl::UnavailableError("r1r-serve is shutting down");
+          --e.call->remaining;
+        }
+        queue_.clear();
+        UpdateQueueGauge();
+        if (in_flight.empty()) return;
+      }
+      // A generator on a replaced model takes no new jobs; it drains and the next one starts.
+      const bool admit = engine == nullptr || engine->current() || in_flight.empty();
+      if (admit) {
+        const size_t room = static_cast<size_t>(options_.max_batch) - std::min(in_flight.size(), static_cast<size_t>(options_.max_batch));
+        const size_t n = std::min(queue_.size(), room);
+        joining.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + n));
+        queue_.erase(queue_.begin(), queue_.begin() + n);
+        UpdateQueueGauge();
+      }
+    }
+    if (!joining.empty() && (engine == nullptr || (in_flight.empty() && !engine->current()))) {
+      auto made = factory_();
+      if (!made.ok()) {
+        absl::MutexLock lock(&mu_);
+        for (Entry& e : joining) {
+          if (e.call->status.ok()) e.call->status = made.status();
+          --e.call->remaining;
+        }
+        if (metrics_ != nullptr) metrics_->batch_errors.Increment();
+        continue;
+      }
+      engine = *std::move(made);
+    }
+    for (Entry& e : joining) {
+      const GenerationJob& job = e.call->jobs[e.index];
+      auto id = engine->Add(*job.prompt, job.sampling);
+      if (!id.ok()) {
+        absl::MutexLock lock(&mu_);
+        if (e.call->status.ok()) e.call->status = id.status();
+        --e.call->remaining;
+        continue;
+      }
+      in_flight.emplace(*id, std::move(e));
+    }
+    if (in_flight.empty()) continue;
+    const size_t rows = in_flight.size();
+    const auto start = std::chrono::steady_clock::now();
+    auto finished = engine->Step();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!finished.ok()) {
+      Observe(rows, seconds, finished.status());
+      fail_in_flight(finished.status());
+      engine.reset();  // its state is gone with the failed step
+      continue;
+    }
+    int64_t tokens = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [id, result] : *finished) {
+        auto it = in_flight.find(id);
+        if (it == in_flight.end()) continue;
+        tokens += static_cast<int64_t>(result.token_ids.size());
+        Call& call = *it->second.call;
+        call.results[it->second.index] = std::move(result);
+        --call.remaining;
+        in_flight.erase(it);
+      }
+    }
+    (void)tokens;
+    Observe(rows, seconds, static_cast<int64_t>(rows));  // one token per sequence in flight
+  }
+}
 
 void GenerationBatcher::Stop() {
   {

@@ -87,6 +87,39 @@ absl::StatusOr<std::shared_ptr<RewardModelServiceImpl::LoadedModel>> RewardModel
   return loaded;
 }
 
+namespace {
+
+// Continuous batching on one loaded policy (kept alive by `keep_alive` while the generator exists).
+class PolicyStepGenerator final : public StepGenerator {
+ public:
+  PolicyStepGenerator(std::shared_ptr<void> keep_alive, train::Policy* policy, std::function<bool()> is_current,
+                      int max_rows)
+      : keep_alive_(std::move(keep_alive)),
+        policy_(policy),
+        is_current_(std::move(is_current)),
+        engine_(policy->model(), Options(*policy, max_rows)) {}
+  absl::StatusOr<int64_t> Add(const train::EncodedPrompt& prompt, const model::SamplingParams& sampling) override {
+    return engine_.Add(policy_->MakeRequest(prompt, sampling));
+  }
+  absl::StatusOr<std::vector<std::pair<int64_t, model::GenerationResult>>> Step() override { return engine_.Step(); }
+  bool idle() const override { return engine_.idle(); }
+  bool current() const override { return is_current_(); }
+
+ private:
+  static model::GenerateOptions Options(const train::Policy& policy, int max_rows) {
+    model::GenerateOptions o;
+    o.pad_token_id = policy.pad_id();
+    o.max_batch_rows = max_rows;
+    return o;
+  }
+  std::shared_ptr<void> keep_alive_;
+  train::Policy* policy_;
+  std::function<bool()> is_current_;
+  model::GenerationEngine engine_;
+};
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<RewardModelServiceImpl>> RewardModelServiceImpl::Create(const ServeOptions& options,
                                                                                        obs::Metrics* metrics) {
   std::unique_ptr<RewardModelServiceImpl> s(new RewardModelServiceImpl(options, ServeMetrics::From(metrics)));
@@ -96,13 +129,29 @@ absl::StatusOr<std::unique_ptr<RewardModelServiceImpl>> RewardModelServiceImpl::
   }
   s->model_ = *std::move(loaded);
   RewardModelServiceImpl* self = s.get();
-  s->batcher_ = std::make_unique<GenerationBatcher>(
-      [self](const std::vector<const train::EncodedPrompt*>& prompts, const std::vector<model::SamplingParams>& sampling) {
-        // Each batch runs on the checkpoint current when it starts; reloads keep the vocabulary.
-        const std::shared_ptr<LoadedModel> model = self->Current();
-        return model->policy->Generate(prompts, sampling);
-      },
-      options.batching, s->metrics_);
+  if (options.batching.continuous) {
+    // A generator runs on the checkpoint current when it starts and drains after a reload; the
+    // vocabulary is the same across reloads.
+    const int max_rows = options.batching.max_batch;
+    s->batcher_ = std::make_unique<GenerationBatcher>(
+        [self, max_rows]() -> absl::StatusOr<std::unique_ptr<StepGenerator>> {
+          std::shared_ptr<LoadedModel> model = self->Current();
+          train::Policy* policy = model->policy.get();
+          const LoadedModel* raw = model.get();
+          return std::unique_ptr<StepGenerator>(new PolicyStepGenerator(
+              std::move(model), policy, [self, raw] { return self->Current().get() == raw; }, max_rows));
+        },
+        options.batching, s->metrics_);
+  } else {
+    s->batcher_ = std::make_unique<GenerationBatcher>(
+        [self](const std::vector<const train::EncodedPrompt*>& prompts,
+               const std::vector<model::SamplingParams>& sampling) {
+          // Each batch runs on the checkpoint current when it starts; reloads keep the vocabulary.
+          const std::shared_ptr<LoadedModel> model = self->Current();
+          return model->policy->Generate(prompts, sampling);
+        },
+        options.batching, s->metrics_);
+  }
   if (s->metrics_) s->metrics_->policy_version.Set(static_cast<double>(s->policy_version()));
   if (options.reload_poll > absl::ZeroDuration()) s->poller_ = std::thread([self] { self->PollForNewVersions(); });
   return s;

@@ -1,6 +1,8 @@
 // The generation batcher with a fake generator: batching window, max batch, result routing, failures,
 // cancellation and shutdown.
 #include <atomic>
+#include <map>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -162,6 +164,84 @@ TEST(serve, BatcherStopFinishesTheRunningBatchAndFailsTheQueue) {
   running.join();
   queued.join();
   EXPECT_TRUE(absl::IsUnavailable(batcher.Run(Jobs(&prompt, 0, 1)).status()));
+}
+
+// Continuous batching with a fake engine: job `seed` needs seed % 4 + 1 steps; each step records how
+// many sequences ran and whether a job joined while others were half-way.
+struct FakeEngineLog {
+  absl::Mutex mu;
+  std::vector<size_t> rows_per_step;
+  int joins_mid_flight = 0;
+  int generators = 0;
+};
+
+class FakeStepGenerator : public StepGenerator {
+ public:
+  explicit FakeStepGenerator(FakeEngineLog* log) : log_(log) {}
+  absl::StatusOr<int64_t> Add(const train::EncodedPrompt&, const model::SamplingParams& sampling) override {
+    bool mid_flight = false;
+    for (const auto& [id, job] : running_) mid_flight = mid_flight || job.steps > 0;
+    if (mid_flight) {
+      absl::MutexLock lock(&log_->mu);
+      ++log_->joins_mid_flight;
+    }
+    running_[next_] = Job{sampling.seed, 0};
+    return next_++;
+  }
+  absl::StatusOr<std::vector<std::pair<int64_t, model::GenerationResult>>> Step() override {
+    {
+      absl::MutexLock lock(&log_->mu);
+      log_->rows_per_step.push_back(running_.size());
+    }
+    std::vector<std::pair<int64_t, model::GenerationResult>> done;
+    for (auto it = running_.begin(); it != running_.end();) {
+      if (++it->second.steps == static_cast<int64_t>(it->second.seed % 4 + 1)) {
+        model::GenerationResult r;
+        r.token_ids = {static_cast<int64_t>(it->second.seed), it->second.steps};
+        done.emplace_back(it->first, r);
+        it = running_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return done;
+  }
+  bool idle() const override { return running_.empty(); }
+
+ private:
+  struct Job {
+    uint64_t seed;
+    int64_t steps;
+  };
+  FakeEngineLog* log_;
+  std::map<int64_t, Job> running_;
+  int64_t next_ = 0;
+};
+
+TEST(serve, ContinuousBatcherAdmitsJobsBetweenStepsAndKeepsTheCallersOrder) {
+  FakeEngineLog log;
+  GenerationBatcher batcher(
+      [&log]() -> absl::StatusOr<std::unique_ptr<StepGenerator>> {
+        absl::MutexLock lock(&log.mu);
+        ++log.generators;
+        return std::unique_ptr<StepGenerator>(new FakeStepGenerator(&log));
+      },
+      BatcherOptions{.max_batch = 3}, nullptr);
+  train::EncodedPrompt prompt;
+  auto r = batcher.Run(Jobs(&prompt, 10, 12));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 12u);
+  for (size_t i = 0; i < r->size(); ++i) {
+    EXPECT_EQ((*r)[i].token_ids[0], static_cast<int64_t>(10 + i));
+    EXPECT_EQ((*r)[i].token_ids[1], static_cast<int64_t>((10 + i) % 4 + 1));
+  }
+  absl::MutexLock lock(&log.mu);
+  EXPECT_EQ(log.generators, 1);
+  // Finished sequences made room for waiting ones while the others went on.
+  EXPECT_GT(log.joins_mid_flight, 0);
+  for (size_t rows : log.rows_per_step) EXPECT_LE(rows, 3u);
+  // Fewer steps than static batches of 3, each lasting its longest job (4 + 4 + 3 + 4 = 15 here).
+  EXPECT_LT(log.rows_per_step.size(), 15u);
 }
 
 }  // namespace
