@@ -121,6 +121,18 @@ TEST(data, R1RewardRowsWithBadContentTypesAreBadRowsNotExceptions) {
       << report.Summary();
 }
 
+// A label nested 200k deep in one row: the reason names its type (dump() recursed off the stack).
+TEST(data, DeeplyNestedLabelIsABadRow) {
+  const std::string path = FreshDir("deep_label") + "/rows.jsonl";
+  WriteFile(path, R"({"question": "q", "response1": "a", "response2": "b", "label": )" + std::string(200000, '[') +
+                      std::string(200000, ']') + "}\n");
+  ReadReport report;
+  auto samples = ReadPlainPairsJsonl(path, report);
+  ASSERT_TRUE(samples.ok()) << samples.status();
+  ASSERT_EQ(report.bad_count, 1);
+  EXPECT_EQ(report.bad_rows[0].reason, "label must be 1 or 2, got array");
+}
+
 // The backstop: a row callback that throws a JSON exception costs its row, named by file:line.
 TEST(data, JsonlRowCallbackExceptionsBecomeBadRows) {
   const std::string path = FreshDir("throwing_callback") + "/rows.jsonl";
