@@ -1,5 +1,6 @@
 #include "common/model/config.h"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -191,25 +192,38 @@ absl::Status Invalid(const std::string& what) {
 absl::Status ValidateModelConfig(const ModelConfig& c) {
   const TextConfig& t = c.text;
   const VisionConfig& v = c.vision;
-  for (auto [name, value] : std::vector<std::pair<const char*, int64_t>>{
-           {"vocab_size", t.vocab_size},
-           {"hidden_size", t.hidden_size},
-           {"intermediate_size", t.intermediate_size},
-           {"num_hidden_layers", t.num_hidden_layers},
-           {"num_attention_heads", t.num_attention_heads},
-           {"num_key_value_heads", t.num_key_value_heads},
-           {"head_dim", t.head_dim},
-           {"vision_config.depth", v.depth},
-           {"vision_config.hidden_size", v.hidden_size},
-           {"vision_config.num_heads", v.num_heads},
-           {"vision_config.intermediate_size", v.intermediate_size},
-           {"vision_config.in_channels", v.in_channels},
-           {"vision_config.patch_size", v.patch_size},
-           {"vision_config.temporal_patch_size", v.temporal_patch_size},
-           {"vision_config.spatial_merge_size", v.spatial_merge_size},
-           {"vision_config.window_size", v.window_size},
-           {"vision_config.out_hidden_size", v.out_hidden_size}}) {
-    if (value <= 0) return Invalid(absl::StrCat("'", name, "' must be positive, got ", value));
+  // Upper bounds far above any released model (Qwen2.5-VL-72B: hidden 8192, 80 layers, vocab 152064)
+  // keep every product below (spatial_merge_size * patch_size, table sizes) inside int64: without them
+  // a merge size times a patch size wrapped to 0 and the modulo below raised SIGFPE.
+  struct Bounded {
+    const char* name;
+    int64_t value;
+    int64_t max;
+  };
+  for (const Bounded& b : std::vector<Bounded>{
+           {"vocab_size", t.vocab_size, 1 << 24},
+           {"hidden_size", t.hidden_size, 1 << 16},
+           {"intermediate_size", t.intermediate_size, 1 << 20},
+           {"num_hidden_layers", t.num_hidden_layers, 1024},
+           {"num_attention_heads", t.num_attention_heads, 1024},
+           {"num_key_value_heads", t.num_key_value_heads, 1024},
+           {"head_dim", t.head_dim, 4096},
+           {"vision_config.depth", v.depth, 1024},
+           {"vision_config.hidden_size", v.hidden_size, 1 << 16},
+           {"vision_config.num_heads", v.num_heads, 1024},
+           {"vision_config.intermediate_size", v.intermediate_size, 1 << 20},
+           {"vision_config.in_channels", v.in_channels, 16},
+           {"vision_config.patch_size", v.patch_size, 1024},
+           {"vision_config.temporal_patch_size", v.temporal_patch_size, 64},
+           {"vision_config.spatial_merge_size", v.spatial_merge_size, 64},
+           {"vision_config.window_size", v.window_size, 1 << 16},
+           {"vision_config.out_hidden_size", v.out_hidden_size, 1 << 16}}) {
+    if (b.value <= 0 || b.value > b.max) {
+      return Invalid(absl::StrCat("'", b.name, "' must be in [1, ", b.max, "], got ", b.value));
+    }
+  }
+  if (t.max_position_embeddings < 0 || t.max_position_embeddings > (int64_t{1} << 24)) {
+    return Invalid(absl::StrCat("'max_position_embeddings' must be in [0, 2^24], got ", t.max_position_embeddings));
   }
   if (t.num_attention_heads % t.num_key_value_heads != 0) {
     return Invalid(absl::StrCat("num_attention_heads (", t.num_attention_heads,
@@ -219,14 +233,19 @@ absl::Status ValidateModelConfig(const ModelConfig& c) {
   if (t.mrope_section.size() != 3) return Invalid("mrope_section must have 3 entries (t, h, w)");
   int64_t sections = 0;
   for (int64_t s : t.mrope_section) {
-    if (s < 0) return Invalid("mrope_section entries must be non-negative");
+    if (s < 0 || s > t.head_dim) return Invalid("mrope_section entries must be in [0, head_dim]");
     sections += s;
   }
   if (sections * 2 != t.head_dim) {
     return Invalid(absl::StrCat("mrope_section [", absl::StrJoin(t.mrope_section, ","), "] sums to ", sections,
                                 " but head_dim/2 is ", t.head_dim / 2));
   }
-  if (t.rms_norm_eps <= 0 || t.rope_theta <= 0) return Invalid("rms_norm_eps and rope_theta must be positive");
+  if (!(t.rms_norm_eps > 0 && std::isfinite(t.rms_norm_eps)) || !(t.rope_theta > 0 && std::isfinite(t.rope_theta))) {
+    return Invalid("rms_norm_eps and rope_theta must be positive and finite");
+  }
+  if (!std::isfinite(v.tokens_per_second) || v.tokens_per_second < 0) {
+    return Invalid("vision_config.tokens_per_second must be finite and non-negative");
+  }
   if (v.hidden_size % v.num_heads != 0 || v.head_dim() % 4 != 0) {
     return Invalid("vision hidden_size / num_heads must be a multiple of 4 (2-D rotary halves)");
   }

@@ -1,6 +1,7 @@
 // config.json parsing (both layouts, missing fields) and the integer position logic
 // (get_rope_index, get_window_index) against the worked examples of reference/qwen2_5_vl.md.
 #include <algorithm>
+#include <cstdint>
 #include <numeric>
 #include <string>
 
@@ -105,6 +106,45 @@ TEST(model, ConfigRejectsInconsistentSizes) {
   json["num_key_value_heads"] = 5;
   EXPECT_FALSE(ParseModelConfig(json.dump()).ok());
   EXPECT_FALSE(ParseModelConfig("{not json").ok());
+}
+
+// Hostile config.json values (issue 16): each is an error naming the field, none reaches arithmetic.
+TEST(model, ConfigRejectsOverflowingAndMistypedFields) {
+  // spatial_merge_size * patch_size = 2^64 wrapped to 0, and window_size % 0 raised SIGFPE.
+  auto json = nlohmann::json::parse(kFlat7B);
+  json["vision_config"]["spatial_merge_size"] = int64_t{1} << 32;
+  json["vision_config"]["patch_size"] = int64_t{1} << 32;
+  auto c = ParseModelConfig(json.dump());
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(std::string(c.status().message()).find("vision_config.patch_size"), std::string::npos) << c.status();
+  json = nlohmann::json::parse(kFlat7B);
+  json["vision_config"]["spatial_merge_size"] = int64_t{1} << 62;
+  c = ParseModelConfig(json.dump());
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(std::string(c.status().message()).find("spatial_merge_size"), std::string::npos) << c.status();
+  for (const char* field : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers"}) {
+    json = nlohmann::json::parse(kFlat7B);
+    json[field] = INT64_MAX;
+    c = ParseModelConfig(json.dump());
+    ASSERT_FALSE(c.ok()) << field;
+    EXPECT_NE(std::string(c.status().message()).find(field), std::string::npos) << c.status();
+  }
+  json = nlohmann::json::parse(kFlat7B);
+  json["rope_scaling"]["mrope_section"] = {INT64_MAX, INT64_MAX, 2};  // the sum overflowed
+  EXPECT_FALSE(ParseModelConfig(json.dump()).ok());
+  json = nlohmann::json::parse(kFlat7B);
+  json["max_position_embeddings"] = -1;
+  EXPECT_FALSE(ParseModelConfig(json.dump()).ok());
+  // "yes" is not a boolean: a type error naming the field, not an exception.
+  json = nlohmann::json::parse(kFlat7B);
+  json["tie_word_embeddings"] = "yes";
+  c = ParseModelConfig(json.dump());
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(std::string(c.status().message()).find("'tie_word_embeddings'"), std::string::npos) << c.status();
+  EXPECT_NE(std::string(c.status().message()).find("must be a boolean"), std::string::npos) << c.status();
+  // The released sizes still load.
+  EXPECT_TRUE(ParseModelConfig(kFlat7B).ok());
+  EXPECT_TRUE(ParseModelConfig(kNested3B).ok());
 }
 
 TEST(model, TinyConfigJsonRoundTrip) {
