@@ -1,5 +1,7 @@
 #include "common/config/plan.h"
 
+#include "common/config/memory_plan.h"
+
 #include <fstream>
 
 #include <absl/strings/str_cat.h>
@@ -129,8 +131,6 @@ std::string DescribePlan(const JobSpec& spec) {
   }
   const double p = m.parameters;
   const double weight_bytes = spec.model.dtype == "bfloat16" ? 2 : 4;
-  // Learner: weights + fp32 master copy + grads + Adam m and v (no sharding).
-  const double learner = p * (weight_bytes + 4 + weight_bytes + 8);
   // KV cache per token: 2 (k, v) x layers x kv_heads x head_dim x dtype bytes.
   const double kv_per_token = 2 * m.num_layers * m.num_kv_heads * m.head_dim * weight_bytes;
   const double rollout_tokens = static_cast<double>(spec.rl.rollout_batch_size) /
@@ -139,10 +139,11 @@ std::string DescribePlan(const JobSpec& spec) {
   const double actor = p * weight_bytes + kv_per_token * rollout_tokens;
   absl::StrAppendFormat(&out, "model: %.3g parameters, %s%s\n", p, spec.model.dtype,
                         m.from_published_config ? " (published Qwen2.5-VL config; config.json not readable here)" : "");
-  absl::StrAppend(&out, "memory per role: learner ", Gib(learner), " (weights, fp32 master, grads, AdamW)",
-                  spec.rl.kl_coef > 0 ? absl::StrCat(" + reference ", Gib(p * weight_bytes)) : "", "; actor ",
+  const LearnerMemory learner_plan = PlanLearner(spec);
+  absl::StrAppend(&out, "memory per role: learner ", Gib(learner_plan.per_gpu_bytes), " per GPU (below)", "; actor ",
                   Gib(actor), " (weights + KV cache ", Gib(kv_per_token * rollout_tokens), ")",
                   "; serve ", Gib(p * weight_bytes + kv_per_token * 8 * 4096), "\n");
+  absl::StrAppend(&out, DescribeLearnerMemory(learner_plan));
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <absl/strings/str_cat.h>
 
 #include "common/config/job_spec.h"
+#include "common/config/memory_plan.h"
 #include "common/config/plan.h"
 #include "common/jobs/atomic_file.h"
 #include "common/jobs/job_id.h"
@@ -56,6 +57,8 @@ grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* ctx, const v1::Submi
   }
   auto spec = config::ParseJobSpec(yaml);
   if (!spec.ok()) return rpc::ToGrpc(spec.status());
+  // A learner that cannot fit its GPUs (the memory plan) is refused before anything is stored.
+  if (absl::Status fits = config::CheckLearnerFits(*spec); !fits.ok()) return rpc::ToGrpc(fits);
   resp->set_plan(config::DescribePlan(*spec));
   if (req->dry_run()) {
     resp->mutable_job()->set_name(spec->name);

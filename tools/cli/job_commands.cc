@@ -9,6 +9,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "common/config/job_spec.h"
+#include "common/config/memory_plan.h"
 #include "common/config/plan.h"
 #include "common/jobs/atomic_file.h"
 #include "common/rpc/status.h"
@@ -118,14 +119,16 @@ int SubmitCommand(int argc, char** argv) {
     // Validated and planned locally: no orchestrator needed to check a spec.
     auto spec = config::ParseJobSpec(req.spec_yaml());
     if (!spec.ok()) return Fail(spec.status());
+    // The memory plan's verdict: a learner that cannot fit its GPUs is refused, naming the knob.
+    const absl::Status fits = config::CheckLearnerFits(*spec);
+    const std::string plan = config::DescribePlan(*spec);
     if (p->ctx.json) {
-      v1::SubmitJobResponse resp;
-      resp.mutable_job()->set_name(spec->name);
-      resp.set_plan(config::DescribePlan(*spec));
-      std::printf("%s\n", Json(resp).c_str());
+      // One JSON object on the last line: memory.learner.{per_gpu_bytes, gpu_memory_bytes, fits, terms}.
+      std::printf("%s\n", config::PlanJson(*spec, plan).c_str());
     } else {
-      std::printf("spec is valid (dry run; nothing submitted)\n%s", config::DescribePlan(*spec).c_str());
+      std::printf("%s (dry run; nothing submitted)\n%s", fits.ok() ? "spec is valid" : "spec is refused", plan.c_str());
     }
+    if (!fits.ok()) return Fail(fits);
     return kExitOk;
   }
   auto stub = v1::JobService::NewStub(p->ctx.channel);
