@@ -14,8 +14,8 @@ namespace r1r::rpc {
 
 struct ServiceMain {
   std::string name;                  // "orchestrator", ...
-  std::string default_listen;        // "0.0.0.0:50051"
-  std::string default_metrics;       // "0.0.0.0:9101"
+  std::string default_listen;        // "127.0.0.1:50051" (loopback: docs/security.md)
+  std::string default_metrics;       // "127.0.0.1:9101"
   std::function<void(config::Flags&)> declare_flags;
   // Builds the service objects (they must live until `run` returns: keep them in captured state
   // owned by the caller or return them via the server's lifetime) and registers them.

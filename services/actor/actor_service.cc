@@ -6,7 +6,9 @@
 #include <set>
 
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_join.h>
 
+#include "common/files/paths.h"
 #include "common/model/weights.h"
 #include "common/obs/log.h"
 #include "common/rpc/auth.h"
@@ -22,6 +24,46 @@ using Clock = std::chrono::steady_clock;
 constexpr int kMaxPrompts = rpc::kMaxPromptsPerGenerate;
 constexpr int kMaxTokens = 32768;
 constexpr size_t kMaxTextBytes = 64 << 10;
+// An image file larger than this is refused before it is read.
+constexpr uint64_t kMaxImageFileBytes = 64 << 20;
+// One streamed tensor may declare at most this many bytes (the largest of a 72B model is ~2.5 GB):
+// a header with a huge shape must not make the actor reserve memory for it.
+constexpr int64_t kMaxTensorBytes = int64_t{8} << 30;
+
+// Bytes a tensor of `shape` and `dtype` declares, or -1 when the shape is negative or overflows.
+int64_t DeclaredBytes(const std::string& dtype, const google::protobuf::RepeatedField<int64_t>& shape) {
+  int64_t n = dtype == "float32" || dtype == "int32" ? 4 : dtype == "float64" || dtype == "int64" ? 8 : 2;
+  for (int64_t d : shape) {
+    if (d < 0 || (d > 0 && n > kMaxTensorBytes / d)) return -1;
+    n *= d;
+  }
+  return n;
+}
+
+// Whether `target` (host:port) is one of `allowed` ("host:port", or "host:*" for any port).
+bool IsAllowedTarget(const std::string& target, const std::vector<std::string>& allowed) {
+  const size_t colon = target.rfind(':');
+  if (colon == std::string::npos) return false;
+  for (const std::string& a : allowed) {
+    if (a == target) return true;
+    if (a.size() > 2 && a.substr(a.size() - 2) == ":*" && a.substr(0, a.size() - 1) == target.substr(0, colon + 1)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// OK when every floating-point tensor holds only finite values (a stream whose CRC matches can still
+// carry NaN weights, which would make every rollout garbage).
+absl::Status CheckFinite(const model::TensorMap& tensors) {
+  for (const auto& [name, t] : tensors) {
+    if (!t.is_floating_point() || t.numel() == 0) continue;
+    if (!torch::isfinite(t).all().item<bool>()) {
+      return absl::DataLossError(absl::StrCat("weights: tensor ", name, " holds NaN or infinite values"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 grpc::Status Invalid(const std::string& msg) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg); }
@@ -86,10 +128,19 @@ grpc::Status Validate(const v1::GenerateRolloutsRequest& req) {
 
 // The prompt as the model sees it: rendered from the preference, or the caller's ids plus the
 // sample's image (its <|image_pad|> run must already be in the ids).
-absl::StatusOr<train::EncodedPrompt> EncodePrompt(train::Policy& policy, const v1::Prompt& p, int64_t vocab) {
+absl::StatusOr<train::EncodedPrompt> EncodePrompt(train::Policy& policy, const v1::Prompt& p, int64_t vocab,
+                                                  const files::Roots& roots) {
   const auto& pref = p.preference();
-  const std::string image = train::ResolveImagePath(pref.sample().dataset(), pref.sample().image_path());
+  std::string image = train::ResolveImagePath(pref.sample().dataset(), pref.sample().image_path());
   if (!image.empty()) {
+    // Under --data-root/--work-root, a regular file of bounded size; its resolved spelling is the
+    // image cache's key, so different spellings of one file are one entry.
+    auto confined = roots.Confine(image, "preference.sample.image_path");
+    if (!confined.ok()) return confined.status();
+    if (absl::Status s = files::CheckRegularFile(*confined, kMaxImageFileBytes); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("preference.sample.image_path: ", s.message()));
+    }
+    image = *confined;
     if (absl::Status s = policy.encoder().VerifyImage(image, pref.sample().image_sha256()); !s.ok()) return s;
   }
   if (p.prompt_token_ids_size() == 0) {
@@ -169,6 +220,12 @@ absl::Status ActorServiceImpl::PullWeights(const std::string& target, int64_t mi
       *version = chunk.version();
       if (chunk.tensor_name() != current) {
         current = chunk.tensor_name();
+        if (const int64_t declared = DeclaredBytes(chunk.dtype(), chunk.shape());
+            declared < 0 || declared > kMaxTensorBytes) {
+          integrity = absl::DataLossError(absl::StrCat("weight stream: tensor ", current.substr(0, 256),
+                                                       " declares a shape over ", kMaxTensorBytes, " bytes"));
+          continue;
+        }
         integrity = assembler->Begin(current, chunk.dtype(), {chunk.shape().begin(), chunk.shape().end()});
         if (!integrity.ok()) continue;
       }
@@ -200,14 +257,30 @@ grpc::Status ActorServiceImpl::LoadWeights(grpc::ServerContext* ctx, const v1::L
   if (req->learner_target().empty() || req->learner_target().size() > 1024) {
     return Invalid("learner_target: need host:port");
   }
+  // The pull sends this actor's learner token: only to a learner the operator named (--learner-targets).
+  if (!IsAllowedTarget(req->learner_target(), options_.learner_targets)) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat("learner_target: '", req->learner_target().substr(0, 256),
+                                     "' is not one of --learner-targets (", absl::StrJoin(options_.learner_targets, ","),
+                                     ")"));
+  }
   if (req->version() < 0) return Invalid("version: must be >= 0");
   if (req->model_dir().size() > 4096) return Invalid("model_dir: over 4096 bytes");
+  if (!req->model_dir().empty()) {
+    if (auto confined = options_.read_roots.Confine(req->model_dir(), "model_dir"); !confined.ok()) {
+      return rpc::ToGrpc(confined.status());
+    }
+  }
   absl::MutexLock load_lock(&load_mu_);
   const auto start = Clock::now();
   model::TensorMap tensors;
   int64_t version = -1, bytes = 0;
   double pull_seconds = 0;
   if (absl::Status s = PullWeights(req->learner_target(), req->version(), &tensors, &version, &bytes); !s.ok()) {
+    metrics_->Counter("r1r_actor_weight_sync_failures_total", "Weight pulls that failed.").Increment();
+    return rpc::ToGrpc(s);
+  }
+  if (absl::Status s = CheckFinite(tensors); !s.ok()) {
     metrics_->Counter("r1r_actor_weight_sync_failures_total", "Weight pulls that failed.").Increment();
     return rpc::ToGrpc(s);
   }
@@ -291,7 +364,7 @@ grpc::Status ActorServiceImpl::Generate(grpc::ServerContext* ctx, const v1::Gene
     encoded.reserve(end - begin);
     for (int i = begin; i < end; ++i) {
       const auto& p = req.prompts(i);
-      auto e = EncodePrompt(*policy_, p, vocab);
+      auto e = EncodePrompt(*policy_, p, vocab, options_.read_roots);
       if (!e.ok()) {
         const auto code = e.status().code() == absl::StatusCode::kDataLoss ? grpc::StatusCode::DATA_LOSS
                                                                             : grpc::StatusCode::INVALID_ARGUMENT;

@@ -8,6 +8,7 @@
 
 #include <absl/synchronization/mutex.h>
 
+#include "common/files/paths.h"
 #include "common/model/safetensors.h"
 #include "common/obs/metrics.h"
 #include "common/rpc/client.h"
@@ -23,6 +24,10 @@ struct ActorOptions {
   std::string device = "cpu";      // cpu | cuda | cuda:N
   rpc::ClientOptions learner;      // token/TLS/deadline for the weight pull; target comes per request
   rpc::RetryPolicy retry;
+  // LoadWeights pulls (and sends the learner token) only from these: "host:port" or "host:*".
+  std::vector<std::string> learner_targets;
+  // Images and model_dir named in requests must lie under these (docs/security.md).
+  files::Roots read_roots;
 };
 
 class ActorServiceImpl final : public v1::RolloutActor::Service {

@@ -1,8 +1,11 @@
 // r1r-actor: a policy replica that samples rollouts and pulls new weights from the learner.
+#include <cstdlib>
 #include <memory>
 
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_split.h>
 
+#include "common/files/paths.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/service_main.h"
 #include "services/actor/actor_service.h"
@@ -11,8 +14,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<r1r::actor::ActorServiceImpl> service;
   r1r::rpc::ServiceMain m;
   m.name = "actor";
-  m.default_listen = "0.0.0.0:50053";
-  m.default_metrics = "0.0.0.0:9103";
+  m.default_listen = "127.0.0.1:50053";
+  m.default_metrics = "127.0.0.1:9103";
   m.declare_flags = [](r1r::config::Flags& f) {
     f.Value("actor-id", "actor-0", "name reported in trajectories and GetInfo")
         .Value("max-batch", "16", "prompts per generation batch")
@@ -20,7 +23,13 @@ int main(int argc, char** argv) {
         .Value("device", "cpu", "cpu | cuda | cuda:N")
         .Value("learner-token-file", "", "bearer token for the learner (default: R1R_AUTH_TOKEN)")
         .Value("learner-ca", "", "CA file to verify the learner's TLS certificate")
-        .Value("weight-sync-timeout-seconds", "600", "deadline of one weight pull");
+        .Value("weight-sync-timeout-seconds", "600", "deadline of one weight pull")
+        .Value("learner-targets", "",
+               "comma-separated learner addresses LoadWeights may pull from, host:port or host:* "
+               "(default: $R1R_LEARNER_TARGETS, else 127.0.0.1:*,localhost:*,[::1]:*)")
+        .Value("work-root", ".", "LoadWeights.model_dir and images may lie under this directory (the learner's --work-root)")
+        .Value("data-root", "", "images may lie under these comma-separated directories "
+                                "(default: $R1R_DATA_ROOT, else the working directory)");
   };
   m.setup = [&](const r1r::config::Flags& f, r1r::rpc::Server& server) -> absl::Status {
     r1r::actor::ActorOptions o;
@@ -40,6 +49,16 @@ int main(int argc, char** argv) {
     if (!timeout.ok()) return timeout.status();
     if (!(*timeout > 0)) return absl::InvalidArgumentError("--weight-sync-timeout-seconds must be > 0");
     o.learner.timeout = absl::Seconds(*timeout);
+    std::string targets = f.Get("learner-targets");
+    if (const char* env = std::getenv("R1R_LEARNER_TARGETS"); targets.empty() && env != nullptr) targets = env;
+    if (targets.empty()) targets = "127.0.0.1:*,localhost:*,[::1]:*";
+    o.learner_targets = absl::StrSplit(targets, ',', absl::SkipWhitespace());
+    if (o.learner_targets.empty()) return absl::InvalidArgumentError("--learner-targets must name at least one learner");
+    auto read_dirs = r1r::files::RootFlag("data-root", f.Get("data-root"), "R1R_DATA_ROOT", ".");
+    read_dirs.emplace_back("work-root", f.Get("work-root"));
+    auto read_roots = r1r::files::Roots::Make(read_dirs);
+    if (!read_roots.ok()) return read_roots.status();
+    o.read_roots = *read_roots;
     service = std::make_unique<r1r::actor::ActorServiceImpl>(o, &server.metrics());
     server.AddService(service.get());
     return absl::OkStatus();

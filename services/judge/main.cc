@@ -10,8 +10,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<r1r::judge::JudgeServiceImpl> service;
   r1r::rpc::ServiceMain m;
   m.name = "judge";
-  m.default_listen = "0.0.0.0:50055";
-  m.default_metrics = "0.0.0.0:9105";
+  m.default_listen = "127.0.0.1:50055";
+  m.default_metrics = "127.0.0.1:9105";
   m.declare_flags = [](r1r::config::Flags& f) {
     f.Value("backend", "rule", "rule | openai | model")
         .Value("endpoint", "", "openai: base URL such as http://vllm:8000/v1; model: the model directory")

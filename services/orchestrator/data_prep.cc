@@ -18,17 +18,53 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Files a spec names are read whole: larger ones are refused before reading.
+constexpr uint64_t kMaxDatasetFileBytes = 16ULL << 30;
+constexpr uint64_t kMaxTokenizerFileBytes = 256ULL << 20;
+
 absl::StatusOr<std::vector<data::PreferenceSample>> ReadSamples(const config::JobSpec& spec,
                                                                const std::string& dataset_dir,
                                                                data::ReadReport& report) {
   const config::DataSpec& d = spec.data;
   if (d.source == "synthetic") return data::ReadPlainPairsJsonl(dataset_dir + "/pairs.jsonl", report);
+  // A FIFO or device as data.path would block the job runner's only thread.
+  if (absl::Status s = files::CheckRegularFile(d.path, kMaxDatasetFileBytes); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("data.path: ", s.message()));
+  }
   if (d.source == "pairs_jsonl") return data::ReadPlainPairsJsonl(d.path, report);
   if (d.source == "mmrlhf_pairs") return data::ReadMmRlhfPairsJsonl(d.path, report);
   return data::ReadR1RewardJsonl(d.path, report);
 }
 
 }  // namespace
+
+absl::Status ConfineSpecPaths(const SpecRoots& roots, config::JobSpec& spec) {
+  struct Named {
+    std::string* path;
+    const char* field;
+    const files::Roots* roots;
+    uint64_t max_file_bytes;  // 0: a directory
+  };
+  const bool reads_data = spec.data.source != "synthetic";
+  const bool reads_model = spec.model.init == "path" || spec.tokenizer.train_vocab_size == 0;
+  for (const Named& n : {Named{&spec.data.path, "data.path", &roots.data, kMaxDatasetFileBytes},
+                         Named{&spec.tokenizer.path, "tokenizer.path", &roots.data, kMaxTokenizerFileBytes},
+                         Named{&spec.model.path, "model.path", &roots.data, 0},
+                         Named{&spec.work_dir, "work_dir", &roots.work, 0}}) {
+    if (n.path->empty()) continue;
+    if (n.path == &spec.data.path && !reads_data) continue;
+    if (n.path == &spec.model.path && !reads_model) continue;
+    auto confined = n.roots->Confine(*n.path, n.field);
+    if (!confined.ok()) return confined.status();
+    if (n.max_file_bytes > 0) {
+      if (absl::Status s = files::CheckRegularFile(*confined, n.max_file_bytes); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat(n.field, ": ", s.message()));
+      }
+    }
+    *n.path = *confined;
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<PreparedData> PrepareData(const config::JobSpec& spec, const std::string& work_dir) {
   PreparedData out;
@@ -102,6 +138,9 @@ absl::Status PrepareTokenizer(const config::JobSpec& spec, const PreparedData& d
     return tokenizer::TrainBpeTokenizerFile(corpus, o, target.string());
   }
   const std::string source = !spec.tokenizer.path.empty() ? spec.tokenizer.path : spec.model.path + "/tokenizer.json";
+  if (absl::Status s = files::CheckRegularFile(source, kMaxTokenizerFileBytes); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("tokenizer: ", s.message()));
+  }
   fs::copy_file(source, target, fs::copy_options::overwrite_existing, ec);
   if (ec) return absl::FailedPreconditionError(absl::StrCat("cannot copy tokenizer from ", source, ": ", ec.message()));
   return absl::OkStatus();

@@ -10,6 +10,7 @@
 
 #include "common/config/job_spec.h"
 #include "common/data/sample.h"
+#include "common/files/paths.h"
 
 namespace r1r::orchestrator {
 
@@ -21,6 +22,18 @@ struct PreparedData {
   int64_t bad_rows = 0;
   std::string report;  // human-readable summary
 };
+
+// Where a job's paths may point (docs/security.md): data.path, tokenizer.path and model.path under
+// `data` (--data-root), work_dir under `work` (--work-root).
+struct SpecRoots {
+  files::Roots data;
+  files::Roots work;
+};
+
+// Confines the spec's paths to `roots`, replacing each with its resolved spelling; a data.path or
+// tokenizer.path must also be a regular file. The error names the field. Run at submit and again
+// when the job starts (the files may have changed meanwhile).
+absl::Status ConfineSpecPaths(const SpecRoots& roots, config::JobSpec& spec);
 
 absl::StatusOr<PreparedData> PrepareData(const config::JobSpec& spec, const std::string& work_dir);
 

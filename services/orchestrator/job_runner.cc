@@ -544,8 +544,9 @@ class JobRunner::Run {
   const std::atomic<bool>* stopping_;
 };
 
-JobRunner::JobRunner(jobs::JobStore* store, std::optional<ClusterTargets> targets, obs::Metrics* metrics)
-    : store_(store), targets_(std::move(targets)), metrics_(metrics) {}
+JobRunner::JobRunner(jobs::JobStore* store, std::optional<ClusterTargets> targets, SpecRoots roots,
+                     obs::Metrics* metrics)
+    : store_(store), targets_(std::move(targets)), roots_(std::move(roots)), metrics_(metrics) {}
 
 JobRunner::~JobRunner() { Stop(); }
 
@@ -578,15 +579,25 @@ void JobRunner::Loop() {
     auto job = store_->Update(*id, [](v1::Job& j) { j.set_state(v1::JOB_STATE_RUNNING); }, "job started");
     if (!job.ok()) continue;
     absl::Status s;
-    auto spec = config::ParseJobSpec(job->spec_yaml());
-    auto cluster = Cluster::Connect(*targets_, &stop_);
-    if (!spec.ok()) {
-      s = spec.status();
-    } else if (!cluster.ok()) {
-      s = cluster.status();
-    } else {
-      Run run(store_, metrics_, *job, *spec, std::move(*cluster), &stop_);
-      s = run.Execute();
+    // An exception from a reader or the model (bad data, a bad model file) fails this job with its
+    // message instead of ending the process (which would rerun the job, and crash again, on restart).
+    try {
+      auto spec = config::ParseJobSpec(job->spec_yaml());
+      if (!spec.ok()) {
+        s = spec.status();
+      } else if (s = ConfineSpecPaths(roots_, *spec); !s.ok()) {
+        // a path the spec names is no longer allowed, or no longer a regular file
+      } else if (auto cluster = Cluster::Connect(*targets_, &stop_); !cluster.ok()) {
+        s = cluster.status();
+      } else {
+        Run run(store_, metrics_, *job, *spec, std::move(*cluster), &stop_);
+        s = run.Execute();
+      }
+    } catch (const std::exception& e) {
+      s = absl::InternalError(absl::StrCat("job runner: unexpected exception: ", e.what()));
+      metrics_->Counter("r1r_orchestrator_job_exceptions_total",
+                        "Exceptions caught in the job runner (the job failed with the message).")
+          .Increment();
     }
     if (absl::IsCancelled(s)) continue;  // CancelJob already set the state
     if (absl::IsAborted(s) && stop_) return;  // resumes after restart

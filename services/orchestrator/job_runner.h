@@ -22,7 +22,8 @@ namespace r1r::orchestrator {
 
 class JobRunner {
  public:
-  JobRunner(jobs::JobStore* store, std::optional<ClusterTargets> targets, obs::Metrics* metrics);
+  // A job's spec paths are confined to `roots` again when it starts (see ConfineSpecPaths).
+  JobRunner(jobs::JobStore* store, std::optional<ClusterTargets> targets, SpecRoots roots, obs::Metrics* metrics);
   ~JobRunner();
   void Start();
   void Stop();
@@ -33,6 +34,7 @@ class JobRunner {
 
   jobs::JobStore* store_;
   std::optional<ClusterTargets> targets_;
+  SpecRoots roots_;
   obs::Metrics* metrics_;
   std::atomic<bool> stop_{false};
   std::thread thread_;

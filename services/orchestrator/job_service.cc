@@ -5,10 +5,12 @@
 #include "common/config/job_spec.h"
 #include "common/config/memory_plan.h"
 #include "common/config/plan.h"
+#include "common/files/paths.h"
 #include "common/jobs/atomic_file.h"
 #include "common/jobs/job_id.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/status.h"
+#include "common/tokenizer/utf8.h"
 
 namespace r1r::orchestrator {
 namespace {
@@ -22,6 +24,18 @@ grpc::Status CheckId(const std::string& id) {
     return Invalid(absl::StrCat("id: '", id.substr(0, 64), "' is not a job id (job-YYYYMMDD-HHMMSS-xxxxxx)"));
   }
   return grpc::Status::OK;
+}
+
+// The offset of the first byte that is not part of a well-formed UTF-8 sequence (for the message).
+size_t FirstInvalidUtf8Byte(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    const size_t len = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || !tokenizer::IsValidUtf8(std::string_view(text).substr(i, len))) return i;
+    i += len;
+  }
+  return i;
 }
 
 std::vector<v1::Phase> PhasesOf(const config::JobSpec& spec) {
@@ -44,7 +58,10 @@ grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* ctx, const v1::Submi
       yaml = req->spec_yaml();
       break;
     case v1::SubmitJobRequest::kSpecPath: {
-      auto text = jobs::ReadFileToString(req->spec_path());
+      // Only a regular file under --data-root, its size checked before reading.
+      auto path = roots_.data.Confine(req->spec_path(), "spec_path");
+      if (!path.ok()) return rpc::ToGrpc(path.status());
+      auto text = files::ReadRegularFile(*path, kMaxSpecBytes);
       if (!text.ok()) return Invalid(absl::StrCat("spec_path: ", text.status().message()));
       yaml = *text;
       break;
@@ -55,8 +72,14 @@ grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* ctx, const v1::Submi
   if (yaml.size() > kMaxSpecBytes) {
     return Invalid(absl::StrCat("spec: ", yaml.size(), " bytes is over the limit of ", kMaxSpecBytes));
   }
+  // The spec is stored in proto3 strings, which must hold UTF-8 (else every ListJobs fails).
+  if (!tokenizer::IsValidUtf8(yaml)) {
+    return Invalid(absl::StrCat(req->source_case() == v1::SubmitJobRequest::kSpecPath ? "spec_path" : "spec_yaml",
+                                ": not valid UTF-8 (byte ", FirstInvalidUtf8Byte(yaml), ")"));
+  }
   auto spec = config::ParseJobSpec(yaml);
   if (!spec.ok()) return rpc::ToGrpc(spec.status());
+  if (absl::Status s = ConfineSpecPaths(roots_, *spec); !s.ok()) return rpc::ToGrpc(s);
   // A learner that cannot fit its GPUs (the memory plan) is refused before anything is stored.
   if (absl::Status fits = config::CheckLearnerFits(*spec); !fits.ok()) return rpc::ToGrpc(fits);
   resp->set_plan(config::DescribePlan(*spec));

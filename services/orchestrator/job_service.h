@@ -5,13 +5,16 @@
 #include <string>
 
 #include "common/jobs/job_store.h"
+#include "services/orchestrator/data_prep.h"
 #include "r1r/v1/jobs.grpc.pb.h"
 
 namespace r1r::orchestrator {
 
 class JobServiceImpl final : public v1::JobService::Service {
  public:
-  JobServiceImpl(jobs::JobStore* store, std::string work_root) : store_(store), work_root_(std::move(work_root)) {}
+  // Jobs without a work_dir get one under `work_root`; the spec's paths must lie under `roots`.
+  JobServiceImpl(jobs::JobStore* store, std::string work_root, SpecRoots roots)
+      : store_(store), work_root_(std::move(work_root)), roots_(std::move(roots)) {}
 
   grpc::Status SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest*, v1::SubmitJobResponse*) override;
   grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest*, v1::Job*) override;
@@ -25,6 +28,7 @@ class JobServiceImpl final : public v1::JobService::Service {
  private:
   jobs::JobStore* store_;
   std::string work_root_;
+  SpecRoots roots_;
   std::atomic<bool> stopping_{false};
 };
 

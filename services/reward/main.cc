@@ -9,8 +9,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<r1r::reward::RewardServiceImpl> service;
   r1r::rpc::ServiceMain m;
   m.name = "reward";
-  m.default_listen = "0.0.0.0:50054";
-  m.default_metrics = "0.0.0.0:9104";
+  m.default_listen = "127.0.0.1:50054";
+  m.default_metrics = "127.0.0.1:9104";
   m.declare_flags = [](r1r::config::Flags& f) {
     f.Value("judge-target", "127.0.0.1:50055", "r1r-judge address")
         .Value("judge-token-file", "", "bearer token for the judge (else $R1R_AUTH_TOKEN)")

@@ -31,8 +31,12 @@ grpc::Status Validate(const v1::ScoreTrajectoriesRequest& req) {
     }
   }
   const auto& w = req.weights();
-  if (w.use_explicit() && (!(w.format_weight() >= 0) || !(w.consistency_weight() >= 0))) {
-    return Invalid("weights: format_weight and consistency_weight must be finite and >= 0");
+  // Bounded, so that a total (accuracy + weighted terms) stays finite: +inf or 3e38 made it inf/NaN.
+  constexpr float kMaxWeight = 1000;
+  if (w.use_explicit() && (!(w.format_weight() >= 0 && w.format_weight() <= kMaxWeight) ||
+                           !(w.consistency_weight() >= 0 && w.consistency_weight() <= kMaxWeight))) {
+    return Invalid(absl::StrCat("weights: format_weight and consistency_weight must be in [0, ", kMaxWeight, "], got ",
+                                w.format_weight(), " and ", w.consistency_weight()));
   }
   return grpc::Status::OK;
 }

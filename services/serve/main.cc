@@ -49,8 +49,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<NoModelService> no_model;
   r1r::rpc::ServiceMain m;
   m.name = "serve";
-  m.default_listen = "0.0.0.0:50056";
-  m.default_metrics = "0.0.0.0:9106";
+  m.default_listen = "127.0.0.1:50056";
+  m.default_metrics = "127.0.0.1:9106";
   m.declare_flags = [](r1r::config::Flags& f) {
     f.Value("model-dir", "", "published checkpoint: config.json, tokenizer.json, preprocessor_config.json, *.safetensors")
         .Value("device", "cpu", "cpu | cuda | cuda:N")

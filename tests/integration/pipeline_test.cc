@@ -189,6 +189,11 @@ class Cluster {
   Process Start(const std::string& service, const std::string& log, std::vector<std::string> extra,
                 const std::string& listen = "127.0.0.1:0") {
     std::vector<std::string> args = {"--listen", listen, "--metrics-listen", "127.0.0.1:0"};
+    if (service == "learner" || service == "actor") {  // the jobs' work dirs and data lie under dir_
+      args.insert(args.end(), {"--work-root", dir_, "--data-root", dir_});
+    } else if (service == "orchestrator") {
+      args.insert(args.end(), {"--data-root", dir_});
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     auto p = Process::Start(BinDir() + "/r1r-" + service, args, dir_ + "/" + log + ".log");
     EXPECT_TRUE(p.ok()) << p.status();

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/config/flags.h"
+#include "common/files/paths.h"
 #include "common/files/remove_tree.h"
 #include "common/proc/process.h"
 #include "common/rpc/client.h"
@@ -161,18 +162,21 @@ int DemoCommand(int argc, char** argv) {
   if (!judge.ok()) return Fail(judge.status());
   auto reward = fleet.Start("reward", "reward", {"--judge-target", Addr(**judge)});
   if (!reward.ok()) return Fail(reward.status());
-  auto learner = fleet.Start("learner", "learner", {});
+  // Every path the services are sent lies under the demo's work dir: it is their root (docs/security.md).
+  auto learner = fleet.Start("learner", "learner", {"--work-root", work, "--data-root", work});
   if (!learner.ok()) return Fail(learner.status());
   std::string actors;
   auto n_actors = f.GetInt("actors");
   if (!n_actors.ok() || *n_actors < 1) return Fail(absl::InvalidArgumentError("--actors must be >= 1"));
   for (int i = 0; i < *n_actors; ++i) {
-    auto actor = fleet.Start("actor", absl::StrCat("actor-", i), {"--actor-id", absl::StrCat("actor-", i)});
+    auto actor = fleet.Start("actor", absl::StrCat("actor-", i),
+                             {"--actor-id", absl::StrCat("actor-", i), "--work-root", work, "--data-root", work});
     if (!actor.ok()) return Fail(actor.status());
     absl::StrAppend(&actors, actors.empty() ? "" : ",", Addr(**actor));
   }
   auto orch = fleet.Start("orchestrator", "orchestrator",
-                          {"--state-dir", work + "/state", "--work-root", work + "/jobs", "--learner", Addr(**learner),
+                          {"--state-dir", work + "/state", "--work-root", work + "/jobs", "--data-root", work,
+                           "--learner", Addr(**learner),
                            "--actors", actors, "--reward", Addr(**reward)});
   if (!orch.ok()) return Fail(orch.status());
 
@@ -180,7 +184,10 @@ int DemoCommand(int argc, char** argv) {
   o.target = Addr(**orch);
   auto stub = v1::JobService::NewStub(*rpc::MakeChannel(o));
   v1::SubmitJobRequest submit;
-  submit.set_spec_path(fs::absolute(f.Get("config")).string());
+  // The spec's text, read here: the orchestrator reads server-side paths only under its --data-root.
+  auto spec_text = files::ReadRegularFile(f.Get("config"), 1 << 20);
+  if (!spec_text.ok()) return Fail(spec_text.status());
+  submit.set_spec_yaml(*spec_text);
   v1::SubmitJobResponse submitted;
   grpc::Status st = rpc::CallWithRetry(o, {}, [&](grpc::ClientContext& c) { return stub->SubmitJob(&c, submit, &submitted); });
   if (!st.ok()) return Fail(rpc::FromGrpc(st));
