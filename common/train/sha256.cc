@@ -8,8 +8,12 @@
 
 #include <absl/strings/str_cat.h>
 
+#include "common/files/paths.h"
+
 namespace r1r::train {
 namespace {
+
+constexpr uint64_t kMaxHashedFileBytes = 1ULL << 30;
 
 constexpr std::array<uint32_t, 64> kRound = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -84,11 +88,10 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 absl::StatusOr<std::string> Sha256HexOfFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Sha256Hex(ss.str());
+  // A regular file of bounded size only: a FIFO or /dev/zero must not block or fill memory.
+  auto data = files::ReadRegularFile(path, kMaxHashedFileBytes);
+  if (!data.ok()) return data.status();
+  return Sha256Hex(*data);
 }
 
 }  // namespace r1r::train

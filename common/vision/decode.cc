@@ -1,10 +1,8 @@
 #include "common/vision/decode.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/files/paths.h"
 
 namespace r1r::vision {
 
@@ -27,17 +25,11 @@ absl::StatusOr<RgbImage> DecodeImage(std::string_view data, const DecodeLimits& 
 }
 
 absl::StatusOr<RgbImage> LoadImageFile(const std::string& path, const DecodeLimits& limits) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open image '", path, "'"));
-  const std::streamoff size = in.tellg();
-  if (size > limits.max_file_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("image '", path, "' is ", size, " bytes, above the limit of ", limits.max_file_bytes));
-  }
-  in.seekg(0);
-  std::string data(static_cast<size_t>(size), '\0');
-  if (!in.read(data.data(), size)) return absl::DataLossError(absl::StrCat("cannot read image '", path, "'"));
-  absl::StatusOr<RgbImage> image = DecodeImage(data, limits);
+  // Only a regular file, its size checked before reading: a FIFO or /dev/zero neither blocks nor fills memory.
+  absl::StatusOr<std::string> data =
+      files::ReadRegularFile(path, limits.max_file_bytes > 0 ? static_cast<uint64_t>(limits.max_file_bytes) : 0);
+  if (!data.ok()) return absl::Status(data.status().code(), absl::StrCat("image ", data.status().message()));
+  absl::StatusOr<RgbImage> image = DecodeImage(*data, limits);
   if (!image.ok()) return absl::Status(image.status().code(), absl::StrCat(path, ": ", image.status().message()));
   return image;
 }

@@ -9,6 +9,7 @@
 #include <absl/strings/str_cat.h>
 #include <nlohmann/json.hpp>
 
+#include "common/files/paths.h"
 #include "common/model/weights.h"
 #include "common/obs/log.h"
 #include "common/rpc/auth.h"
@@ -28,6 +29,8 @@ constexpr int kMaxTokens = 32768;
 constexpr int kDefaultChunkBytes = 1 << 20;
 constexpr int kMinChunkBytes = 64 << 10;
 constexpr int kMaxChunkBytes = 4 << 20;
+// An image file larger than this is refused before it is read (the decoder has its own pixel limits).
+constexpr uint64_t kMaxImageFileBytes = 64 << 20;
 
 double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -75,6 +78,7 @@ absl::Status LinkModelFiles(const std::string& from, const std::string& to) {
     const std::string name = entry.path().filename().string();
     const fs::path target = fs::path(to) / name;
     if (fs::exists(target)) continue;
+    if (!entry.is_regular_file(ec)) continue;  // a FIFO or device named *.json would block the copy
     const bool weights = name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json");
     if (weights) {
       fs::create_symlink(fs::absolute(entry.path()), target, ec);
@@ -97,6 +101,17 @@ LearnerServiceImpl::LearnerServiceImpl(LearnerOptions options, obs::Metrics* met
     : options_(options), metrics_(metrics) {}
 
 LearnerServiceImpl::~LearnerServiceImpl() = default;
+
+absl::Status LearnerServiceImpl::CheckImage(std::string* path, const std::string& field) const {
+  if (path->empty()) return absl::OkStatus();
+  auto confined = options_.read_roots.Confine(*path, field);
+  if (!confined.ok()) return confined.status();
+  if (absl::Status s = files::CheckRegularFile(*confined, kMaxImageFileBytes); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(field, ": ", s.message()));
+  }
+  *path = *confined;
+  return absl::OkStatus();
+}
 
 absl::Status LearnerServiceImpl::LoadPolicy(const config::JobSpec& spec, const std::string& work_dir) {
   // The learner's weights: float32 (fp32, the master itself) or bfloat16 under an fp32 master (bf16_mixed).
@@ -138,7 +153,9 @@ absl::Status LearnerServiceImpl::LoadPolicy(const config::JobSpec& spec, const s
 absl::Status LearnerServiceImpl::LoadReference() {
   const std::string dir = (fs::path(work_dir_) / "reference").string();
   if (!fs::exists(fs::path(dir) / "config.json")) {
+    if (absl::Status s = files::CheckReplaceable(dir, "work_dir/reference"); !s.ok()) return s;
     if (absl::Status s = train::ExportModelDir(*policy_, dir); !s.ok()) return s;
+    if (absl::Status s = files::MarkOwned(dir, "r1r-learner (KL reference)"); !s.ok()) return s;
   }
   auto reference = train::Policy::Load(dir, policy_->model().options());
   if (!reference.ok()) return reference.status();
@@ -181,6 +198,12 @@ absl::Status LearnerServiceImpl::RestoreState(const std::string& text) {
 absl::Status LearnerServiceImpl::InitLocked(const v1::InitRequest& req) {
   auto spec = config::ParseJobSpec(req.spec_yaml());
   if (!spec.ok()) return absl::InvalidArgumentError(absl::StrCat("spec_yaml: ", spec.status().message()));
+  if (auto confined = options_.work_roots.Confine(req.work_dir(), "work_dir"); !confined.ok()) return confined.status();
+  if (spec->model.init == "path") {
+    auto model_path = options_.read_roots.Confine(spec->model.path, "model.path");
+    if (!model_path.ok()) return model_path.status();
+    spec->model.path = *model_path;
+  }
   const std::string& phase = req.phase();
   const bool reload = !policy_ || req.work_dir() != work_dir_ || req.job_id() != job_id_ ||
                       spec->model.dtype != spec_.model.dtype || spec->model.device != spec_.model.device ||
@@ -467,7 +490,11 @@ grpc::Status LearnerServiceImpl::EncodeSftItems(const v1::SftStepRequest& req, s
   for (int i = 0; i < req.examples_size(); ++i) {
     const auto& e = req.examples(i);
     train::SftItem item;
-    const train::PromptInput input = InputOf(e.preference());
+    train::PromptInput input = InputOf(e.preference());
+    if (absl::Status s = CheckImage(&input.image_path, absl::StrCat("examples[", i, "].preference.sample.image_path"));
+        !s.ok()) {
+      return rpc::ToGrpc(s);
+    }
     if (absl::Status s = policy_->encoder().VerifyImage(input.image_path, e.preference().sample().image_sha256());
         !s.ok()) {
       return rpc::ToGrpc(absl::Status(s.code(), absl::StrCat("examples[", i, "].preference.sample: ", s.message())));
@@ -540,6 +567,13 @@ grpc::Status LearnerServiceImpl::RlStep(grpc::ServerContext* ctx, const v1::Expe
     if (t.behaviour_logprobs_size() != 0 && t.behaviour_logprobs_size() != t.response_token_ids_size()) {
       return Invalid(absl::StrCat(field, ".behaviour_logprobs: need one per response token or none"));
     }
+    for (int j = 0; j < t.behaviour_logprobs_size(); ++j) {
+      // A NaN or infinite log-prob would reach the importance ratio and the loss.
+      if (!std::isfinite(t.behaviour_logprobs(j)) || t.behaviour_logprobs(j) > 1e-3f) {
+        return Invalid(absl::StrCat(field, ".behaviour_logprobs[", j, "]: ", t.behaviour_logprobs(j),
+                                    " is not a log-probability (finite, <= 0)"));
+      }
+    }
     if (auto s = ValidatePreference(t.preference(), field + ".preference", false); !s.ok()) return s;
   }
   absl::MutexLock lock(&mu_);
@@ -569,8 +603,12 @@ grpc::Status LearnerServiceImpl::EncodeRlItems(const v1::ExperienceBatch& req, s
     }
     if (lag > 0) ++*stale;
     train::RlItem item;
-    const std::string image =
+    std::string image =
         train::ResolveImagePath(t.preference().sample().dataset(), t.preference().sample().image_path());
+    if (absl::Status s = CheckImage(&image, absl::StrCat("trajectories[", i, "].preference.sample.image_path"));
+        !s.ok()) {
+      return rpc::ToGrpc(s);
+    }
     if (!image.empty()) {
       if (absl::Status s = policy_->encoder().VerifyImage(image, t.preference().sample().image_sha256()); !s.ok()) {
         return rpc::ToGrpc(absl::Status(s.code(), absl::StrCat("trajectories[", i, "].preference.sample: ", s.message())));
@@ -666,6 +704,14 @@ grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* ctx, const 
   absl::MutexLock lock(&mu_);
   if (IsFollower()) return NotRankZero(*options_.group);
   if (!initialised_) return Precondition("learner not initialised: call Init first");
+  // The export replaces the directory: only one under --export-root that is new, empty or ours.
+  std::string export_dir;
+  if (!req->export_dir().empty()) {
+    auto confined = options_.export_roots.Confine(req->export_dir(), "export_dir");
+    if (!confined.ok()) return rpc::ToGrpc(confined.status());
+    if (absl::Status s = files::CheckReplaceable(*confined, "export_dir"); !s.ok()) return rpc::ToGrpc(s);
+    export_dir = *confined;
+  }
   data_cursor_ = req->data_cursor();
   absl::StatusOr<std::string> dir;
   if (trainer_ && trainer_->optimizer_state_is_sharded()) {
@@ -678,8 +724,11 @@ grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* ctx, const 
     dir = WriteCheckpoint();
   }
   if (!dir.ok()) return rpc::ToGrpc(dir.status());
-  if (!req->export_dir().empty()) {
-    if (absl::Status s = train::ExportModelDir(*policy_, req->export_dir(), StateJson()); !s.ok()) {
+  if (!export_dir.empty()) {
+    if (absl::Status s = train::ExportModelDir(*policy_, export_dir, StateJson()); !s.ok()) {
+      return rpc::ToGrpc(s);
+    }
+    if (absl::Status s = files::MarkOwned(export_dir, "r1r-learner SaveCheckpoint export"); !s.ok()) {
       return rpc::ToGrpc(s);
     }
   }

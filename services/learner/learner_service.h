@@ -22,6 +22,7 @@
 
 #include "common/config/job_spec.h"
 #include "common/dist/process_group.h"
+#include "common/files/paths.h"
 #include "common/obs/metrics.h"
 #include "common/train/policy.h"
 #include "common/train/trainer.h"
@@ -38,6 +39,9 @@ struct LearnerOptions {
   // Rank 0, when a collective fails: the group cannot be mended in place (c10d has no way to re-admit a
   // rank), so main stops the process and its supervisor restarts every rank into a new group.
   std::function<void(const absl::Status&)> on_group_lost;
+  // Where request paths may point (docs/security.md): Init.work_dir under work_roots,
+  // SaveCheckpoint.export_dir under export_roots, images and model.path under read_roots.
+  files::Roots work_roots, export_roots, read_roots;
 };
 
 class LearnerServiceImpl final : public v1::Learner::Service {
@@ -74,6 +78,9 @@ class LearnerServiceImpl final : public v1::Learner::Service {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(group_mu_);
   // Every rank: fails on all ranks when any rank's `local` failed (alone: returns `local`).
   absl::Status Agree(const absl::Status& local);
+  // A request's image path (may be empty): confined to read_roots, a regular file of bounded size;
+  // replaced by its resolved spelling. The error names `field`.
+  absl::Status CheckImage(std::string* path, const std::string& field) const;
   // FAILED_PRECONDITION unless initialised for `phase`.
   grpc::Status ReadyFor(const std::string& phase) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   grpc::Status SftStepLocked(const v1::SftStepRequest& req, v1::StepMetrics* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/dist/process_group.h"
+#include "common/files/paths.h"
 #include "common/rpc/service_main.h"
 #include "services/learner/learner_service.h"
 
@@ -60,8 +61,8 @@ int main(int argc, char** argv) {
   absl::Notification stop_heartbeat;
   r1r::rpc::ServiceMain m;
   m.name = "learner";
-  m.default_listen = "0.0.0.0:50052";
-  m.default_metrics = "0.0.0.0:9102";
+  m.default_listen = "127.0.0.1:50052";
+  m.default_metrics = "127.0.0.1:9102";
   m.declare_flags = [](r1r::config::Flags& f) {
     f.Value("micro-batch", "8", "sequences per forward/backward pass (memory knob)")
         .Value("micro-batch-tokens", "0", "padded tokens per forward/backward pass, 0 = no cap (memory knob)")
@@ -70,7 +71,11 @@ int main(int argc, char** argv) {
         .Value("dist-rank", "0", "this learner's rank (rank 0 takes the training calls), or 'hostname' for a StatefulSet pod's ordinal")
         .Value("dist-master", "127.0.0.1:29500", "host:port of rank 0's rendezvous store")
         .Value("dist-backend", "gloo", "gloo (CPU) or nccl (CUDA)")
-        .Value("dist-timeout-seconds", "600", "how long a rank waits for the others in a collective");
+        .Value("dist-timeout-seconds", "600", "how long a rank waits for the others in a collective")
+        .Value("work-root", ".", "Init.work_dir must lie under this directory (default: the working directory)")
+        .Value("export-root", "", "SaveCheckpoint.export_dir must lie under this directory (default: --work-root)")
+        .Value("data-root", "", "images and model.path must lie under these comma-separated directories or --work-root "
+                                "(default: $R1R_DATA_ROOT, else the working directory)");
   };
   m.setup = [&](const r1r::config::Flags& f, r1r::rpc::Server& server) -> absl::Status {
     r1r::learner::LearnerOptions o;
@@ -86,6 +91,18 @@ int main(int argc, char** argv) {
     if (!cache_mb.ok()) return cache_mb.status();
     if (*cache_mb < 0) return absl::InvalidArgumentError("--image-cache-mb must be >= 0");
     o.image_cache_bytes = *cache_mb << 20;
+    const std::string export_root = f.Get("export-root").empty() ? f.Get("work-root") : f.Get("export-root");
+    auto work_roots = r1r::files::Roots::Make({{"work-root", f.Get("work-root")}});
+    if (!work_roots.ok()) return work_roots.status();
+    auto export_roots = r1r::files::Roots::Make({{"export-root", export_root}});
+    if (!export_roots.ok()) return export_roots.status();
+    auto read_dirs = r1r::files::RootFlag("data-root", f.Get("data-root"), "R1R_DATA_ROOT", ".");
+    read_dirs.emplace_back("work-root", f.Get("work-root"));
+    auto read_roots = r1r::files::Roots::Make(read_dirs);
+    if (!read_roots.ok()) return read_roots.status();
+    o.work_roots = *work_roots;
+    o.export_roots = *export_roots;
+    o.read_roots = *read_roots;
     auto dist_options = GroupOptionsFromFlags(f);
     if (!dist_options.ok()) return dist_options.status();
     if (dist_options->world_size > 1) {

@@ -2,9 +2,11 @@
 // rollouts, a StableReinforce step, weights v1 to the actor, version checks, and a learner killed
 // with SIGKILL that resumes from its checkpoint with the same version, counters and weights.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -69,6 +71,9 @@ World MakeWorld(const std::string& name) {
 
 Process Start(const std::string& service, const std::string& dir, std::vector<std::string> extra = {}) {
   std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"};
+  if (service == "learner" || service == "actor") {  // the tests' work dirs and data lie under TempDir
+    args.insert(args.end(), {"--work-root", ::testing::TempDir(), "--data-root", ::testing::TempDir()});
+  }
   args.insert(args.end(), extra.begin(), extra.end());
   auto p = Process::Start(BinDir() + "/r1r-" + service, args, dir + "/" + service + ".log");
   EXPECT_TRUE(p.ok()) << p.status();
@@ -331,6 +336,94 @@ TEST(loop, LearnerAndActorTrainSyncWeightsAndResumeAfterKill) {
   std::vector<v1::Trajectory> resumed;
   ASSERT_TRUE(actor.Generate(w, 1, &resumed).ok());
   EXPECT_TRUE(SameRollouts(v1_rollouts, resumed));
+}
+
+// Issue 16: SaveCheckpoint.export_dir once replaced any directory (the orchestrator's job records
+// with it); Init.work_dir and image paths could name anything; a FIFO image blocked the learner.
+TEST(files, LearnerConfinesPathsAndReplacesOnlyDirectoriesItCreated) {
+  World w = MakeWorld("confine");
+  Process learner_proc = Start("learner", w.dir);
+  Learner learner{Connect<v1::Learner::Stub>(learner_proc.port()), learner_proc.port()};
+  auto init = [&](const std::string& work_dir) {
+    World other = w;
+    other.work_dir = work_dir;
+    v1::LearnerState state;
+    return learner.Init(other, "sft", false, &state);
+  };
+  for (const std::string& outside : {std::string("/var/tmp/r1r-outside-work"), w.dir + "/../../../../../../etc"}) {
+    const grpc::Status s = init(outside);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << outside << ": " << s.error_message();
+    EXPECT_NE(s.error_message().find("work_dir"), std::string::npos) << s.error_message();
+  }
+  ASSERT_TRUE(init(w.work_dir).ok());
+
+  // Image paths: a FIFO (with a sha256, so it is hashed) and /dev/zero are refused at once.
+  ASSERT_EQ(::mkfifo((w.data_dir + "/fifo.png").c_str(), 0600), 0);
+  for (const auto& [image, code] : std::vector<std::pair<std::string, grpc::StatusCode>>{
+           {w.data_dir + "/fifo.png", grpc::StatusCode::INVALID_ARGUMENT},
+           {"/dev/zero", grpc::StatusCode::PERMISSION_DENIED},
+           {w.data_dir + "/../../../../../../etc/hostname", grpc::StatusCode::PERMISSION_DENIED}}) {
+    v1::SftStepRequest req;
+    auto* e = req.add_examples();
+    FillPreference(w, w.items[0], e->mutable_preference());
+    e->mutable_preference()->mutable_sample()->set_image_path(image);
+    e->mutable_preference()->mutable_sample()->set_image_sha256(std::string(64, 'a'));
+    e->set_target_text("<answer>1</answer>");
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(learner.port));
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    v1::StepMetrics m;
+    const grpc::Status s = learner.stub->SftStep(&ctx, req, &m);
+    EXPECT_EQ(s.error_code(), code) << image << ": " << s.error_message();
+    EXPECT_NE(s.error_message().find("examples[0].preference.sample.image_path"), std::string::npos) << s.error_message();
+  }
+
+  // NaN behaviour log-probs never reach the loss.
+  {
+    v1::ExperienceBatch req;
+    auto* t = req.add_trajectories();
+    t->set_prompt_id("p");
+    t->add_prompt_token_ids(1);
+    t->add_response_token_ids(2);
+    t->add_behaviour_logprobs(std::nanf(""));
+    req.add_rewards()->set_prompt_id("p");
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(learner.port));
+    v1::StepMetrics m;
+    const grpc::Status s = learner.stub->RlStep(&ctx, req, &m);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("behaviour_logprobs[0]"), std::string::npos) << s.error_message();
+  }
+
+  // export_dir: someone else's directory, the learner's own work dir and a link to them are refused and
+  // left as they were; a new directory is created, marked, and may be replaced later.
+  fs::create_directories(w.dir + "/foreign");
+  std::ofstream(w.dir + "/foreign/job-20260101-000000-abcdef.json") << "{}";
+  fs::create_directory_symlink(w.dir + "/foreign", w.dir + "/link");
+  auto save = [&](const std::string& export_dir) {
+    v1::SaveCheckpointRequest req;
+    req.set_export_dir(export_dir);
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, Client(learner.port));
+    v1::SaveCheckpointResponse resp;
+    return learner.stub->SaveCheckpoint(&ctx, req, &resp);
+  };
+  for (const std::string& theirs : {w.dir + "/foreign", w.work_dir, w.dir + "/link", w.dir + "/foreign/"}) {
+    const grpc::Status s = save(theirs);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << theirs << ": " << s.error_message();
+  }
+  EXPECT_EQ(save("/var/tmp/r1r-outside-export").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(save(w.dir + "/../../../../../../var/tmp/x").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(fs::exists(w.dir + "/foreign/job-20260101-000000-abcdef.json"));
+  EXPECT_TRUE(fs::is_symlink(w.dir + "/link"));
+  EXPECT_TRUE(fs::exists(w.work_dir + "/model/tokenizer.json"));
+  EXPECT_FALSE(fs::exists("/var/tmp/r1r-outside-export"));
+  ASSERT_TRUE(save(w.dir + "/published").ok());
+  EXPECT_TRUE(fs::exists(w.dir + "/published/.r1r-owned"));
+  EXPECT_TRUE(fs::exists(w.dir + "/published/config.json"));
+  const grpc::Status again = save(w.dir + "/published");  // its own: replaced
+  EXPECT_TRUE(again.ok()) << again.error_message();
+  EXPECT_TRUE(fs::exists(w.dir + "/published/.r1r-owned"));
 }
 
 TEST(loop, LearnerAndActorValidateRequests) {
