@@ -241,6 +241,9 @@ panel("Generated tokens / s and batch errors", [
     ("sum(rate(r1r_serve_generated_tokens_total[$window]))", "tokens/s"),
     ("sum(increase(r1r_serve_batch_errors_total[$window]))", "failed batches")], unit="short",
       desc="Tokens generated per second by serve; failed generation batches per rate window (0 when healthy).")
+panel("Checkpoint reloads", [("sum(increase(r1r_serve_reload_seconds_count[$window]))", "reloads")], unit="none",
+      w=24, h=5, desc="Checkpoints serve swapped in per rate window (r1r reload, or --reload-poll-seconds "
+                      "finding a newer published version).")
 
 # ---------------------------------------------------------------------------------------- RPC
 row("gRPC (every service)")
@@ -255,6 +258,10 @@ panel("Errors / s by method and code", [
 panel("Latency p95 by method", [
     (f"histogram_quantile(0.95, sum by (le, service, method) (rate(r1r_rpc_request_seconds_bucket{{{SEL}}}[{W}])))",
      "{{service}} {{method}}")], unit="s", desc="95th percentile RPC handling time by service and method.")
+panel("Handler exceptions", [(f"sum by (service) (increase(r1r_rpc_handler_exceptions_total{{{SEL}}}[{W}]))",
+                              "{{service}}")], unit="none", w=24, h=5,
+      desc="C++ exceptions caught at the edge of an RPC handler (answered INTERNAL) or a worker thread, per rate "
+           "window (0 in a healthy run; each one is a bug).")
 
 # ---------------------------------------------------------------------------------------- process
 row("Processes")
