@@ -356,52 +356,67 @@ grpc::Status ActorServiceImpl::Generate(grpc::ServerContext* ctx, const v1::Gene
   const auto& sp = req.sampling();
   const int64_t vocab = policy_->model().config().text.vocab_size;
   int64_t generated = 0;
-  for (int begin = 0; begin < req.prompts_size(); begin += static_cast<int>(options_.max_batch)) {
-    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "client cancelled");
-    const int end = std::min(req.prompts_size(), begin + static_cast<int>(options_.max_batch));
-    std::vector<train::EncodedPrompt> encoded;
-    std::vector<model::SamplingParams> sampling;
-    encoded.reserve(end - begin);
-    for (int i = begin; i < end; ++i) {
-      const auto& p = req.prompts(i);
-      auto e = EncodePrompt(*policy_, p, vocab, options_.read_roots);
-      if (!e.ok()) {
-        const auto code = e.status().code() == absl::StatusCode::kDataLoss ? grpc::StatusCode::DATA_LOSS
-                                                                            : grpc::StatusCode::INVALID_ARGUMENT;
-        return grpc::Status(code, absl::StrCat("prompts[", i, "]: ", e.status().message()));
-      }
-      encoded.push_back(std::move(*e));
-      model::SamplingParams s;
-      s.temperature = sp.temperature();
-      s.top_p = sp.top_p() == 0 ? 1.0 : sp.top_p();
-      s.top_k = sp.top_k() > 0 ? sp.top_k() : 0;
-      s.max_new_tokens = sp.max_new_tokens();
-      s.seed = PromptSeed(sp.seed(), i, p.prompt_id());
-      s.stop_token_ids.assign(sp.stop_token_ids().begin(), sp.stop_token_ids().end());
-      sampling.push_back(std::move(s));
+  // Every prompt is checked and encoded first; then one continuous batch of at most --max-batch
+  // sequences: a finished sequence leaves and the next prompt joins between decode steps, and the
+  // samples of one prompt (samples_per_prompt) share one prefill.
+  std::vector<train::EncodedPrompt> encoded;
+  std::vector<model::SamplingParams> sampling;
+  encoded.reserve(req.prompts_size());
+  for (int i = 0; i < req.prompts_size(); ++i) {
+    const auto& p = req.prompts(i);
+    auto e = EncodePrompt(*policy_, p, vocab, options_.read_roots);
+    if (!e.ok()) {
+      const auto code = e.status().code() == absl::StatusCode::kDataLoss ? grpc::StatusCode::DATA_LOSS
+                                                                          : grpc::StatusCode::INVALID_ARGUMENT;
+      return grpc::Status(code, absl::StrCat("prompts[", i, "]: ", e.status().message()));
     }
-    std::vector<const train::EncodedPrompt*> ptrs;
-    for (const auto& e : encoded) ptrs.push_back(&e);
-    auto results = policy_->Generate(ptrs, sampling);
-    if (!results.ok()) return rpc::ToGrpc(results.status());
-    for (int i = begin; i < end; ++i) {
-      const auto& r = (*results)[i - begin];
-      const auto& p = req.prompts(i);
+    encoded.push_back(std::move(*e));
+    model::SamplingParams s;
+    s.temperature = sp.temperature();
+    s.top_p = sp.top_p() == 0 ? 1.0 : sp.top_p();
+    s.top_k = sp.top_k() > 0 ? sp.top_k() : 0;
+    s.max_new_tokens = sp.max_new_tokens();
+    s.seed = PromptSeed(sp.seed(), i, p.prompt_id());
+    s.stop_token_ids.assign(sp.stop_token_ids().begin(), sp.stop_token_ids().end());
+    sampling.push_back(std::move(s));
+  }
+  std::vector<const train::EncodedPrompt*> ptrs;
+  for (const auto& e : encoded) ptrs.push_back(&e);
+  // Trajectories stream in prompt order as soon as every earlier one is done.
+  std::vector<std::optional<model::GenerationResult>> done(encoded.size());
+  size_t next_to_write = 0;
+  bool write_failed = false;
+  model::GenerateOptions go;
+  go.max_batch_rows = options_.max_batch;
+  go.cancelled = [&] { return write_failed || ctx->IsCancelled(); };
+  go.on_result = [&](size_t i, const model::GenerationResult& r) {
+    done[i] = r;
+    while (!write_failed && next_to_write < done.size() && done[next_to_write].has_value()) {
+      const size_t k = next_to_write++;
+      const model::GenerationResult& res = *done[k];
+      const auto& p = req.prompts(static_cast<int>(k));
       v1::Trajectory t;
       t.set_prompt_id(p.prompt_id());
       *t.mutable_preference() = p.preference();
-      for (int64_t id : encoded[i - begin].ids) t.add_prompt_token_ids(static_cast<int32_t>(id));
-      for (int64_t id : r.token_ids) t.add_response_token_ids(static_cast<int32_t>(id));
+      for (int64_t id : encoded[k].ids) t.add_prompt_token_ids(static_cast<int32_t>(id));
+      for (int64_t id : res.token_ids) t.add_response_token_ids(static_cast<int32_t>(id));
       // log softmax(logits / T) of each sampled token: what the learner recomputes teacher-forced
       // (identical to the sampled distribution at T = 1 without top-k/top-p).
-      for (float lp : r.logprobs) t.add_behaviour_logprobs(lp);
+      for (float lp : res.logprobs) t.add_behaviour_logprobs(lp);
       t.set_policy_version(version_);
-      t.set_finish_reason(ToProto(r.finish_reason));
-      t.set_response_text(policy_->Decode(r.token_ids));
+      t.set_finish_reason(ToProto(res.finish_reason));
+      t.set_response_text(policy_->Decode(res.token_ids));
       t.set_actor_id(options_.actor_id);
-      generated += static_cast<int64_t>(r.token_ids.size());
-      if (!writer->Write(t)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+      generated += static_cast<int64_t>(res.token_ids.size());
+      if (!writer->Write(t)) write_failed = true;
+      done[k].reset();
     }
+  };
+  auto results = policy_->Generate(ptrs, sampling, go);
+  if (write_failed) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  if (!results.ok()) {
+    if (absl::IsCancelled(results.status())) return grpc::Status(grpc::StatusCode::CANCELLED, "client cancelled");
+    return rpc::ToGrpc(results.status());
   }
   const double seconds = SecondsSince(start);
   metrics_->Histogram("r1r_actor_rollout_seconds", "Wall time of one GenerateRollouts call in seconds.").Observe(seconds);
