@@ -258,10 +258,18 @@ absl::Status ProcessGroup::ReduceScatter(const at::Tensor& input, at::Tensor& ou
       }
     }
 #endif
-    // LibTorch 1.13's Gloo has no reduce_scatter: all-reduce a copy, keep this rank's chunk.
-    std::vector<at::Tensor> buffer = {input.reshape(-1).to(impl_->device, /*non_blocking=*/false, /*copy=*/true)};
-    impl_->group->allreduce(buffer)->wait();
-    output.view(-1).copy_(buffer[0].narrow(0, rank_ * n, n));
+    // LibTorch 1.13's Gloo has no reduce_scatter: one reduce per rank, of that rank's chunk, to it (each
+    // rank sends every chunk once, as a reduce-scatter does, instead of the whole input twice in an
+    // all-reduce). Copies: a reduce may use the non-root buffers as scratch.
+    at::Tensor flat = input.reshape(-1);
+    for (int r = 0; r < world_size_; ++r) {
+      std::vector<at::Tensor> chunk = {flat.narrow(0, r * n, n).to(impl_->device, /*non_blocking=*/false, /*copy=*/true)};
+      c10d::ReduceOptions options;
+      options.rootRank = r;
+      options.reduceOp = c10d::ReduceOp::SUM;
+      impl_->group->reduce(chunk, options)->wait();
+      if (r == rank_) output.view(-1).copy_(chunk[0]);
+    }
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("dist: reduce-scatter on rank ", rank_, ": ", e.what()));
   }

@@ -59,7 +59,7 @@ class ProcessGroup {
   absl::Status AllGather(const at::Tensor& input, at::Tensor& output);
   // Sums `input` ([world_size * n]) over ranks and writes this rank's chunk of the sum, elements
   // [rank * n, (rank + 1) * n), into `output` ([n]). A native reduce-scatter where the backend has one
-  // (NCCL; Gloo in LibTorch >= 2), otherwise an all-reduce of `input` (a copy) and a slice.
+  // (NCCL; Gloo in LibTorch >= 2), otherwise one reduce per rank of that rank's chunk.
   absl::Status ReduceScatter(const at::Tensor& input, at::Tensor& output);
   // The sum of one integer over all ranks (agreement flags, counts) without torch in the caller.
   absl::StatusOr<int64_t> SumOverRanks(int64_t value);

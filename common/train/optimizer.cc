@@ -17,6 +17,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kFormat = "r1r-sharded-adamw-1";
+constexpr int64_t kStepChunk = int64_t{1} << 26;  // elements per AdamW chunk (256 MiB of fp32)
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -211,16 +212,23 @@ absl::Status ShardedAdamW::Step(double lr, double grad_scale) {
   torch::NoGradGuard no_grad;
   try {
     ++steps_;
-    if (grad_scale != 1.0) reduced_.mul_(grad_scale);
-    const at::Tensor& g = reduced_;
-    if (options_.weight_decay != 0) master_.mul_(1 - lr * options_.weight_decay);
-    exp_avg_.mul_(options_.beta1).add_(g, 1 - options_.beta1);
-    exp_avg_sq_.mul_(options_.beta2).addcmul_(g, g, 1 - options_.beta2);
     const double bias1 = 1 - std::pow(options_.beta1, static_cast<double>(steps_));
     const double bias2 = 1 - std::pow(options_.beta2, static_cast<double>(steps_));
-    at::Tensor denom = (exp_avg_sq_.sqrt() / std::sqrt(bias2)).add_(options_.eps);
-    master_.addcdiv_(exp_avg_, denom, -lr / bias1);
-    if (mixed_) flat_params_.narrow(0, begin_, end_ - begin_).copy_(master_);
+    // The same operations as torch::optim::AdamW, in chunks: the step's temporaries stay bounded
+    // (two fp32 chunks) however large the shard.
+    const int64_t len = end_ - begin_;
+    for (int64_t off = 0; off < len; off += kStepChunk) {
+      const int64_t n = std::min(kStepChunk, len - off);
+      at::Tensor g = reduced_.narrow(0, off, n), master = master_.narrow(0, off, n);
+      at::Tensor m = exp_avg_.narrow(0, off, n), v = exp_avg_sq_.narrow(0, off, n);
+      if (grad_scale != 1.0) g.mul_(grad_scale);
+      if (options_.weight_decay != 0) master.mul_(1 - lr * options_.weight_decay);
+      m.mul_(options_.beta1).add_(g, 1 - options_.beta1);
+      v.mul_(options_.beta2).addcmul_(g, g, 1 - options_.beta2);
+      at::Tensor denom = (v.sqrt() / std::sqrt(bias2)).add_(options_.eps);
+      master.addcdiv_(m, denom, -lr / bias1);
+    }
+    if (mixed_) flat_params_.narrow(0, begin_, len).copy_(master_);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("optimizer step: ", e.what_without_backtrace()));
   }

@@ -65,6 +65,29 @@ TEST(dist, AllReduceSumsMinsAndMaxesAcrossRanks) {
   }
 }
 
+// The ZeRO primitives: each rank gets the sum of its own chunk; every rank gets every rank's slice.
+TEST(dist, ReduceScatterAndAllGatherMoveEachRanksChunk) {
+  if (!RunRanks(3, [](ProcessGroup& g) {
+    const double r = g.rank();
+    // Input [3 * 4]: rank r contributes (r + 1) * (i + 1) at element i.
+    at::Tensor input = (torch::arange(12, torch::kFloat) + 1) * (r + 1);
+    at::Tensor mine = torch::zeros({4});
+    ASSERT_TRUE(g.ReduceScatter(input, mine).ok());
+    // Sum over ranks of (r + 1) = 6; this rank's chunk is elements [4 r, 4 r + 4).
+    EXPECT_TRUE(mine.equal((torch::arange(4 * g.rank(), 4 * g.rank() + 4, torch::kFloat) + 1) * 6)) << mine;
+    EXPECT_TRUE(input.equal((torch::arange(12, torch::kFloat) + 1) * (r + 1)));  // the input is untouched
+    at::Tensor all = torch::zeros({12});
+    // In place, as ZeRO's parameter refresh does: the input is a view of the output.
+    all.narrow(0, 4 * g.rank(), 4).fill_(r);
+    ASSERT_TRUE(g.AllGather(all.narrow(0, 4 * g.rank(), 4), all).ok());
+    EXPECT_TRUE(all.equal(torch::arange(3, torch::kFloat).repeat_interleave(4))) << all;
+    at::Tensor wrong = torch::zeros({5});
+    EXPECT_EQ(g.ReduceScatter(input, wrong).code(), absl::StatusCode::kInvalidArgument);
+  })) {
+    GTEST_SKIP() << "this build has no Gloo backend";
+  }
+}
+
 TEST(dist, BroadcastBytesCarriesRootPayloadIncludingEmpty) {
   if (!RunRanks(2, [](ProcessGroup& g) {
     std::string payload = g.rank() == 0 ? std::string("step\0with nul", 13) : "stale";

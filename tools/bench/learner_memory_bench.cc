@@ -1,0 +1,318 @@
+// learner_memory_bench: the learner's memory per rank, measured next to the plan (common/config/
+// memory_plan.h), and its step time, on the CPU with a Qwen2.5-VL-shaped model of ~75M parameters
+// (Qwen2.5-VL's vocabulary, head size 64, grouped-query attention, SwiGLU, a windowed vision tower with a
+// full-attention block and the 2x2 merger; small widths). Rows: 1 and 2 Gloo ranks x ZeRO 0/1/2, fp32
+// (the CPU has no fast bf16), one sequence per micro-batch with a 224x224 image.
+//
+// Each row runs in fresh processes (one per rank) so that a counting CPU allocator (common/train/
+// memory_meter.h) sees exactly one rank: parameters, gradients (the fp32 accumulator, plus the .grad a
+// backward allocates in stage 2), optimizer (moments; master in bf16_mixed), activations (bytes the
+// forward keeps for backward) and workspace (the rest of the step's peak), and the step's peak.
+//
+//   learner_memory_bench [--json] [--steps=2] [--text=192] [--response=64] [--image=224] [--checkpointing=0]
+//
+// --json: the last line is one JSON object with plan_error_max (largest |planned - measured| / measured
+// of the per-rank peak over the rows), zero2_state_ratio (ZeRO-2 at 2 ranks: persistent gradient +
+// optimizer bytes per rank over ZeRO-0 at 1 rank), zero2_step_time_ratio (ZeRO-2 over ZeRO-0, both at 2
+// ranks) and the rows.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "common/config/memory_plan.h"
+#include "common/dist/process_group.h"
+#include "common/model/config.h"
+#include "common/model/logprobs.h"
+#include "common/model/model.h"
+#include "common/train/memory_meter.h"
+#include "common/train/optimizer.h"
+
+using namespace r1r;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::map<std::string, std::string> kFlags = {{"json", "0"},  {"steps", "1"},      {"text", "192"},  {"response", "64"},
+                                             {"image", "224"}, {"checkpointing", "0"}, {"child", "0"}, {"rank", "0"},
+                                             {"world", "1"},   {"zero", "0"},     {"port", "0"},     {"threads", "1"}};
+int64_t I(const char* k) { return std::stoll(kFlags.at(k)); }
+
+model::TinyConfigOptions Shape() {
+  model::TinyConfigOptions o;
+  o.vocab_size = 151936;  // Qwen2.5-VL's, with its special token ids
+  o.hidden_size = 384;
+  o.num_layers = 8;
+  o.num_heads = 6;  // head size 64, as in every Qwen2.5-VL
+  o.num_kv_heads = 2;
+  o.intermediate_size = 1024;
+  o.vision_hidden_size = 256;
+  o.vision_depth = 4;
+  o.vision_heads = 4;  // head size 64
+  o.vision_intermediate_size = 640;
+  o.tie_word_embeddings = true;
+  return o;
+}
+
+config::ModelShape PlanShape(const model::ModelConfig& c) {
+  config::ModelShape m;
+  m.vocab = static_cast<double>(c.text.vocab_size), m.hidden = static_cast<double>(c.text.hidden_size);
+  m.layers = static_cast<double>(c.text.num_hidden_layers), m.heads = static_cast<double>(c.text.num_attention_heads);
+  m.kv_heads = static_cast<double>(c.text.num_key_value_heads);
+  m.intermediate = static_cast<double>(c.text.intermediate_size), m.tied = c.text.tie_word_embeddings;
+  m.v_hidden = static_cast<double>(c.vision.hidden_size), m.v_depth = static_cast<double>(c.vision.depth);
+  m.v_intermediate = static_cast<double>(c.vision.intermediate_size);
+  m.v_heads = static_cast<double>(c.vision.num_heads), m.v_out = static_cast<double>(c.vision.out_hidden_size);
+  m.v_window = static_cast<double>(c.vision.window_size);
+  m.v_full_blocks = static_cast<double>(c.vision.fullatt_block_indexes.size());
+  m.known = true;
+  return m;
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+template <typename T>
+T Must(absl::StatusOr<T> v, const char* what) {
+  if (!v.ok()) {
+    std::cerr << what << ": " << v.status() << "\n";
+    std::exit(1);
+  }
+  return std::move(*v);
+}
+void Must(const absl::Status& s, const char* what) {
+  if (!s.ok()) {
+    std::cerr << what << ": " << s << "\n";
+    std::exit(1);
+  }
+}
+
+// One rank of one row: prints "ROW <json>".
+int Child() {
+  torch::set_num_threads(static_cast<int>(I("threads")));
+  train::InstallCpuMemoryMeter();
+  const int rank = static_cast<int>(I("rank")), world = static_cast<int>(I("world")), zero = static_cast<int>(I("zero"));
+  const bool checkpointing = I("checkpointing") != 0;
+  const int64_t base = train::CpuBytesInUse();
+  const model::ModelConfig config = model::MakeTinyConfig(Shape());
+  auto model = Must(model::Qwen2_5_VL::Create(config, model::ModelOptions{}, /*seed=*/1), "model");
+  std::unique_ptr<dist::ProcessGroup> group;
+  if (world > 1) {
+    dist::GroupOptions g;
+    g.rank = rank;
+    g.world_size = world;
+    g.master_port = static_cast<int>(I("port"));
+    g.timeout = std::chrono::seconds(300);
+    group = Must(dist::ProcessGroup::Create(g), "process group");
+  }
+  train::ShardedAdamWOptions oo;
+  oo.zero_stage = zero;
+  auto optimizer = Must(train::ShardedAdamW::Create(model->parameters(), oo, group.get()), "optimizer");
+
+  // One sequence: <vision_start> image <vision_end>, text, response (its own tokens on each rank).
+  const int64_t side = I("image") / 28 * 2;  // patches per side (merge 2)
+  const int64_t image_tokens = side * side / 4, text = I("text"), response = I("response");
+  torch::manual_seed(100 + rank);
+  std::vector<int64_t> ids = {config.vision_start_token_id};
+  for (int64_t i = 0; i < image_tokens; ++i) ids.push_back(config.image_token_id);
+  ids.push_back(config.vision_end_token_id);
+  at::Tensor words = torch::randint(0, 150000, {text + response}, torch::kLong);
+  for (int64_t i = 0; i < text + response; ++i) ids.push_back(words[i].item<int64_t>());
+  model::ForwardInput input;
+  input.input_ids = torch::tensor(ids, torch::kLong).view({1, -1});
+  input.pixel_values = torch::randn({side * side, config.vision.patch_dim()});
+  input.image_grid_thw = torch::tensor({int64_t{1}, side, side}).view({1, 3});
+  input.checkpoint_layers = checkpointing;
+  model::TokenLogProbsOptions lo;
+  lo.first_target_position = static_cast<int64_t>(ids.size()) - response;
+  const int64_t model_ready = train::CpuBytesInUse();
+
+  const int steps = static_cast<int>(I("steps"));
+  double seconds = 0;
+  int64_t kept = 0, transient = 0, peak = 0, before = 0;
+  for (int step = 1; step <= steps; ++step) {  // no warm-up: ShardedAdamW allocates its state up front
+    optimizer->ZeroGrad();
+    before = train::CpuBytesInUse();
+    train::ResetCpuPeakBytes();
+    const auto t0 = Clock::now();
+    auto lp = Must(model::ComputeTokenLogProbs(*model, input, lo), "forward");
+    at::Tensor loss = -lp.logprobs.mean();
+    kept = train::CpuBytesInUse() - before;
+    loss.backward();
+    transient = 0;
+    if (zero == 2) {
+      for (const auto& p : model->parameters()) transient += p.grad().defined() ? static_cast<int64_t>(p.grad().nbytes()) : 0;
+    }
+    Must(optimizer->AccumulateGradients(), "accumulate");
+    const double norm = Must(optimizer->ReduceGradients(), "reduce");
+    Must(optimizer->Step(1e-5, std::min(1.0, 1.0 / (norm + 1e-6))), "step");
+    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    peak = train::CpuPeakBytes();
+  }
+  const train::OptimizerMemory held = optimizer->Memory();
+  // Split as the plan splits: gradients = the fp32 accumulator that persists through the step; the
+  // .grad a stage-2 backward allocates (transient) counts in the workspace, like the lm-head chunk.
+  nlohmann::json measured = {{"parameters", held.parameters},
+                             {"gradients", held.gradients},
+                             {"optimizer", held.optimizer},
+                             {"activations", kept},
+                             {"workspace", std::max<int64_t>(0, peak - before - kept)},
+                             {"transient_grads", transient},
+                             {"peak", peak - base},
+                             {"persistent_state", held.gradients + held.optimizer}};
+  config::LearnerPlanOptions po;
+  po.world_size = world;
+  po.zero_stage = zero;
+  po.mixed = false;
+  po.checkpointing = checkpointing;
+  po.fused_attention = false;  // LibTorch 1.13 on the CPU: explicit attention
+  po.cuda = false;
+  po.sequences = 1;
+  po.text_tokens = static_cast<double>(text + response + 2);
+  po.image_tokens = static_cast<double>(image_tokens);
+  po.response_tokens = static_cast<double>(response);
+  const config::LearnerMemory plan = config::PlanLearnerMemory(PlanShape(config), po, 0);
+  nlohmann::json planned = nlohmann::json::object();
+  for (const auto& [name, bytes] : plan.terms) planned[name] = static_cast<int64_t>(bytes);
+  planned["peak"] = static_cast<int64_t>(plan.per_gpu_bytes);
+  int64_t parameters = 0;
+  for (const auto& p : model->parameters()) parameters += p.numel();
+  nlohmann::json row = {{"world", world},       {"zero", zero},     {"rank", rank},
+                        {"parameters", parameters}, {"tokens", static_cast<int64_t>(ids.size())},
+                        {"step_seconds", seconds / steps}, {"measured", measured}, {"planned", planned},
+                        {"model_and_optimizer_bytes", model_ready - base}};
+  std::printf("ROW %s\n", row.dump().c_str());
+  return 0;
+}
+
+std::string Mib(double b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", b / (1024.0 * 1024));
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) != 0) continue;
+    a = a.substr(2);
+    const size_t eq = a.find('=');
+    const std::string key = a.substr(0, eq);
+    if (!kFlags.count(key)) {
+      std::cerr << "unknown flag --" << key << "\n";
+      return 2;
+    }
+    kFlags[key] = eq == std::string::npos ? "1" : a.substr(eq + 1);
+  }
+  if (I("child")) return Child();
+
+  const auto start = Clock::now();
+  std::vector<nlohmann::json> rows;
+  // The three 1-rank rows run at once (memory only: their step times share the CPU); each 2-rank row runs
+  // alone, so that ZeRO-2 and ZeRO-0 at 2 ranks are timed alike.
+  const std::vector<std::vector<std::pair<int, int>>> batches = {{{1, 0}, {1, 1}, {1, 2}}, {{2, 0}}, {{2, 1}}, {{2, 2}}};
+  for (const auto& batch : batches) {
+    std::vector<FILE*> children;
+    std::vector<std::pair<int, int>> of;
+    for (const auto& [world, zero] : batch) {
+      const int port = FreePort();
+      for (int rank = 0; rank < world; ++rank) {
+        std::string cmd = std::string(argv[0]) + " --child=1 --rank=" + std::to_string(rank) +
+                          " --world=" + std::to_string(world) + " --zero=" + std::to_string(zero) +
+                          " --port=" + std::to_string(port);
+        for (const char* k : {"steps", "text", "response", "image", "checkpointing", "threads"}) {
+          cmd += std::string(" --") + k + "=" + kFlags.at(k);
+        }
+        children.push_back(::popen(cmd.c_str(), "r"));
+        of.emplace_back(world, zero);
+      }
+    }
+    {
+      for (size_t c = 0; c < children.size(); ++c) {
+        FILE* f = children[c];
+        const auto [world, zero] = of[c];
+        char line[1 << 16];
+        bool got = false;
+        while (f && std::fgets(line, sizeof line, f)) {
+          std::string s(line);
+          if (s.rfind("ROW ", 0) == 0) {
+            rows.push_back(nlohmann::json::parse(s.substr(4)));
+            got = true;
+          }
+        }
+        const int rc = f ? ::pclose(f) : -1;
+        if (!got || rc != 0) {
+          std::cerr << "a rank of world " << world << " zero " << zero << " failed (exit " << rc << ")\n";
+          return 1;
+        }
+      }
+    }
+  }
+
+  // Table: one line per rank-0 row; memory in MiB, measured / planned.
+  std::printf("| ranks | ZeRO | params | grads | optimizer | activations | workspace | peak measured | peak planned | error | step s |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  double error_max = 0;
+  std::map<std::pair<int, int>, nlohmann::json> by;
+  for (const auto& r : rows) {
+    const double measured = r["measured"]["peak"].get<double>(), planned = r["planned"]["peak"].get<double>();
+    error_max = std::max(error_max, std::abs(planned - measured) / measured);
+    if (r["rank"].get<int>() != 0) continue;
+    by[{r["world"].get<int>(), r["zero"].get<int>()}] = r;
+    auto pair = [&](const char* m, const char* p) {
+      return Mib(r["measured"][m].get<double>()) + " / " + Mib(r["planned"][p].get<double>());
+    };
+    std::printf("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %.3f | %.2f |\n", r["world"].get<int>(), r["zero"].get<int>(),
+                pair("parameters", "weights").c_str(), pair("gradients", "gradients").c_str(),
+                pair("optimizer", "optimizer").c_str(), pair("activations", "activations").c_str(),
+                pair("workspace", "workspace").c_str(), Mib(measured).c_str(), Mib(planned).c_str(),
+                std::abs(planned - measured) / measured, r["step_seconds"].get<double>());
+  }
+  const double state0 = by.at({1, 0})["measured"]["persistent_state"].get<double>();
+  const double state2 = by.at({2, 2})["measured"]["persistent_state"].get<double>();
+  const double with_transient0 = state0 + by.at({1, 0})["measured"]["transient_grads"].get<double>();
+  const double with_transient2 = state2 + by.at({2, 2})["measured"]["transient_grads"].get<double>();
+  const double time_ratio =
+      by.at({2, 2})["step_seconds"].get<double>() / by.at({2, 0})["step_seconds"].get<double>();
+  std::printf("\nparameters %lld, tokens per sequence %lld; memory MiB measured / planned; wall %.0f s\n",
+              static_cast<long long>(rows[0]["parameters"].get<int64_t>()),
+              static_cast<long long>(rows[0]["tokens"].get<int64_t>()),
+              std::chrono::duration<double>(Clock::now() - start).count());
+  std::printf("plan_error_max %.3f  zero2_state_ratio %.3f (with stage 2's transient .grad: %.3f)  "
+              "zero2_step_time_ratio %.3f\n",
+              error_max, state2 / state0, with_transient2 / with_transient0, time_ratio);
+  if (I("json")) {
+    nlohmann::json out = {{"plan_error_max", error_max},
+                          {"zero2_state_ratio", state2 / state0},
+                          {"zero2_state_ratio_with_transient_grads", with_transient2 / with_transient0},
+                          {"zero2_step_time_ratio", time_ratio},
+                          {"rows", rows}};
+    std::printf("%s\n", out.dump().c_str());
+  }
+  return 0;
+}
