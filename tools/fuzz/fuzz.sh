@@ -27,7 +27,7 @@ declare -A sources=(
                    common/eval/judgement.cc common/eval/mm_rlhf_bench.cc common/eval/multimodal_rewardbench.cc
                    common/eval/python_random.cc common/eval/vl_rewardbench.cc"
   [job_spec]="common/config/yaml_reader.cc common/config/job_spec.cc common/config/plan.cc"
-  [image_decode]="common/vision/decode.cc common/vision/decode_png.cc common/vision/decode_jpeg.cc"
+  [image_decode]="common/vision/decode.cc common/vision/decode_png.cc common/vision/decode_jpeg.cc common/files/paths.cc"
 )
 # Seeds beyond tools/fuzz/corpus/<target>: the project's own fixtures in those formats.
 declare -A extra_seeds=(
