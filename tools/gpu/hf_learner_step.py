@@ -46,19 +46,32 @@ targets = ids[:, first:]
 use_positions = True
 
 
+keep_logits = True  # logits only for the scored positions (transformers >= 4.50: logits_to_keep)
+
+
+def run_model(**kwargs):
+    global keep_logits
+    if keep_logits:
+        try:
+            return model(logits_to_keep=R + 1, **kwargs)
+        except TypeError:
+            keep_logits = False
+    return model(**kwargs)
+
+
 def logprobs():
     global use_positions
-    kwargs = dict(input_ids=ids, pixel_values=pix, image_grid_thw=grid, use_cache=False, logits_to_keep=R + 1)
+    kwargs = dict(input_ids=ids, pixel_values=pix, image_grid_thw=grid, use_cache=False)
     if use_positions:
         try:
-            out = model(position_ids=pos, **kwargs)
+            out = run_model(position_ids=pos, **kwargs)
         except Exception as e:  # a transformers that wants another position layout: its own positions
             print("position_ids refused (", type(e).__name__, e, "); transformers computes them", file=sys.stderr)
             use_positions = False
-            out = model(**kwargs)
+            out = run_model(**kwargs)
     else:
-        out = model(**kwargs)
-    logits = out.logits[:, :-1].float()
+        out = run_model(**kwargs)
+    logits = out.logits[:, -(R + 1):-1].float()
     return torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
@@ -116,6 +129,6 @@ sft_peak = torch.cuda.max_memory_allocated()
 torch.cuda.reset_peak_memory_stats()
 rl_s, rl_loss = timed(rl)
 rl_peak = torch.cuda.max_memory_allocated()
-print(json.dumps(dict(load_seconds=load_seconds, tokens=L, sft_step_seconds=sft_s, sft_tokens_per_second=L / sft_s,
+print(json.dumps(dict(logits_to_keep=keep_logits, load_seconds=load_seconds, tokens=L, sft_step_seconds=sft_s, sft_tokens_per_second=L / sft_s,
                       sft_loss=sft_loss, sft_peak_bytes=sft_peak, rl_step_seconds=rl_s, rl_tokens_per_second=L / rl_s,
                       rl_loss=rl_loss, rl_peak_bytes=rl_peak, positions_passed=use_positions)))
