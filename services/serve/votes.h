@@ -14,8 +14,9 @@ struct VoteTally {
   int unparsed = 0;
 };
 
-// Parses each sample with the R1-Reward rule (eval::ParseChoice: the first <answer>1|2</answer>, else the
-// last '1' or '2' in the text) and takes the majority; a tie goes to the first sample that parsed.
+// Parses each sample with the R1-Reward rule (eval::ParseChoice: the first <answer> tag read as a number,
+// or the last '1' or '2' in the text when there is no tag) and takes the majority; a tie goes to the first
+// sample that parsed.
 VoteTally TallyVotes(const std::vector<std::string>& sample_texts);
 // Same, from already parsed choices (nullopt = unparsed).
 VoteTally TallyChoices(const std::vector<std::optional<int>>& choices);
