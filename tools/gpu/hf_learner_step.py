@@ -31,7 +31,7 @@ model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentran
 model.train()
 load_seconds = time.time() - t0
 params = [p for p in model.parameters() if p.requires_grad]
-master = [p.detach().float().clone() for p in params]
+master = [p.detach().float().clone().requires_grad_(True) for p in params]
 opt = torch.optim.AdamW(master, lr=1e-5, betas=(0.9, 0.95), weight_decay=0.0, eps=1e-8)
 
 b = load_file(batch_path)

@@ -35,6 +35,7 @@ run() {
   return $rc
 }
 
+rm -f "$BATCH"  # a batch left by an earlier run must not stand in for this one's
 stage "machine"
 run 20 nvidia-smi -L
 run 30 python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())'
@@ -73,13 +74,15 @@ stage "r1r: SFT + RL step, bf16_mixed, checkpointing, 2048 tokens, 448x448 image
 run 70 stdbuf -o0 "$B/tools/bench/learner_scale_bench" --model_dir="$MODEL" --device=cuda --tokens=2048 --image=448 \
   --response=1024 --precision=bf16_mixed --checkpointing=1 --steps=2 --batch_out=$BATCH > /tmp/ls_r1r.txt 2>&1
 cat /tmp/ls_r1r.txt | tail -8
-tail -1 /tmp/ls_r1r.txt | grep '^{' > "$OUT/learner_scale_r1r.json" || echo "no r1r result"
+grep '^{' /tmp/ls_r1r.txt | tail -1 > "$OUT/learner_scale_r1r.json"
+[ -s "$OUT/learner_scale_r1r.json" ] || echo "no r1r result"
 
 stage "PyTorch + transformers: the same steps on the same safetensors and batch"
 if [ -f $BATCH ]; then
   PYTHONUNBUFFERED=1 run 70 python3 tools/gpu/hf_learner_step.py "$MODEL" $BATCH 2 > /tmp/ls_hf.txt 2>&1
   tail -6 /tmp/ls_hf.txt
-  tail -1 /tmp/ls_hf.txt | grep '^{' > "$OUT/learner_scale_hf.json" || echo "no transformers result"
+  grep '^{' /tmp/ls_hf.txt | tail -1 > "$OUT/learner_scale_hf.json"
+  [ -s "$OUT/learner_scale_hf.json" ] || echo "no transformers result"
 else
   echo "skipped: the r1r run wrote no batch"
 fi
