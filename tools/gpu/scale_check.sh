@@ -3,7 +3,9 @@
 # random Qwen2.5-VL-3B-shaped model, then tools/gpu/learner_scale.sh (SFT + RL step against transformers)
 # and tools/gpu/generation_speed.sh (generation against transformers' generate), then the CUDA model tests.
 # Run: OUT=... DEADLINE=480 bash tools/gpu/scale_check.sh, carry [".gpudeps"].
-# Results: $OUT/scale_check.txt (this script), the two scripts' logs and JSON files, $OUT/model_test.txt.
+# Results: $OUT/scale_check.txt (this script), the two scripts' logs, $OUT/model_test.txt, and every JSON
+# result in $OUT/results.tar.
+# MODEL_TEST_FILTER (a gtest filter, default all) narrows the CUDA model tests.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -52,10 +54,12 @@ log "model tests on CUDA"
 left=$(( DEADLINE - SECONDS - 5 ))
 if (( left > 20 )); then
   timeout $((left / 2)) ninja -C $B -j16 model_test >>"$OUT/build.txt" 2>&1
-  timeout $((DEADLINE - SECONDS - 5)) stdbuf -o0 $B/tests/unit/model/model_test >"$OUT/model_test.txt" 2>&1
+  timeout $((DEADLINE - SECONDS - 5)) stdbuf -o0 $B/tests/unit/model/model_test --gtest_filter="${MODEL_TEST_FILTER:-*}" >"$OUT/model_test.txt" 2>&1
   echo "model_test exit $?" | tee -a "$OUT/scale_check.txt"
   grep -E "^\[ *(FAILED|PASSED) *\]|tests? ran" "$OUT/model_test.txt" | tee -a "$OUT/scale_check.txt"
 fi
 log "summaries"
 tail -12 "$OUT/learner_scale.txt" "$OUT/generation_speed.txt" 2>/dev/null
+# At most 8 files come back from a device run: the JSON results travel as one tar.
+(cd "$OUT" && tar -cf results.tar ./*.json && rm -f ./*.json)
 echo "done in ${SECONDS}s"
