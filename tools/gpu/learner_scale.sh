@@ -12,7 +12,8 @@
 #   configures and builds learner_scale_bench like device_check.sh (torch-only, R1R_BENCH=ON, ~1 min).
 # - DEADLINE (default 235): seconds of wall time for the whole script; every stage has its own timeout,
 #   cut to what is left, and a failed stage does not stop the later ones.
-# Results: $OUT/learner_scale.txt (the log), $OUT/learner_scale.json (both runs and the ratios).
+# Results: two files (a device run returns few): $OUT/learner_scale.txt (the log) and
+# $OUT/learner_scale.json (both runs, the plan and the ratios).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 OUT=${OUT:-/tmp/out}
@@ -35,7 +36,7 @@ run() {
   return $rc
 }
 
-rm -f "$BATCH"  # a batch left by an earlier run must not stand in for this one's
+rm -f "$BATCH" /tmp/learner_scale_r1r.json /tmp/learner_scale_hf.json  # an earlier run's must not stand in
 stage "machine"
 run 20 nvidia-smi -L
 run 30 python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())'
@@ -74,15 +75,15 @@ stage "r1r: SFT + RL step, bf16_mixed, checkpointing, 2048 tokens, 448x448 image
 run 70 stdbuf -o0 "$B/tools/bench/learner_scale_bench" --model_dir="$MODEL" --device=cuda --tokens=2048 --image=448 \
   --response=1024 --precision=bf16_mixed --checkpointing=1 --steps=2 --batch_out=$BATCH > /tmp/ls_r1r.txt 2>&1
 cat /tmp/ls_r1r.txt | tail -8
-grep '^{' /tmp/ls_r1r.txt | tail -1 > "$OUT/learner_scale_r1r.json"
-[ -s "$OUT/learner_scale_r1r.json" ] || echo "no r1r result"
+grep '^{' /tmp/ls_r1r.txt | tail -1 > /tmp/learner_scale_r1r.json
+[ -s /tmp/learner_scale_r1r.json ] || echo "no r1r result"
 
 stage "PyTorch + transformers: the same steps on the same safetensors and batch"
 if [ -f $BATCH ]; then
   PYTHONUNBUFFERED=1 run 70 python3 tools/gpu/hf_learner_step.py "$MODEL" $BATCH 2 > /tmp/ls_hf.txt 2>&1
   tail -6 /tmp/ls_hf.txt
-  grep '^{' /tmp/ls_hf.txt | tail -1 > "$OUT/learner_scale_hf.json"
-  [ -s "$OUT/learner_scale_hf.json" ] || echo "no transformers result"
+  grep '^{' /tmp/ls_hf.txt | tail -1 > /tmp/learner_scale_hf.json
+  [ -s /tmp/learner_scale_hf.json ] || echo "no transformers result"
 else
   echo "skipped: the r1r run wrote no batch"
 fi
@@ -93,7 +94,7 @@ import json, os, sys
 out = sys.argv[1]
 def load(name):
     try:
-        return json.load(open(os.path.join(out, name)))
+        return json.load(open(os.path.join("/tmp", name)))
     except Exception as e:
         print("missing", name, e)
         return {}
