@@ -32,6 +32,7 @@ void ReadModel(YamlReader& y, ModelSpec& m) {
   y.Read("path", &m.path);
   y.Read("dtype", &m.dtype);
   y.Read("freeze_vision", &m.freeze_vision);
+  y.Read("gradient_checkpointing", &m.gradient_checkpointing);
   y.Read("device", &m.device);
   y.Section("tiny", [&](YamlReader& t) {
     TinyModelSpec& s = m.tiny;
@@ -172,6 +173,7 @@ void ReadRl(YamlReader& y, RlSpec& r) {
   y.Read("consistency_weight", &r.consistency_weight);
   y.Read("num_actors", &r.num_actors);
   y.Read("checkpoint_every", &r.checkpoint_every);
+  y.Read("keep_checkpoints", &r.keep_checkpoints);
   y.Read("off_policy_steps", &r.off_policy_steps);
   y.Section("optim", [&](YamlReader& o) { ReadOptim(o, r.optim); });
   y.CheckOneOf("algorithm", r.algorithm,
@@ -206,6 +208,22 @@ void ReadRl(YamlReader& y, RlSpec& r) {
   y.CheckRange("consistency_weight", r.consistency_weight, 0, 100);
   y.CheckRange("num_actors", static_cast<double>(r.num_actors), 1, 1024);
   y.CheckRange("checkpoint_every", static_cast<double>(r.checkpoint_every), 1, 1e9);
+  y.CheckRange("keep_checkpoints", static_cast<double>(r.keep_checkpoints), 0, 1e6);
+}
+
+void ReadLearner(YamlReader& y, LearnerSpec& l) {
+  y.Read("precision", &l.precision);
+  y.Read("zero_stage", &l.zero_stage);
+  y.Read("world_size", &l.world_size);
+  y.Read("micro_batch", &l.micro_batch);
+  y.Read("micro_batch_tokens", &l.micro_batch_tokens);
+  y.Read("prompt_text_tokens", &l.prompt_text_tokens);
+  if (!l.precision.empty()) y.CheckOneOf("precision", l.precision, {"fp32", "bf16_mixed"});
+  y.CheckRange("zero_stage", static_cast<double>(l.zero_stage), 0, 2);
+  y.CheckRange("world_size", static_cast<double>(l.world_size), 1, 4096);
+  y.CheckRange("micro_batch", static_cast<double>(l.micro_batch), 0, 65536);
+  y.CheckRange("micro_batch_tokens", static_cast<double>(l.micro_batch_tokens), 0, 1 << 24);
+  y.CheckRange("prompt_text_tokens", static_cast<double>(l.prompt_text_tokens), 0, 1 << 20);
 }
 
 void ReadJudge(YamlReader& y, JudgeSpec& j) {
@@ -260,6 +278,11 @@ absl::StatusOr<JobSpec> ParseJobSpec(const std::string& yaml_text) {
   y.Section("data", [&](YamlReader& s) { ReadData(s, spec.data); });
   y.Section("sft", [&](YamlReader& s) { ReadSft(s, spec.sft); });
   y.Section("rl", [&](YamlReader& s) { ReadRl(s, spec.rl); });
+  y.Section("learner", [&](YamlReader& s) { ReadLearner(s, spec.learner); });
+  y.Section("resources", [&](YamlReader& s) {
+    s.Read("gpu_memory_gib", &spec.resources.gpu_memory_gib);
+    s.CheckRange("gpu_memory_gib", spec.resources.gpu_memory_gib, 0, 1e6, /*lo_open=*/true);
+  });
   y.Section("judge", [&](YamlReader& s) { ReadJudge(s, spec.judge); });
   y.Section("eval", [&](YamlReader& s) { ReadEval(s, spec.eval); });
   if (spec.name.empty()) {
@@ -270,6 +293,7 @@ absl::StatusOr<JobSpec> ParseJobSpec(const std::string& yaml_text) {
   if (!y.Has("model")) y.Error("model", "is required");
   if (!y.Has("data")) y.Error("data", "is required");
   if (absl::Status s = y.Finish(); !s.ok()) return s;
+  if (spec.learner.precision.empty()) spec.learner.precision = spec.model.dtype == "bfloat16" ? "bf16_mixed" : "fp32";
   return spec;
 }
 
