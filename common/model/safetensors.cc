@@ -107,7 +107,10 @@ absl::StatusOr<Entry> ParseEntry(const std::string& path, const std::string& nam
     return Corrupt(path, name, "header entry needs dtype, shape and data_offsets");
   }
   if (!v["dtype"].is_string() || (e.dtype = DtypeByName(v["dtype"].get<std::string>())) == nullptr) {
-    return Corrupt(path, name, absl::StrCat("unsupported dtype ", v["dtype"].dump()));
+    // Containers are named by type: dump() recurses, and a dtype nested 200k deep overflowed the stack.
+    const Json& dtype = v["dtype"];
+    return Corrupt(path, name, absl::StrCat("unsupported dtype ", dtype.is_primitive() ? dtype.dump().substr(0, 64)
+                                                                                       : dtype.type_name()));
   }
   const Json& shape = v["shape"];
   if (!shape.is_array()) return Corrupt(path, name, "shape is not a list");

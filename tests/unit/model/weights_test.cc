@@ -201,6 +201,14 @@ TEST(model, CorruptSafetensorsHeaderIsRejected) {
   WriteRaw(path, "{garbage", 0);
   EXPECT_EQ(ReadSafetensors(path).status().code(), absl::StatusCode::kDataLoss);
 
+  // A dtype nested 200k deep (400 KB of header): named by its type, not dumped (SIGSEGV before).
+  WriteRaw(path, R"({"d": {"shape": [1], "data_offsets": [0, 4], "dtype": )" + std::string(200000, '[') +
+                     std::string(200000, ']') + "}}",
+           4);
+  r = ReadSafetensors(path);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(std::string(r.status().message()).find("unsupported dtype array"), std::string::npos) << r.status();
+
   // Header length field pointing far past the end.
   {
     std::ofstream out(path, std::ios::binary);
