@@ -90,6 +90,13 @@ absl::Status ValidateRequests(const std::vector<GenerationRequest>& requests, co
 
 bool HasPixels(const GenerationRequest& r) { return r.pixel_values.defined() && r.pixel_values.numel() > 0; }
 
+// FNV-1a over the prompt ids: a cheap first test before SamePrompt.
+uint64_t PromptHash(const GenerationRequest& r) {
+  uint64_t h = 1469598103934665603ull;
+  for (int64_t id : r.prompt_ids) h = (h ^ static_cast<uint64_t>(id)) * 1099511628211ull;
+  return h;
+}
+
 // The same prompt: ids, and the same images (the same tensors, or equal ones).
 bool SamePrompt(const GenerationRequest& a, const GenerationRequest& b) {
   if (a.prompt_ids != b.prompt_ids || HasPixels(a) != HasPixels(b)) return false;
@@ -449,6 +456,7 @@ struct GenerationEngine::Impl {
     GenerationResult result;
     std::mt19937_64 rng;
     int64_t budget = 0;  // prompt + max_new_tokens
+    uint64_t hash = 0;   // PromptHash
     bool cancelled = false;
   };
 
@@ -468,6 +476,7 @@ struct GenerationEngine::Impl {
   }
 
   void Reset() {
+    prefilled.clear();
     requests.clear();
     waiting.clear();
     row_id.clear();
@@ -487,6 +496,15 @@ struct GenerationEngine::Impl {
   std::unique_ptr<KvCache> cache;  // slots; row r of the active rows runs request row_id[r]
   std::vector<int64_t> row_id;
   at::Tensor hidden;  // [rows, hidden]: the last hidden state of each running row, to sample from
+  // Prompts prefilled at an earlier step whose other samples still wait for a row (share_prefill).
+  struct Prefilled {
+    GenerationRequest prompt;
+    uint64_t hash = 0;
+    std::shared_ptr<KvCache> cache;  // that step's prompt cache
+    int64_t row = 0, length = 0, delta = 0;
+    at::Tensor hidden;  // [hidden] of the prompt's last token
+  };
+  std::vector<Prefilled> prefilled;
   int64_t next_id = 0;
   int64_t tokens_in_flight = 0;
   GenerationStats stats;
@@ -501,6 +519,7 @@ absl::StatusOr<std::vector<std::pair<int64_t, GenerationResult>>> GenerationEngi
     std::vector<int64_t> members;  // requests sharing it
   };
   std::vector<Group> groups;
+  std::vector<std::pair<int64_t, int64_t>> reused;  // (request, index into prefilled)
   int64_t admitted = 0, prefill_tokens = 0;
   const int64_t running_rows = static_cast<int64_t>(row_id.size());
   while (!waiting.empty()) {
@@ -515,27 +534,35 @@ absl::StatusOr<std::vector<std::pair<int64_t, GenerationResult>>> GenerationEngi
     if (!first && options.max_batch_rows > 0 && running_rows + admitted >= options.max_batch_rows) break;
     if (!first && options.max_batch_tokens > 0 && tokens_in_flight + r.budget > options.max_batch_tokens) break;
     Group* group = nullptr;
+    int64_t earlier = -1;  // a prompt prefilled at an earlier step that this request can copy
     if (options.share_prefill) {
       for (Group& g : groups) {
-        if (SamePrompt(requests.at(g.first).request, r.request)) {
+        const Request& first_of_group = requests.at(g.first);
+        if (first_of_group.hash == r.hash && SamePrompt(first_of_group.request, r.request)) {
           group = &g;
           break;
         }
       }
+      for (size_t e = 0; group == nullptr && e < prefilled.size(); ++e) {
+        if (prefilled[e].hash == r.hash && SamePrompt(prefilled[e].prompt, r.request)) earlier = static_cast<int64_t>(e);
+      }
     }
-    if (group == nullptr) {
+    if (earlier >= 0) {
+      reused.emplace_back(id, earlier);
+    } else if (group == nullptr) {
       const auto n = static_cast<int64_t>(r.request.prompt_ids.size());
       if (admitted > 0 && options.max_prefill_tokens > 0 && prefill_tokens + n > options.max_prefill_tokens) break;
       prefill_tokens += n;
       groups.push_back({id, {}});
       group = &groups.back();
     }
-    group->members.push_back(id);
+    if (earlier < 0) group->members.push_back(id);
     ++admitted;
     tokens_in_flight += r.budget;
     waiting.pop_front();
   }
 
+  std::vector<at::Tensor> new_hidden;  // per admitted row, in the order the rows are added
   if (!groups.empty()) {
     // One prefill forward for the distinct prompts, right-padded (no padding: no mask at all).
     const auto G = static_cast<int64_t>(groups.size());
@@ -547,6 +574,7 @@ absl::StatusOr<std::vector<std::pair<int64_t, GenerationResult>>> GenerationEngi
       width = std::max(width, n);
       for (int64_t id : g.members) capacity = std::max(capacity, requests.at(id).budget);
     }
+    for (const auto& [id, e] : reused) capacity = std::max(capacity, requests.at(id).budget);
     at::Tensor ids = torch::full({G, width}, options.pad_token_id, torch::kLong);
     at::Tensor mask = torch::zeros({G, width}, torch::kLong);
     std::vector<at::Tensor> pixels, grids;
@@ -568,8 +596,8 @@ absl::StatusOr<std::vector<std::pair<int64_t, GenerationResult>>> GenerationEngi
       prefill.pixel_values = torch::cat(pixels, 0);
       prefill.image_grid_thw = torch::cat(grids, 0);
     }
-    KvCache prompt_cache(config, G, width, dtype, device);
-    prefill.cache = &prompt_cache;
+    auto prompt_cache = std::make_shared<KvCache>(config, G, width, dtype, device);
+    prefill.cache = prompt_cache.get();
     auto out = model.Forward(prefill);
     if (!out.ok()) return out.status();
     stats.prefill_rows += G;
@@ -589,22 +617,82 @@ absl::StatusOr<std::vector<std::pair<int64_t, GenerationResult>>> GenerationEngi
         row_id.push_back(id);
       }
     }
-    cache->set_active_rows(running_rows + admitted);
+    const auto from_groups = static_cast<int64_t>(source_group.size());
+    cache->set_active_rows(running_rows + from_groups);
     if (same_length) {
       std::vector<int64_t> row_deltas;
       for (int64_t g : source_group) row_deltas.push_back(deltas[g]);
-      cache->LoadRows(running_rows, prompt_cache, torch::tensor(source_group, torch::kLong).to(device), width,
+      cache->LoadRows(running_rows, *prompt_cache, torch::tensor(source_group, torch::kLong).to(device), width,
                       row_deltas);
     } else {
-      for (size_t j = 0; j < source_group.size(); ++j) {
+      for (int64_t j = 0; j < from_groups; ++j) {
         const int64_t g = source_group[j];
-        cache->LoadRow(running_rows + static_cast<int64_t>(j), prompt_cache, g, 0, lengths[g], deltas[g]);
+        cache->LoadRow(running_rows + j, *prompt_cache, g, 0, lengths[g], deltas[g]);
       }
     }
-    at::Tensor new_hidden = static_cast<int64_t>(source_group.size()) == G
-                                ? prompt_hidden
-                                : prompt_hidden.index_select(0, torch::tensor(source_group, torch::kLong).to(device));
-    hidden = running_rows == 0 ? new_hidden : torch::cat({hidden, new_hidden}, 0);
+    new_hidden.push_back(from_groups == G ? prompt_hidden
+                                          : prompt_hidden.index_select(
+                                                0, torch::tensor(source_group, torch::kLong).to(device)));
+    // Kept for the samples of these prompts that could not join yet (see below).
+    for (int64_t g = 0; g < G; ++g) {
+      Prefilled p;
+      p.prompt = requests.at(groups[g].first).request;
+      p.hash = requests.at(groups[g].first).hash;
+      p.cache = prompt_cache;
+      p.row = g;
+      p.length = lengths[g];
+      p.delta = deltas[g];
+      p.hidden = prompt_hidden[g];
+      prefilled.push_back(std::move(p));
+    }
+  }
+  if (!reused.empty()) {
+    // Requests whose prompt was prefilled at an earlier step: their rows are copies of it.
+    int64_t capacity = 0;
+    for (const auto& [id, e] : reused) capacity = std::max(capacity, requests.at(id).budget);
+    Reserve(static_cast<int64_t>(row_id.size() + reused.size()), capacity);
+    std::vector<at::Tensor> rows;
+    for (const auto& [id, e] : reused) {
+      const Prefilled& p = prefilled[static_cast<size_t>(e)];
+      const auto slot = static_cast<int64_t>(row_id.size());
+      cache->set_active_rows(slot + 1);
+      cache->LoadRow(slot, *p.cache, p.row, 0, p.length, p.delta);
+      row_id.push_back(id);
+      rows.push_back(p.hidden);
+    }
+    new_hidden.push_back(torch::stack(rows));
+  }
+  if (!new_hidden.empty()) {
+    at::Tensor joined = new_hidden.size() == 1 ? new_hidden[0] : torch::cat(new_hidden, 0);
+    hidden = running_rows == 0 ? joined : torch::cat({hidden, joined}, 0);
+  }
+  // A prefilled prompt is kept while a waiting request has it (the rest of its samples), and the most
+  // recent ones also while their prompt caches take at most a quarter of the slot cache's memory (a
+  // caller that queues its samples behind running rows, as r1r-serve's batcher does, finds them there).
+  if (!prefilled.empty()) {
+    std::vector<Prefilled> kept;
+    std::vector<const KvCache*> counted;
+    int64_t kept_bytes = 0;
+    const int64_t budget = cache ? cache->bytes() / 4 : 0;
+    for (auto it = prefilled.rbegin(); it != prefilled.rend(); ++it) {  // newest first
+      Prefilled& p = *it;
+      bool wanted = false;
+      for (int64_t id : waiting) {
+        const Request& r = requests.at(id);
+        if (!r.cancelled && r.hash == p.hash && SamePrompt(p.prompt, r.request)) {
+          wanted = true;
+          break;
+        }
+      }
+      const bool new_cache = std::find(counted.begin(), counted.end(), p.cache.get()) == counted.end();
+      const int64_t extra = new_cache ? p.cache->bytes() : 0;
+      if (!wanted && kept_bytes + extra > budget) continue;
+      if (new_cache) counted.push_back(p.cache.get());
+      kept_bytes += extra;
+      kept.push_back(std::move(p));
+    }
+    std::reverse(kept.begin(), kept.end());
+    prefilled = std::move(kept);
   }
 
   std::vector<std::pair<int64_t, GenerationResult>> finished;
@@ -699,6 +787,7 @@ absl::StatusOr<int64_t> GenerationEngine::Add(GenerationRequest request) {
   Impl::Request r;
   r.budget = static_cast<int64_t>(request.prompt_ids.size()) + request.sampling.max_new_tokens;
   r.rng.seed(request.sampling.seed);
+  r.hash = PromptHash(request);
   r.request = std::move(request);
   impl_->requests.emplace(id, std::move(r));
   impl_->waiting.push_back(id);

@@ -74,6 +74,9 @@ class KvCache {
   // A new cache with room for `batch` slots of `capacity` tokens holding this one's slots.
   KvCache Grown(const ModelConfig& config, int64_t batch, int64_t capacity) const;
 
+  // Bytes the cache holds (keys and values of every layer, at full capacity).
+  int64_t bytes() const;
+
   // Bytes of cache one token of one sequence occupies: 2 (k, v) * layers * kv_heads * head_dim * elem.
   static int64_t BytesPerToken(const ModelConfig& config, at::ScalarType dtype);
 
@@ -89,6 +92,7 @@ class KvCache {
   int64_t active_ = 0;
   std::vector<int64_t> row_lengths_;
   at::Tensor row_lengths_device_;  // [batch] int64, mirrors row_lengths_
+  at::Tensor append_rows_;         // arange(active rows) for Append
 };
 
 }  // namespace r1r::model

@@ -34,7 +34,10 @@ std::pair<at::Tensor, at::Tensor> KvCache::Append(int64_t layer, const at::Tenso
   if (slots_) {
     TORCH_CHECK(n == 1 && k.size(0) == active_, "a slot cache takes one new token per active row");
     const int64_t end = length() + 1;
-    at::Tensor rows = torch::arange(active_, torch::dtype(torch::kLong).device(k.device()));
+    if (!append_rows_.defined() || append_rows_.size(0) != active_ || append_rows_.device() != k.device()) {
+      append_rows_ = torch::arange(active_, torch::dtype(torch::kLong).device(k.device()));  // once per batch size
+    }
+    const at::Tensor& rows = append_rows_;
     at::Tensor at_length = row_lengths();
     using torch::indexing::Slice;
     keys_[layer].index_put_({rows, Slice(), at_length}, k.select(2, 0));
@@ -139,6 +142,14 @@ KvCache KvCache::Grown(const ModelConfig& config, int64_t batch, int64_t capacit
   grown.rope_deltas_.narrow(0, 0, active_).copy_(rope_deltas_.narrow(0, 0, active_));
   grown.active_ = active_;
   return grown;
+}
+
+int64_t KvCache::bytes() const {
+  int64_t total = 0;
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    total += (keys_[i].numel() + values_[i].numel()) * static_cast<int64_t>(keys_[i].element_size());
+  }
+  return total;
 }
 
 int64_t KvCache::BytesPerToken(const ModelConfig& config, at::ScalarType dtype) {

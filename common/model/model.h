@@ -35,7 +35,9 @@ struct ForwardInput {
   at::Tensor position_ids;
   at::Tensor pixel_values;    // [num_patches, C*T*P*P] (HF layout); undefined = no images
   at::Tensor image_grid_thw;  // [num_images, 3] int64, images in batch order
-  KvCache* cache = nullptr;   // prefill when cache->length() == 0; Forward advances it by L
+  // Prefill when cache->length() == 0; Forward advances it by L. A slot cache (KvCache::EnableSlots,
+  // continuous batching) takes one token per active row ([rows, 1], no mask, positions or images).
+  KvCache* cache = nullptr;
   // Activation checkpointing of the decoder layers and the vision blocks when grad mode is on: saves
   // memory for a second forward per layer in backward. Parameter gradients then reach .grad only via
   // loss.backward().

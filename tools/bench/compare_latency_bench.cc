@@ -2,7 +2,8 @@
 // r1r-serve (real gRPC on loopback, the dynamic batcher, a tiny random model unless --model-dir is given).
 //
 //   compare_latency_bench [--model-dir DIR] [--requests 24] [--votes 1] [--max-new-tokens 32]
-//                         [--max-batch 8] [--batch-window-ms 5] [--clients 1,8]
+//                         [--max-batch 8] [--batch-window-ms 5] [--clients 1,8] [--continuous 1]
+// --continuous 0: the static batches of before (jobs arriving within the window run together to the end).
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,7 +61,8 @@ int main(int argc, char** argv) {
       .Value("max-new-tokens", "32", "generation budget per sample")
       .Value("max-batch", "8", "server --max-batch")
       .Value("batch-window-ms", "5", "server --batch-window-ms")
-      .Value("clients", "1,8", "concurrency levels");
+      .Value("clients", "1,8", "concurrency levels")
+      .Value("continuous", "1", "1: continuous batching; 0: static batches within the window");
   if (absl::Status s = f.Parse(argc, argv); !s.ok()) {
     std::fprintf(stderr, "%s\n%s", std::string(s.message()).c_str(), f.Help().c_str());
     return 2;
@@ -89,6 +91,7 @@ int main(int argc, char** argv) {
   o.model_dir = model_dir;
   o.batching.max_batch = static_cast<int>(f.GetInt("max-batch").value_or(8));
   o.batching.window = absl::Milliseconds(f.GetInt("batch-window-ms").value_or(5));
+  o.batching.continuous = f.GetInt("continuous").value_or(1) != 0;
   o.default_max_new_tokens = static_cast<int>(f.GetInt("max-new-tokens").value_or(32));
   r1r::rpc::ServerOptions so;
   so.service_name = "serve";

@@ -162,13 +162,34 @@ int main(int argc, char** argv) {
 
   std::printf("| batch | prefill + 1 token, s | total, s | tokens/s (end to end) | decode tokens/s |\n");
   std::printf("|------:|---------------------:|---------:|----------------------:|----------------:|\n");
-  std::ostringstream json;
-  json << "{\"device\": \"" << device.str() << "\", \"dtype\": \"" << dtype_name << "\", \"prompt_tokens\": "
+  // The JSON is rewritten after every batch size, so a run cut short by a timeout keeps what it measured.
+  std::ostringstream head;
+  head << "{\"device\": \"" << device.str() << "\", \"dtype\": \"" << dtype_name << "\", \"prompt_tokens\": "
        << prompt_tokens << ", \"image_px\": " << image_px << ", \"new_tokens\": " << new_tokens
        << ", \"weight_bytes_per_token\": " << weight_bytes << ", \"kv_bytes_per_token\": " << kv_bytes
-       << ", \"all_weight_bytes\": " << all_bytes << ", \"runs\": [";
+       << ", \"all_weight_bytes\": " << all_bytes;
+  const double roofline = bandwidth / static_cast<double>(weight_bytes + kv_bytes);
+  std::vector<std::string> runs;
   double batch1_decode = 0;
   std::vector<int64_t> batch1_tokens;
+  auto compose = [&] {
+    std::ostringstream json;
+    json << head.str() << ", \"runs\": [";
+    for (size_t i = 0; i < runs.size(); ++i) json << (i ? ", " : "") << runs[i];
+    json << "], \"bandwidth_bytes_per_s\": " << bandwidth << ", \"roofline_tokens_per_s\": " << roofline;
+    if (batch1_decode > 0) {
+      json << ", \"batch1_decode_tokens_per_s\": " << batch1_decode
+           << ", \"batch1_roofline_fraction\": " << batch1_decode / roofline << ", \"batch1_tokens\": [";
+      for (size_t i = 0; i < batch1_tokens.size(); ++i) json << (i ? ", " : "") << batch1_tokens[i];
+      json << "]";
+    }
+    json << "}";
+    if (flags.count("json_out")) {
+      std::ofstream out(Get(flags, "json_out", ""));
+      out << json.str() << "\n";
+    }
+    return json.str();
+  };
   for (size_t i = 0; i < batches.size(); ++i) {
     const int64_t b = batches[i];
     const double prefill = generate(b, 1, nullptr);
@@ -176,7 +197,8 @@ int main(int argc, char** argv) {
     const double total = generate(b, new_tokens, &results);
     int64_t tokens = 0;
     for (const auto& r : results) tokens += static_cast<int64_t>(r.token_ids.size());
-    const double decode_rate = static_cast<double>(tokens - b) / std::max(1e-9, total - prefill);
+    // Decode alone: the full run less the prefill run (0 when noise makes that difference meaningless).
+    const double decode_rate = total > 1.05 * prefill ? static_cast<double>(tokens - b) / (total - prefill) : 0.0;
     if (b == 1) {
       batch1_decode = decode_rate;
       batch1_tokens = results[0].token_ids;
@@ -184,27 +206,19 @@ int main(int argc, char** argv) {
     std::printf("| %5lld | %20.3f | %8.3f | %21.1f | %15.1f |\n", static_cast<long long>(b), prefill, total,
                 tokens / total, decode_rate);
     std::fflush(stdout);
-    json << (i ? ", " : "") << "{\"batch\": " << b << ", \"prefill_s\": " << prefill << ", \"total_s\": " << total
-         << ", \"tokens\": " << tokens << ", \"tokens_per_s\": " << tokens / total
-         << ", \"decode_tokens_per_s\": " << decode_rate << "}";
+    std::ostringstream run;
+    run << "{\"batch\": " << b << ", \"prefill_s\": " << prefill << ", \"total_s\": " << total
+        << ", \"tokens\": " << tokens << ", \"tokens_per_s\": " << tokens / total
+        << ", \"decode_tokens_per_s\": " << decode_rate << "}";
+    runs.push_back(run.str());
+    compose();
   }
-  const double roofline = bandwidth / static_cast<double>(weight_bytes + kv_bytes);
-  json << "], \"bandwidth_bytes_per_s\": " << bandwidth << ", \"roofline_tokens_per_s\": " << roofline;
   if (batch1_decode > 0) {
     std::printf("\nbatch-1 decode: %.1f tokens/s; roofline %.1f tokens/s (%.2f GB of weights + %.3f GB of KV cache per "
                 "token at %.1f TB/s): %.1f%%\n",
                 batch1_decode, roofline, weight_bytes / 1e9, kv_bytes / 1e9, bandwidth / 1e12,
                 100.0 * batch1_decode / roofline);
-    json << ", \"batch1_decode_tokens_per_s\": " << batch1_decode
-         << ", \"batch1_roofline_fraction\": " << batch1_decode / roofline << ", \"batch1_tokens\": [";
-    for (size_t i = 0; i < batch1_tokens.size(); ++i) json << (i ? ", " : "") << batch1_tokens[i];
-    json << "]";
   }
-  json << "}";
-  if (flags.count("json_out")) {
-    std::ofstream out(Get(flags, "json_out", ""));
-    out << json.str() << "\n";
-  }
-  std::printf("%s\n", json.str().c_str());
+  std::printf("%s\n", compose().c_str());
   return 0;
 }

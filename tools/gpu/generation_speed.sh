@@ -75,14 +75,16 @@ else
 fi
 ls -la "$MODEL" 2>/dev/null | head
 
-stage "r1r: gpu_generate_bench (batches $BATCHES)"
-PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run 100 stdbuf -o0 "$B/tools/bench/gpu_generate_bench" \
+# What is left is shared: 45% for r1r, the rest for transformers (slower, and it loads the model again).
+SHARE=$(( (DEADLINE - SECONDS - 15) * 45 / 100 ))
+stage "r1r: gpu_generate_bench (batches $BATCHES, ${SHARE}s)"
+PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run $SHARE stdbuf -o0 "$B/tools/bench/gpu_generate_bench" \
   --model_dir="$MODEL" --device=cuda --dtype=bf16 --batches="$BATCHES" --prompt_tokens=512 --image_px=448 \
   --new_tokens=256 --bandwidth_tbs="${BANDWIDTH_TBS:-4.8}" --prompts_out=$PROMPTS --json_out="$OUT/generation_speed_r1r.json"
 
 stage "transformers generate (sdpa), same weights and prompts"
 if [ -f $PROMPTS ]; then
-  PYTHONUNBUFFERED=1 run 110 python3 tools/gpu/hf_generate.py "$MODEL" $PROMPTS "$OUT/generation_speed_hf.json" \
+  PYTHONUNBUFFERED=1 run $(( DEADLINE - SECONDS - 15 )) python3 tools/gpu/hf_generate.py "$MODEL" $PROMPTS "$OUT/generation_speed_hf.json" \
     --batches "$BATCHES" --new 256
 else
   echo "no prompts file: the r1r stage did not get as far as writing it"

@@ -73,8 +73,9 @@ def main():
             first_tokens = out[0].tolist()
         print(f"batch {b}: {tokens} tokens in {seconds:.3f} s = {tokens / seconds:.1f} tokens/s", flush=True)
         runs.append({"batch": b, "total_s": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds})
-    json.dump({"runs": runs, "batch1_tokens": first_tokens, "transformers_mm_token_type_ids": takes_types},
-              open(args.out, "w"))
+        # After every batch size: a run cut short by a timeout keeps what it measured.
+        json.dump({"runs": runs, "batch1_tokens": first_tokens, "transformers_mm_token_type_ids": takes_types},
+                  open(args.out, "w"))
 
 
 if __name__ == "__main__":

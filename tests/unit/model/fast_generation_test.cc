@@ -192,6 +192,11 @@ TEST(model, SharedPrefillEqualsIndependentGeneration) {
     ExpectSame(shared, independent, "shared vs independent prefill");
     EXPECT_EQ(shared_stats.prefill_rows, 2);
     EXPECT_EQ(independent_stats.prefill_rows, 6);
+    // Two rows at a time: the samples that join later copy the prefill kept from the first step.
+    GenerationStats narrow_stats;
+    ExpectSame(MustGenerate(*model, requests, {.max_batch_rows = 2, .stats = &narrow_stats}), independent,
+               "2 rows at a time, shared prefill");
+    EXPECT_EQ(narrow_stats.prefill_rows, 2);
     // ... and each sample equals its request generated alone.
     for (size_t i = 0; i < requests.size(); ++i) {
       ExpectSame({shared[i]}, MustGenerate(*model, {requests[i]}, {}), "shared vs alone");
