@@ -65,7 +65,7 @@ int64_t PeakBytes() {
 #ifdef R1R_HAVE_CUDA_STATS
   if (Cuda()) {
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
-    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+    return stats.allocated_bytes[0].peak;  // [0]: StatType::AGGREGATE (its namespace moved between versions)
   }
 #endif
   return -1;
