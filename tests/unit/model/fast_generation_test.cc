@@ -317,3 +317,48 @@ TEST(model, CausalPrefillWithoutMaskEqualsPaddedRows) {
 
 }  // namespace
 }  // namespace r1r::model
+
+namespace r1r::model {
+namespace {
+
+// Many ragged requests (duplicated prompts as votes, stops, lengths) through every admission limit:
+// no step runs out of cache, and every request returns what it returns alone.
+TEST(model, ContinuousBatchingStressMatchesRequestsAlone) {
+  auto model = testing::MakeTinyModel();
+  const ModelConfig& c = model->config();
+  std::mt19937_64 rng(99);
+  std::vector<GenerationRequest> requests;
+  for (int i = 0; i < 14; ++i) {
+    GenerationRequest r;
+    if (i % 4 == 0) {
+      r.prompt_ids = testing::PromptWithImage(c, 8, 8, 1 + static_cast<int64_t>(rng() % 6), 2);
+      r.pixel_values = testing::RandomPixels(c, 8, 8, 50 + i);
+      r.image_grid_thw = testing::Grid(8, 8);
+    } else {
+      r.prompt_ids = testing::TextPrompt(3 + static_cast<int64_t>(rng() % 40), i);
+    }
+    r.sampling.temperature = 1.0;
+    r.sampling.max_new_tokens = 1 + static_cast<int64_t>(rng() % 20);
+    r.sampling.stop_token_ids = {static_cast<int64_t>(rng() % 400), static_cast<int64_t>(rng() % 400)};
+    r.sampling.seed = 300 + i;
+    requests.push_back(r);
+    if (i % 3 == 0) {  // a second vote of the same prompt
+      r.sampling.seed += 1000;
+      requests.push_back(r);
+    }
+  }
+  std::vector<GenerationResult> alone;
+  for (const auto& r : requests) alone.push_back(MustGenerate(*model, {r}, {})[0]);
+  for (int64_t rows : {0, 1, 2, 3, 5, 8}) {
+    for (int64_t tokens : {0, 60}) {
+      GenerateOptions o;
+      o.max_batch_rows = rows;
+      o.max_batch_tokens = tokens;
+      o.max_prefill_tokens = rows == 3 ? 30 : 0;
+      ExpectSame(MustGenerate(*model, requests, o), alone, "stress");
+    }
+  }
+}
+
+}  // namespace
+}  // namespace r1r::model
