@@ -30,26 +30,15 @@ void CountParams(ModelShape& m) {
                     (merged * merged + merged) + (merged * m.v_out + m.v_out);
 }
 
-// The published Qwen2.5-VL configs, for planning before the weights are on this machine.
 bool PublishedShape(const std::string& path, ModelShape& m) {
-  struct Known {
-    const char* tag;
-    double hidden, layers, heads, kv, inter;
-    bool tied;
-  };
-  static const Known kKnown[] = {{"-3B", 2048, 36, 16, 2, 11008, true},
-                                 {"-7B", 3584, 28, 28, 4, 18944, false},
-                                 {"-32B", 5120, 64, 40, 8, 27648, false},
-                                 {"-72B", 8192, 80, 64, 8, 29568, false}};
-  for (const Known& k : kKnown) {
-    if (path.find(k.tag) == std::string::npos) continue;
-    m.hidden = k.hidden, m.layers = k.layers, m.heads = k.heads, m.kv_heads = k.kv, m.intermediate = k.inter;
-    m.tied = k.tied;
-    m.vocab = k.tied ? 151936 : 152064;
-    m.v_hidden = 1280, m.v_depth = 32, m.v_intermediate = 3420, m.v_heads = 16, m.v_out = k.hidden;
-    return true;
-  }
-  return false;
+  const PublishedQwen25Vl* k = FindPublishedQwen25Vl(path);
+  if (k == nullptr) return false;
+  m.hidden = k->hidden, m.layers = k->layers, m.heads = k->heads, m.kv_heads = k->kv_heads;
+  m.intermediate = k->intermediate;
+  m.tied = k->tied;
+  m.vocab = k->tied ? 151936 : 152064;
+  m.v_hidden = 1280, m.v_depth = 32, m.v_intermediate = 3420, m.v_heads = 16, m.v_out = k->hidden;
+  return true;
 }
 
 // Bytes kept for backward per text token of one decoder layer (b: activation dtype bytes; S: keys per
@@ -77,6 +66,17 @@ double VisionBlockBytes(const ModelShape& m, double b, double seg, bool fused) {
 }
 
 }  // namespace
+
+const PublishedQwen25Vl* FindPublishedQwen25Vl(const std::string& model_path) {
+  static const PublishedQwen25Vl kPublished[] = {{"-3B", 2048, 36, 16, 2, 11008, true},
+                                                 {"-7B", 3584, 28, 28, 4, 18944, false},
+                                                 {"-32B", 5120, 64, 40, 8, 27648, false},
+                                                 {"-72B", 8192, 80, 64, 8, 29568, false}};
+  for (const PublishedQwen25Vl& k : kPublished) {
+    if (model_path.find(k.tag) != std::string::npos) return &k;
+  }
+  return nullptr;
+}
 
 ModelShape ReadModelShape(const JobSpec& spec) {
   ModelShape m;

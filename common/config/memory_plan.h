@@ -25,6 +25,15 @@
 
 namespace r1r::config {
 
+// A published Qwen2.5-VL-Instruct's text sizes (its vision tower is the same in every size), matched by a
+// tag in the model path ("-7B"), for planning before the weights are on this machine. nullptr: none.
+struct PublishedQwen25Vl {
+  const char* tag;
+  int hidden, layers, heads, kv_heads, intermediate;
+  bool tied;
+};
+const PublishedQwen25Vl* FindPublishedQwen25Vl(const std::string& model_path);
+
 // What the plan needs of a Qwen2.5-VL: from <model.path>/config.json, the tiny spec, or the published
 // config matched by name ("-7B").
 struct ModelShape {

@@ -25,25 +25,14 @@ double VisionParams(double h, double depth, double inter, double out_hidden) {
   return patch + depth * block + merger;
 }
 
-// The published Qwen2.5-VL configs, for planning before the weights are on this machine.
+// A published Qwen2.5-VL's config.json, for planning before the weights are on this machine.
 nlohmann::json KnownConfig(const std::string& path) {
-  struct Known {
-    const char* tag;
-    int hidden, layers, heads, kv, inter;
-    bool tied;
-  };
-  static const Known kKnown[] = {{"-3B", 2048, 36, 16, 2, 11008, true},
-                                 {"-7B", 3584, 28, 28, 4, 18944, false},
-                                 {"-32B", 5120, 64, 40, 8, 27648, false},
-                                 {"-72B", 8192, 80, 64, 8, 29568, false}};
-  for (const Known& k : kKnown) {
-    if (path.find(k.tag) == std::string::npos) continue;
-    return {{"hidden_size", k.hidden}, {"num_hidden_layers", k.layers}, {"num_attention_heads", k.heads},
-            {"num_key_value_heads", k.kv}, {"intermediate_size", k.inter}, {"vocab_size", k.tied ? 151936 : 152064},
-            {"tie_word_embeddings", k.tied},
-            {"vision_config", {{"hidden_size", 1280}, {"depth", 32}, {"intermediate_size", 3420}, {"out_hidden_size", k.hidden}}}};
-  }
-  return nullptr;
+  const PublishedQwen25Vl* k = FindPublishedQwen25Vl(path);
+  if (k == nullptr) return nullptr;
+  return {{"hidden_size", k->hidden}, {"num_hidden_layers", k->layers}, {"num_attention_heads", k->heads},
+          {"num_key_value_heads", k->kv_heads}, {"intermediate_size", k->intermediate},
+          {"vocab_size", k->tied ? 151936 : 152064}, {"tie_word_embeddings", k->tied},
+          {"vision_config", {{"hidden_size", 1280}, {"depth", 32}, {"intermediate_size", 3420}, {"out_hidden_size", k->hidden}}}};
 }
 
 double Num(const nlohmann::json& j, const char* key, double fallback) {
