@@ -44,23 +44,12 @@ run 20 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 run 30 python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())'
 
 stage "build"
-DEPS=/tmp/deps
-mkdir -p $DEPS && for f in .gpudeps/*.deb; do [ -f "$f" ] && dpkg -x "$f" $DEPS; done
-export LD_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-export PATH=/usr/local/cuda/bin:$PATH
+source tools/gpu/cuda_build.sh
+gpu_env
 if [ -x "$B/tools/bench/gpu_generate_bench" ] && [ "${REBUILD:-0}" != 1 ]; then
   echo "using $B/tools/bench/gpu_generate_bench (already built)"
 else
-  TORCH_PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-  CUDNN=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)
-  configure() {
-    timeout 90 cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DR1R_SERVICES=OFF -DR1R_BENCH=ON -DR1R_CUDA=ON \
-      -DCMAKE_PREFIX_PATH="$DEPS/usr;$TORCH_PREFIX" -DCMAKE_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu \
-      -DCMAKE_CXX_FLAGS="-isystem $DEPS/usr/include/x86_64-linux-gnu" -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc "$@"
-  }
-  # An existing build dir (another script's) keeps its cache; R1R_BENCH=ON adds the bench targets.
-  configure -DCUDNN_INCLUDE_PATH="$CUDNN/include" -DCUDNN_LIBRARY_PATH="$CUDNN/lib" > /tmp/gs_configure.txt 2>&1 || \
-    { [ -f "$B/CMakeCache.txt" ] || rm -rf $B; configure -DCAFFE2_USE_CUDNN=OFF -DUSE_CUDNN=OFF >> /tmp/gs_configure.txt 2>&1; }
+  cuda_configure $B /tmp/gs_configure.txt
   echo "[configure exit $? after ${SECONDS}s]"
   tail -3 /tmp/gs_configure.txt
   run 150 ninja -C $B -k 0 -j16 gpu_generate_bench > /tmp/gs_build.txt 2>&1

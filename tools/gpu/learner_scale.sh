@@ -45,19 +45,9 @@ stage "build"
 if [ -x "$B/tools/bench/learner_scale_bench" ]; then
   echo "using $B/tools/bench/learner_scale_bench (already built)"
 else
-  DEPS=/tmp/deps
-  mkdir -p $DEPS && for f in .gpudeps/*.deb; do dpkg -x "$f" $DEPS; done
-  export LD_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-  export PATH=/usr/local/cuda/bin:$PATH
-  TORCH_PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-  CUDNN=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)
-  configure() {
-    timeout 90 cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DR1R_SERVICES=OFF -DR1R_BENCH=ON -DR1R_CUDA=ON \
-      -DCMAKE_PREFIX_PATH="$DEPS/usr;$TORCH_PREFIX" -DCMAKE_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu \
-      -DCMAKE_CXX_FLAGS="-isystem $DEPS/usr/include/x86_64-linux-gnu" -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc "$@"
-  }
-  configure -DCUDNN_INCLUDE_PATH="$CUDNN/include" -DCUDNN_LIBRARY_PATH="$CUDNN/lib" > /tmp/ls_configure.txt 2>&1 || \
-    { rm -rf $B; configure -DCAFFE2_USE_CUDNN=OFF -DUSE_CUDNN=OFF >> /tmp/ls_configure.txt 2>&1; }
+  source tools/gpu/cuda_build.sh
+  gpu_env
+  cuda_configure $B /tmp/ls_configure.txt
   echo "[configure exit $? after ${SECONDS}s]"
   tail -3 /tmp/ls_configure.txt
   run 150 ninja -C $B -k 0 -j16 learner_scale_bench > /tmp/ls_build.txt 2>&1
