@@ -3,6 +3,7 @@
 // with SIGKILL that resumes from its checkpoint with the same version, counters and weights.
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -413,12 +414,14 @@ TEST(files, LearnerConfinesPathsAndReplacesOnlyDirectoriesItCreated) {
     const grpc::Status s = save(theirs);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << theirs << ": " << s.error_message();
   }
-  EXPECT_EQ(save("/var/tmp/r1r-outside-export").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // Outside every root; named per process so that a directory left by an older run cannot fail this one.
+  const std::string outside = "/var/tmp/r1r-outside-export-" + std::to_string(getpid());
+  EXPECT_EQ(save(outside).error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(save(w.dir + "/../../../../../../var/tmp/x").error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(fs::exists(w.dir + "/foreign/job-20260101-000000-abcdef.json"));
   EXPECT_TRUE(fs::is_symlink(w.dir + "/link"));
   EXPECT_TRUE(fs::exists(w.work_dir + "/model/tokenizer.json"));
-  EXPECT_FALSE(fs::exists("/var/tmp/r1r-outside-export"));
+  EXPECT_FALSE(fs::exists(outside));
   ASSERT_TRUE(save(w.dir + "/published").ok());
   EXPECT_TRUE(fs::exists(w.dir + "/published/.r1r-owned"));
   EXPECT_TRUE(fs::exists(w.dir + "/published/config.json"));
