@@ -66,13 +66,7 @@ void GenerationBatcher::ContinuousLoop() {
         mu_.Await(absl::Condition(&has_work));
       }
       if (stopping_) {
-        // Waiting jobs fail; the sequences in flight finish.
-        for (Entry& e : queue_) {
-          if (e.call->status.ok()) e.call->status = absl::UnavailableError("r1r-serve is shutting down");
-          --e.call->remaining;
-        }
-        queue_.clear();
-        UpdateQueueGauge();
+        FailWaitingJobs();
         if (in_flight.empty()) return;
       }
       // A generator on a replaced model takes no new jobs; it drains and the next one starts.
@@ -157,6 +151,15 @@ void GenerationBatcher::UpdateQueueGauge() {
   metrics_->queue_depth.Set(static_cast<double>(queue_.size()));
 }
 
+void GenerationBatcher::FailWaitingJobs() {
+  for (Entry& e : queue_) {
+    if (e.call->status.ok()) e.call->status = absl::UnavailableError("r1r-serve is shutting down");
+    --e.call->remaining;
+  }
+  queue_.clear();
+  UpdateQueueGauge();
+}
+
 absl::StatusOr<std::vector<model::GenerationResult>> GenerationBatcher::Run(const std::vector<GenerationJob>& jobs,
                                                                             const std::function<bool()>& cancelled) {
   if (jobs.empty()) return std::vector<model::GenerationResult>{};
@@ -194,12 +197,7 @@ void GenerationBatcher::Loop() {
       auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&has_work));
       if (stopping_) {
-        for (Entry& e : queue_) {
-          if (e.call->status.ok()) e.call->status = absl::UnavailableError("r1r-serve is shutting down");
-          --e.call->remaining;
-        }
-        queue_.clear();
-        UpdateQueueGauge();
+        FailWaitingJobs();
         return;
       }
       // Wait for company until the oldest job's window closes or a full batch is waiting.

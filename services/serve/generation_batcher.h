@@ -91,6 +91,8 @@ class GenerationBatcher {
   void Observe(size_t rows, double seconds, const absl::StatusOr<int64_t>& tokens);
   void Deliver(const std::vector<Entry>& batch, const absl::StatusOr<std::vector<model::GenerationResult>>& results);
   void UpdateQueueGauge() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // At shutdown: every waiting job fails as UNAVAILABLE (the sequences in flight finish).
+  void FailWaitingJobs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   GenerateFn generate_;
   StepGeneratorFactory factory_;
