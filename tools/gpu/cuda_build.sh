@@ -1,8 +1,24 @@
-# Sourced by the GPU scripts (scale_check.sh, learner_scale.sh, generation_speed.sh): the torch-only CUDA
-# build against the machine's PyTorch. The other dependencies come from .gpudeps/ (fetch_deps.sh).
+# Sourced by the GPU scripts (scale_check.sh, learner_scale.sh, generation_speed.sh): stages under a
+# deadline, and the torch-only CUDA build against the machine's PyTorch. The other dependencies come from
+# .gpudeps/ (fetch_deps.sh).
+#   stage NAME                     print a stage header with the seconds used of $DEADLINE
+#   run LIMIT CMD...               CMD under a timeout cut to what is left of $DEADLINE; logs its exit code
 #   gpu_env                        unpack .gpudeps into /tmp/deps; library, CUDA and compiler paths
 #   cuda_configure DIR [LOG]       configure DIR (cuDNN from the nvidia.cudnn wheel when it is there;
 #                                  otherwise, or when that fails, without cuDNN); output to LOG
+stage() { echo; echo "=== $1 ($(date +%T), ${SECONDS}s of ${DEADLINE}s)"; }
+# run LIMIT CMD...: the command under a timeout cut to the time left; logs its exit code.
+run() {
+  local limit=$1; shift
+  local left=$(( DEADLINE - SECONDS - 5 ))
+  (( limit > left )) && limit=$left
+  if (( limit < 5 )); then echo "skipped: no time left"; return 124; fi
+  timeout --kill-after=5 "$limit" "$@"
+  local rc=$?
+  echo "[exit $rc after ${SECONDS}s]"
+  return $rc
+}
+
 gpu_env() {
   DEPS=/tmp/deps
   mkdir -p $DEPS && for f in .gpudeps/*.deb; do [ -f "$f" ] && dpkg -x "$f" $DEPS; done

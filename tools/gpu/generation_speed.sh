@@ -26,25 +26,13 @@ B=${BUILD_DIR:-/tmp/b}
 MODEL=${MODEL_DIR:-/tmp/qwen25vl_3b_random}
 BATCHES=${BATCHES:-1,32,128}
 PROMPTS=/tmp/generation_speed_prompts.safetensors
-stage() { echo; echo "=== $1 ($(date +%T), ${SECONDS}s of ${DEADLINE}s)"; }
-# run LIMIT CMD...: the command under a timeout cut to the time left; logs its exit code.
-run() {
-  local limit=$1; shift
-  local left=$(( DEADLINE - SECONDS - 5 ))
-  (( limit > left )) && limit=$left
-  if (( limit < 5 )); then echo "skipped: no time left"; return 124; fi
-  timeout --kill-after=5 "$limit" "$@"
-  local rc=$?
-  echo "[exit $rc after ${SECONDS}s]"
-  return $rc
-}
+source tools/gpu/cuda_build.sh  # stage, run, gpu_env, cuda_configure
 
 stage "machine"
 run 20 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 run 30 python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())'
 
 stage "build"
-source tools/gpu/cuda_build.sh
 gpu_env
 if [ -x "$B/tools/bench/gpu_generate_bench" ] && [ "${REBUILD:-0}" != 1 ]; then
   echo "using $B/tools/bench/gpu_generate_bench (already built)"

@@ -23,18 +23,7 @@ DEADLINE=${DEADLINE:-235}
 B=${BUILD_DIR:-/tmp/b}
 MODEL=${MODEL_DIR:-/tmp/qwen25vl_3b_random}
 BATCH=/tmp/learner_scale_batch.safetensors
-stage() { echo; echo "=== $1 ($(date +%T), ${SECONDS}s of ${DEADLINE}s)"; }
-# run LIMIT CMD...: the command under a timeout cut to the time left; logs its exit code.
-run() {
-  local limit=$1; shift
-  local left=$(( DEADLINE - SECONDS - 5 ))
-  (( limit > left )) && limit=$left
-  if (( limit < 5 )); then echo "skipped: no time left"; return 124; fi
-  timeout --kill-after=5 "$limit" "$@"
-  local rc=$?
-  echo "[exit $rc after ${SECONDS}s]"
-  return $rc
-}
+source tools/gpu/cuda_build.sh  # stage, run, gpu_env, cuda_configure
 
 rm -f "$BATCH" /tmp/learner_scale_r1r.json /tmp/learner_scale_hf.json  # an earlier run's must not stand in
 stage "machine"
@@ -45,7 +34,6 @@ stage "build"
 if [ -x "$B/tools/bench/learner_scale_bench" ]; then
   echo "using $B/tools/bench/learner_scale_bench (already built)"
 else
-  source tools/gpu/cuda_build.sh
   gpu_env
   cuda_configure $B /tmp/ls_configure.txt
   echo "[configure exit $? after ${SECONDS}s]"
