@@ -37,6 +37,7 @@
 #include "common/model/model.h"
 #include "common/train/memory_meter.h"
 #include "common/train/optimizer.h"
+#include "tools/bench/bench_flags.h"
 
 using namespace r1r;
 using Clock = std::chrono::steady_clock;
@@ -95,20 +96,7 @@ int FreePort() {
   return port;
 }
 
-template <typename T>
-T Must(absl::StatusOr<T> v, const char* what) {
-  if (!v.ok()) {
-    std::cerr << what << ": " << v.status() << "\n";
-    std::exit(1);
-  }
-  return std::move(*v);
-}
-void Must(const absl::Status& s, const char* what) {
-  if (!s.ok()) {
-    std::cerr << what << ": " << s << "\n";
-    std::exit(1);
-  }
-}
+using bench::Must;
 
 // One rank of one row: prints "ROW <json>".
 int Child() {
@@ -217,18 +205,7 @@ std::string Mib(double b) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--", 0) != 0) continue;
-    a = a.substr(2);
-    const size_t eq = a.find('=');
-    const std::string key = a.substr(0, eq);
-    if (!kFlags.count(key)) {
-      std::cerr << "unknown flag --" << key << "\n";
-      return 2;
-    }
-    kFlags[key] = eq == std::string::npos ? "1" : a.substr(eq + 1);
-  }
+  if (!bench::ParseFlags(argc, argv, kFlags)) return 2;
   if (I("child")) return Child();
 
   const auto start = Clock::now();

@@ -31,6 +31,7 @@
 #include "common/rl/config.h"
 #include "common/rl/loss.h"
 #include "common/train/optimizer.h"
+#include "tools/bench/bench_flags.h"
 
 using namespace r1r;
 using Clock = std::chrono::steady_clock;
@@ -42,20 +43,7 @@ std::map<std::string, std::string> kFlags = {
     {"precision", "bf16_mixed"}, {"checkpointing", "1"}, {"steps", "2"}, {"batch_out", ""}, {"lr", "1e-5"}};
 int64_t I(const char* k) { return std::stoll(kFlags.at(k)); }
 
-template <typename T>
-T Must(absl::StatusOr<T> v, const char* what) {
-  if (!v.ok()) {
-    std::cerr << what << ": " << v.status() << std::endl;
-    std::exit(1);
-  }
-  return std::move(*v);
-}
-void Must(const absl::Status& s, const char* what) {
-  if (!s.ok()) {
-    std::cerr << what << ": " << s << std::endl;
-    std::exit(1);
-  }
-}
+using bench::Must;
 
 bool Cuda() { return kFlags.at("device").rfind("cuda", 0) == 0; }
 void Sync() {
@@ -94,18 +82,7 @@ config::ModelShape PlanShape(const model::ModelConfig& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--", 0) != 0) continue;
-    a = a.substr(2);
-    const size_t eq = a.find('=');
-    const std::string key = a.substr(0, eq);
-    if (!kFlags.count(key)) {
-      std::cerr << "unknown flag --" << key << "\n";
-      return 2;
-    }
-    kFlags[key] = eq == std::string::npos ? "1" : a.substr(eq + 1);
-  }
+  if (!bench::ParseFlags(argc, argv, kFlags)) return 2;
   const bool mixed = kFlags.at("precision") == "bf16_mixed";
   const bool checkpointing = I("checkpointing") != 0;
   model::ModelOptions mo;

@@ -30,6 +30,7 @@
 #include "common/train/policy.h"
 #include "common/train/sequence_batch.h"
 #include "common/train/trainer.h"
+#include "tools/bench/bench_flags.h"
 
 namespace fs = std::filesystem;
 using namespace r1r;
@@ -52,20 +53,7 @@ std::map<std::string, std::string> kFlags = {
 double F(const char* k) { return std::stod(kFlags.at(k)); }
 int64_t I(const char* k) { return std::stoll(kFlags.at(k)); }
 
-template <typename T>
-T Must(absl::StatusOr<T> v, const char* what) {
-  if (!v.ok()) {
-    std::cerr << what << ": " << v.status() << "\n";
-    std::exit(1);
-  }
-  return std::move(*v);
-}
-void Must(const absl::Status& s, const char* what) {
-  if (!s.ok()) {
-    std::cerr << what << ": " << s << "\n";
-    std::exit(1);
-  }
-}
+using bench::Must;
 
 struct EvalResult {
   double accuracy = 0, format = 0, count_right = 0;
