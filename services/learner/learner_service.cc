@@ -98,7 +98,12 @@ grpc::Status NotRankZero(const dist::ProcessGroup& group) {
 }  // namespace
 
 LearnerServiceImpl::LearnerServiceImpl(LearnerOptions options, obs::Metrics* metrics)
-    : options_(options), metrics_(metrics) {}
+    : options_(options), metrics_(metrics) {
+  // At 0 from start-up: a rate() needs a sample before the first checkpoint, or a short job leaves it empty.
+  if (metrics_ != nullptr) {
+    metrics_->Histogram("r1r_learner_checkpoint_seconds", "Time to write a training checkpoint in seconds.");
+  }
+}
 
 LearnerServiceImpl::~LearnerServiceImpl() = default;
 

@@ -557,6 +557,11 @@ void JobRunner::Start() {
   for (const char* outcome : {"succeeded", "failed"}) {
     metrics_->Counter("r1r_orchestrator_jobs_total", "Jobs finished, by outcome.", {{"outcome", outcome}});
   }
+  // Histograms too: a rate() needs a sample before the first step, or a short job leaves it empty.
+  for (const char* part : {"generation", "reward", "learner", "weight_sync"}) {
+    metrics_->Histogram("r1r_orchestrator_rl_part_seconds", "RL step time by part in seconds.", {{"part", part}});
+  }
+  metrics_->Histogram("r1r_orchestrator_rl_step_seconds", "Wall time of one RL step in seconds.");
   if (!targets_) {
     spdlog::warn("no --learner/--actors/--reward given: jobs are accepted and stored but not run");
     return;
