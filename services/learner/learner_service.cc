@@ -100,8 +100,14 @@ grpc::Status NotRankZero(const dist::ProcessGroup& group) {
 LearnerServiceImpl::LearnerServiceImpl(LearnerOptions options, obs::Metrics* metrics)
     : options_(options), metrics_(metrics) {
   // At 0 from start-up: a rate() needs a sample before the first checkpoint, or a short job leaves it empty.
-  if (metrics_ != nullptr) {
-    metrics_->Histogram("r1r_learner_checkpoint_seconds", "Time to write a training checkpoint in seconds.");
+  if (metrics_ == nullptr) return;
+  metrics_->Histogram("r1r_learner_checkpoint_seconds", "Time to write a training checkpoint in seconds.");
+  for (const char* phase : {"sft", "rl"}) {
+    metrics_->Histogram("r1r_learner_step_seconds", "Wall time of one learner step in seconds.", {{"phase", phase}});
+    for (const char* part : {"forward", "backward", "optimizer"}) {
+      metrics_->Histogram("r1r_learner_step_part_seconds", "Learner step time by part in seconds.",
+                          {{"phase", phase}, {"part", part}});
+    }
   }
 }
 
