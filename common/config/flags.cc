@@ -69,6 +69,15 @@ absl::StatusOr<int64_t> Flags::GetInt(const std::string& name) const {
   return v;
 }
 
+absl::StatusOr<int64_t> Flags::GetIntInRange(const std::string& name, int64_t min, int64_t max) const {
+  auto v = GetInt(name);
+  if (!v.ok()) return v.status();
+  if (*v < min || *v > max) {
+    return absl::InvalidArgumentError(absl::StrCat("flag --", name, " must be ", min, "..", max, ", got ", *v));
+  }
+  return *v;
+}
+
 absl::StatusOr<double> Flags::GetDouble(const std::string& name) const {
   double v = 0;
   if (!absl::SimpleAtod(Get(name), &v)) {

@@ -25,6 +25,8 @@ class Flags {
   const std::string& Get(const std::string& name) const;
   bool Has(const std::string& name) const;  // a switch was given / a value was set explicitly
   absl::StatusOr<int64_t> GetInt(const std::string& name) const;
+  // GetInt, and an error naming the flag and the range when the value is outside [min, max].
+  absl::StatusOr<int64_t> GetIntInRange(const std::string& name, int64_t min, int64_t max) const;
   absl::StatusOr<double> GetDouble(const std::string& name) const;
   const std::vector<std::string>& positionals() const { return positionals_; }
   std::string Help() const;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status/macros.h"
 #include "nlohmann/json.hpp"
 
 namespace r1r::model {
@@ -79,12 +80,6 @@ class FieldReader {
   std::vector<const Json*> scopes_;
   std::string scope_name_;
 };
-
-#define R1R_RETURN_IF_ERROR(expr)              \
-  do {                                         \
-    absl::Status _st = (expr);                 \
-    if (!_st.ok()) return _st;                 \
-  } while (0)
 
 absl::Status ParseText(const Json& root, TextConfig* t) {
   const Json* nested = root.contains("text_config") ? &root["text_config"] : nullptr;

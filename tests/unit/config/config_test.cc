@@ -152,5 +152,19 @@ TEST(config, FlagsParseBothStylesAndRejectUnknown) {
   EXPECT_THAT(std::string(g.Parse(2, missing).message()), HasSubstr("--listen needs a value"));
 }
 
+TEST(config, FlagsIntInRangeNamesTheFlagAndTheRange) {
+  Flags f;
+  f.Value("max-batch", "8", "rows").Value("votes", "0", "k").Value("retries", "x", "n");
+  const char* argv[] = {"prog"};
+  ASSERT_TRUE(f.Parse(1, argv).ok());
+  auto ok = f.GetIntInRange("max-batch", 1, 1024);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(*ok, 8);
+  auto low = f.GetIntInRange("votes", 1, 64);
+  EXPECT_EQ(low.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(low.status().message()), HasSubstr("--votes must be 1..64, got 0"));
+  EXPECT_THAT(std::string(f.GetIntInRange("retries", 0, 3).status().message()), HasSubstr("not an integer"));
+}
+
 }  // namespace
 }  // namespace r1r::config
