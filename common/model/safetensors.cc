@@ -19,15 +19,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/model/safetensors_header.h"
 #include "nlohmann/json.hpp"
 
 namespace r1r::model {
 namespace {
 
 using Json = nlohmann::json;
-
-// Largest header the reference implementation accepts; a bigger one means a corrupt length field.
-constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 
 struct DtypeInfo {
   const char* name;
@@ -40,6 +38,7 @@ constexpr DtypeInfo kDtypes[] = {
     {"U8", at::kByte, 1},       {"BOOL", at::kBool, 1},
 };
 
+// Every name here is one SafetensorsDtypeBytes knows, so a parsed entry always finds its type.
 const DtypeInfo* DtypeByName(const std::string& name) {
   for (const auto& d : kDtypes)
     if (name == d.name) return &d;
@@ -87,62 +86,6 @@ class FileMapping {
   size_t size_ = 0;
 };
 
-struct Entry {
-  std::string name;
-  const DtypeInfo* dtype;
-  std::vector<int64_t> shape;
-  uint64_t begin, end;
-};
-
-absl::Status Corrupt(const std::string& path, const std::string& tensor, const std::string& what) {
-  if (tensor.empty()) return absl::DataLossError(absl::StrCat(path, ": ", what));
-  return absl::DataLossError(absl::StrCat(path, ": tensor '", tensor, "': ", what));
-}
-
-absl::StatusOr<Entry> ParseEntry(const std::string& path, const std::string& name, const Json& v,
-                                 uint64_t data_bytes) {
-  Entry e;
-  e.name = name;
-  if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets")) {
-    return Corrupt(path, name, "header entry needs dtype, shape and data_offsets");
-  }
-  if (!v["dtype"].is_string() || (e.dtype = DtypeByName(v["dtype"].get<std::string>())) == nullptr) {
-    // Containers are named by type: dump() recurses, and a dtype nested 200k deep overflowed the stack.
-    const Json& dtype = v["dtype"];
-    return Corrupt(path, name, absl::StrCat("unsupported dtype ", dtype.is_primitive() ? dtype.dump().substr(0, 64)
-                                                                                       : dtype.type_name()));
-  }
-  const Json& shape = v["shape"];
-  if (!shape.is_array()) return Corrupt(path, name, "shape is not a list");
-  uint64_t numel = 1;
-  for (const Json& d : shape) {
-    if (!d.is_number_unsigned()) return Corrupt(path, name, "shape has a non-integer or negative dimension");
-    const uint64_t dim = d.get<uint64_t>();
-    if (dim != 0 && numel > (uint64_t{1} << 62) / dim) return Corrupt(path, name, "shape overflows");
-    numel *= dim;
-    e.shape.push_back(static_cast<int64_t>(dim));
-  }
-  const Json& off = v["data_offsets"];
-  if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {
-    return Corrupt(path, name, "data_offsets must be two non-negative integers");
-  }
-  e.begin = off[0].get<uint64_t>();
-  e.end = off[1].get<uint64_t>();
-  if (e.begin > e.end) return Corrupt(path, name, "data_offsets are reversed");
-  if (e.end > data_bytes) {
-    return Corrupt(path, name,
-                   absl::StrCat("data ends at byte ", e.end, " but the file holds only ", data_bytes,
-                                " data bytes (truncated file?)"));
-  }
-  const uint64_t expected = numel * static_cast<uint64_t>(e.dtype->bytes);
-  if (e.end - e.begin != expected) {
-    return Corrupt(path, name,
-                   absl::StrCat("holds ", e.end - e.begin, " bytes but dtype ", e.dtype->name, " and shape need ",
-                                expected));
-  }
-  return e;
-}
-
 absl::Status WriteFileAtomically(const std::string& path, const std::string& header,
                                  const std::vector<at::Tensor>& blobs) {
   const std::string tmp = path + ".tmp";
@@ -172,44 +115,19 @@ absl::StatusOr<TensorMap> ReadSafetensors(const std::string& path) {
   auto mapping_or = FileMapping::Open(path);
   if (!mapping_or.ok()) return mapping_or.status();
   std::shared_ptr<FileMapping> mapping = *std::move(mapping_or);
-  if (mapping->size() < 8) return Corrupt(path, "", "file is shorter than the 8-byte header length");
-  uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | mapping->data()[i];
-  if (header_len > kMaxHeaderBytes || header_len > mapping->size() - 8) {
-    return Corrupt(path, "", absl::StrCat("header length ", header_len, " exceeds the file (", mapping->size(),
-                                          " bytes); truncated or not a safetensors file"));
-  }
-  const char* header_begin = reinterpret_cast<const char*>(mapping->data() + 8);
-  Json header = Json::parse(header_begin, header_begin + header_len, nullptr, /*allow_exceptions=*/false);
-  if (header.is_discarded() || !header.is_object()) return Corrupt(path, "", "header is not a JSON object");
-  const uint64_t data_bytes = mapping->size() - 8 - header_len;
-  uint8_t* data = mapping->data() + 8 + header_len;
-
-  std::vector<Entry> entries;
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    if (it.key() == "__metadata__") continue;
-    auto e = ParseEntry(path, it.key(), it.value(), data_bytes);
-    if (!e.ok()) return e.status();
-    entries.push_back(*std::move(e));
-  }
-  std::vector<const Entry*> by_offset;
-  for (const Entry& e : entries) by_offset.push_back(&e);
-  std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) { return a->begin < b->begin; });
-  for (size_t i = 1; i < by_offset.size(); ++i) {
-    if (by_offset[i]->begin < by_offset[i - 1]->end && by_offset[i]->end > by_offset[i]->begin) {
-      return Corrupt(path, by_offset[i]->name, absl::StrCat("data overlaps tensor '", by_offset[i - 1]->name, "'"));
-    }
-  }
+  auto layout = ParseSafetensorsHeader(path, mapping->data(), mapping->size());
+  if (!layout.ok()) return layout.status();
+  uint8_t* data = mapping->data() + layout->data_offset;
 
   TensorMap out;
   try {
-    for (const Entry& e : entries) {
-      auto options = torch::TensorOptions().dtype(e.dtype->type).device(torch::kCPU);
+    for (const SafetensorsEntry& e : layout->entries) {
+      auto options = torch::TensorOptions().dtype(DtypeByName(e.dtype)->type).device(torch::kCPU);
       uint8_t* ptr = data + e.begin;
       at::Tensor t;
       if (e.begin == e.end) {
         t = torch::empty(e.shape, options);
-      } else if (reinterpret_cast<uintptr_t>(ptr) % static_cast<uintptr_t>(e.dtype->bytes) == 0) {
+      } else if (reinterpret_cast<uintptr_t>(ptr) % static_cast<uintptr_t>(e.dtype_bytes) == 0) {
         t = torch::from_blob(ptr, e.shape, [mapping](void*) {}, options);
       } else {
         // Unaligned data (header not padded to 8): copy instead of handing out a misaligned view.

@@ -28,6 +28,7 @@ declare -A sources=(
                    common/eval/python_random.cc common/eval/vl_rewardbench.cc"
   [job_spec]="common/config/yaml_reader.cc common/config/job_spec.cc common/config/plan.cc"
   [image_decode]="common/vision/decode.cc common/vision/decode_png.cc common/vision/decode_jpeg.cc common/files/paths.cc"
+  [safetensors_header]="common/model/safetensors_header.cc"
 )
 # Seeds beyond tools/fuzz/corpus/<target>: the project's own fixtures in those formats.
 declare -A extra_seeds=(
@@ -39,7 +40,7 @@ declare -A extra_seeds=(
 [ -f "$root/common/config/memory_plan.cc" ] && sources[job_spec]+=" common/config/memory_plan.cc"
 
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(tokenizer_json bpe_encode jsonl_readers job_spec image_decode)
+[ ${#targets[@]} -eq 0 ] && targets=(tokenizer_json bpe_encode jsonl_readers job_spec image_decode safetensors_header)
 
 command -v "$cxx" >/dev/null || { echo "fuzz: $cxx not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
 libs=$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format absl_flat_hash_map \
