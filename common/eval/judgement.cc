@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "common/reward/rewards.h"
@@ -165,16 +166,37 @@ reward::OrderedPair OrderForJudging(std::string chosen, std::string rejected, bo
   return reward::PlaceResponses(std::move(chosen), std::move(rejected), swap);
 }
 
-Outcome MajorityVote(std::span<const Outcome> samples) {
-  int64_t correct = 0, wrong = 0;
-  for (Outcome o : samples) {
-    correct += o == Outcome::kCorrect ? 1 : 0;
-    wrong += o == Outcome::kWrong ? 1 : 0;
+ChoiceVotes MajorityChoice(std::span<const std::optional<int>> choices) {
+  ChoiceVotes v;
+  for (const std::optional<int>& c : choices) {
+    if (c == 1) {
+      ++v.votes_for_1;
+    } else if (c == 2) {
+      ++v.votes_for_2;
+    } else {
+      ++v.unparsed;
+    }
   }
-  const int64_t k = static_cast<int64_t>(samples.size());
-  if (2 * correct > k) return Outcome::kCorrect;
-  if (2 * wrong > k) return Outcome::kWrong;
-  return Outcome::kUnparsed;
+  const int64_t k = static_cast<int64_t>(choices.size());
+  if (2 * int64_t{v.votes_for_1} > k) v.choice = 1;
+  if (2 * int64_t{v.votes_for_2} > k) v.choice = 2;
+  return v;
+}
+
+Outcome MajorityVote(std::span<const Outcome> samples) {
+  // Correct is counted as position 1 and wrong as position 2, so both callers share MajorityChoice's rule.
+  std::vector<std::optional<int>> as_choices;
+  as_choices.reserve(samples.size());
+  for (Outcome o : samples) {
+    as_choices.push_back(o == Outcome::kCorrect ? std::optional<int>(1)
+                         : o == Outcome::kWrong ? std::optional<int>(2)
+                                                : std::nullopt);
+  }
+  switch (MajorityChoice(as_choices).choice) {
+    case 1: return Outcome::kCorrect;
+    case 2: return Outcome::kWrong;
+    default: return Outcome::kUnparsed;
+  }
 }
 
 bool AnyCorrect(std::span<const Outcome> samples) {

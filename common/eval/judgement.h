@@ -34,8 +34,24 @@ Outcome OutcomeFor(std::optional<int> choice, int preferred_position);
 reward::OrderedPair OrderForJudging(std::string chosen, std::string rejected, bool randomize, uint64_t seed,
                                     uint64_t sample_index);
 
-// Strict majority over the K samples (VL-RewardBench cal.py): kCorrect if more than K/2 are correct, kWrong
-// if more than K/2 are wrong, otherwise kUnparsed (no majority or mostly unparsed).
+// The voting rule of r1r, the one rule for voting@K in serve's Compare and Rank, `r1r eval` and the
+// orchestrator's eval phase (VL-RewardBench cal.py): a value wins when MORE than half of all K samples hold
+// it, unparsed samples included in K. Otherwise there is no majority: a tie (2 of 4 against 2 of 4) or too
+// many unparsed samples (2 of 5 for one side, 1 for the other, 2 unparsed) is left unresolved, never broken
+// by sample order. With K = 1 the one sample decides when it parsed.
+
+// The votes of K samples for the two positions. choice is 1 or 2 when more than K/2 samples chose it, else 0
+// (no majority). A sample counts as unparsed when it is nullopt or names neither position (0, 3, ...).
+struct ChoiceVotes {
+  int choice = 0;
+  int votes_for_1 = 0;
+  int votes_for_2 = 0;
+  int unparsed = 0;
+};
+ChoiceVotes MajorityChoice(std::span<const std::optional<int>> choices);
+
+// The same rule over outcomes against the preferred response (whose position may differ per sample):
+// kCorrect if more than K/2 are correct, kWrong if more than K/2 are wrong, otherwise kUnparsed.
 Outcome MajorityVote(std::span<const Outcome> samples);
 // any@K: at least one of the K samples is correct.
 bool AnyCorrect(std::span<const Outcome> samples);

@@ -51,7 +51,7 @@ bool SameVocabulary(train::Policy& a, train::Policy& b) {
 
 struct RewardModelServiceImpl::Judged {
   std::vector<std::string> texts;
-  VoteTally tally;
+  eval::ChoiceVotes tally;
 };
 
 absl::StatusOr<int64_t> ReadPolicyVersion(const std::string& model_dir) {

@@ -2,37 +2,15 @@
 
 #include <algorithm>
 #include <numeric>
-
-#include "common/eval/judgement.h"
+#include <optional>
 
 namespace r1r::serve {
 
-VoteTally TallyChoices(const std::vector<std::optional<int>>& choices) {
-  VoteTally t;
-  std::optional<int> first_parsed;
-  for (const std::optional<int>& c : choices) {
-    if (!c.has_value() || (*c != 1 && *c != 2)) {
-      ++t.unparsed;
-      continue;
-    }
-    if (!first_parsed) first_parsed = *c;
-    (*c == 1 ? t.votes_for_1 : t.votes_for_2)++;
-  }
-  if (t.votes_for_1 > t.votes_for_2) {
-    t.choice = 1;
-  } else if (t.votes_for_2 > t.votes_for_1) {
-    t.choice = 2;
-  } else {
-    t.choice = first_parsed.value_or(0);
-  }
-  return t;
-}
-
-VoteTally TallyVotes(const std::vector<std::string>& sample_texts) {
+eval::ChoiceVotes TallyVotes(const std::vector<std::string>& sample_texts) {
   std::vector<std::optional<int>> choices;
   choices.reserve(sample_texts.size());
   for (const std::string& text : sample_texts) choices.push_back(eval::ParseChoice(text, /*fallback_last_digit=*/true));
-  return TallyChoices(choices);
+  return eval::MajorityChoice(choices);
 }
 
 Ranking RankFromVerdicts(int num_responses, const std::vector<PairVerdict>& verdicts) {

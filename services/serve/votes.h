@@ -1,25 +1,17 @@
 // Voting over sampled judgements and best-of-N from pairwise verdicts.
 #pragma once
 
-#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/eval/judgement.h"
+
 namespace r1r::serve {
 
-struct VoteTally {
-  int choice = 0;  // 1 or 2; 0 when no sample gave a parsable answer
-  int votes_for_1 = 0;
-  int votes_for_2 = 0;
-  int unparsed = 0;
-};
-
 // Parses each sample with the R1-Reward rule (eval::ParseChoice: the first <answer> tag read as a number,
-// or the last '1' or '2' in the text when there is no tag) and takes the majority; a tie goes to the first
-// sample that parsed.
-VoteTally TallyVotes(const std::vector<std::string>& sample_texts);
-// Same, from already parsed choices (nullopt = unparsed).
-VoteTally TallyChoices(const std::vector<std::optional<int>>& choices);
+// or the last '1' or '2' in the text when there is no tag) and applies r1r's one voting rule,
+// eval::MajorityChoice: a strict majority of all K samples, ties and mostly-unparsed votes left at choice 0.
+eval::ChoiceVotes TallyVotes(const std::vector<std::string>& sample_texts);
 
 // One comparison of responses `first` (shown as Response 1) and `second` (Response 2).
 struct PairVerdict {

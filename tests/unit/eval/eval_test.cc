@@ -126,8 +126,29 @@ TEST(eval, VotingAtK) {
   EXPECT_EQ(MajorityVote(std::vector<Outcome>{C, W, U}), U);     // no strict majority
   EXPECT_EQ(MajorityVote(std::vector<Outcome>{C, C, W, W}), U);  // tie
   EXPECT_EQ(MajorityVote(std::vector<Outcome>{C}), C);
+  EXPECT_EQ(MajorityVote(std::vector<Outcome>{C, C, W, U, U}), U);  // 2 of 5 is the most, not a majority
+  EXPECT_EQ(MajorityVote(std::vector<Outcome>{C, W, C, U, C}), C);  // 3 of 5
   EXPECT_TRUE(AnyCorrect(std::vector<Outcome>{W, U, C}));
   EXPECT_FALSE(AnyCorrect(std::vector<Outcome>{W, U, W}));
+}
+
+TEST(eval, MajorityChoiceIsAStrictMajorityOfAllSamples) {
+  using Choices = std::vector<std::optional<int>>;
+  const ChoiceVotes three_of_five = MajorityChoice(Choices{2, 1, 2, std::nullopt, 2});
+  EXPECT_EQ(three_of_five.choice, 2);
+  EXPECT_EQ(three_of_five.votes_for_1, 1);
+  EXPECT_EQ(three_of_five.votes_for_2, 3);
+  EXPECT_EQ(three_of_five.unparsed, 1);
+  EXPECT_EQ(MajorityChoice(Choices{1, 2}).choice, 0);        // a tie stays unresolved, in either order
+  EXPECT_EQ(MajorityChoice(Choices{2, 1}).choice, 0);
+  EXPECT_EQ(MajorityChoice(Choices{1, 1, 2, 2}).choice, 0);
+  EXPECT_EQ(MajorityChoice(Choices{1, 1, 2, std::nullopt, std::nullopt}).choice, 0);  // 2 of 5
+  EXPECT_EQ(MajorityChoice(Choices{1}).choice, 1);
+  EXPECT_EQ(MajorityChoice(Choices{std::nullopt}).choice, 0);
+  const ChoiceVotes neither = MajorityChoice(Choices{0, 3, 1});
+  EXPECT_EQ(neither.unparsed, 2);  // numbers naming neither response are no vote
+  EXPECT_EQ(neither.choice, 0);
+  EXPECT_EQ(MajorityChoice(Choices{}).choice, 0);
 }
 
 TEST(eval, SeededOrderRandomisation) {

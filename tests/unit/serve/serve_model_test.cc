@@ -73,15 +73,12 @@ TEST(serve, CompareReturnsOneSamplePerVoteAndConsistentCounts) {
   EXPECT_EQ(r->policy_version(), 0);
   EXPECT_GT(r->seconds(), 0.0);
   // The choice is what the tally of the returned texts says.
-  const VoteTally t = TallyVotes(Reasoning(*r));
+  const eval::ChoiceVotes t = TallyVotes(Reasoning(*r));
   EXPECT_EQ(r->choice(), t.choice);
   EXPECT_EQ(r->votes_for_1(), t.votes_for_1);
   EXPECT_EQ(r->unparsed(), t.unparsed);
-  if (r->votes_for_1() + r->votes_for_2() > 0) {
-    EXPECT_THAT(r->choice(), ::testing::AnyOf(1, 2));
-  } else {
-    EXPECT_EQ(r->choice(), 0);
-  }
+  // A strict majority of the 5 samples, or none.
+  EXPECT_EQ(r->choice(), r->votes_for_1() >= 3 ? 1 : r->votes_for_2() >= 3 ? 2 : 0);
   // Sampled votes differ from each other (different per-sample seeds) on a random model.
   const auto texts = Reasoning(*r);
   EXPECT_GT(std::set<std::string>(texts.begin(), texts.end()).size(), 1u);

@@ -19,24 +19,27 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 TEST(serve, TallyParsesTagsThenTheLastDigitAndTakesTheMajority) {
-  const VoteTally t = TallyVotes({"<think>x</think><answer>2</answer>", "<answer>1</answer> then 2",
-                                  "no verdict at all", "Response 2 is worse, so 1", "<answer>1</answer>"});
+  const eval::ChoiceVotes t = TallyVotes({"<think>x</think><answer>2</answer>", "<answer>1</answer> then 2",
+                                          "no verdict at all", "Response 2 is worse, so 1", "<answer>1</answer>"});
   EXPECT_EQ(t.votes_for_1, 3);  // the tag wins over later digits; the fallback takes the last 1/2
   EXPECT_EQ(t.votes_for_2, 1);
   EXPECT_EQ(t.unparsed, 1);
-  EXPECT_EQ(t.choice, 1);
+  EXPECT_EQ(t.choice, 1);  // 3 of 5
   EXPECT_EQ(t.votes_for_1 + t.votes_for_2 + t.unparsed, 5);
 }
 
-TEST(serve, TallyTiesGoToTheFirstParsedSample) {
-  EXPECT_EQ(TallyVotes({"<answer>2</answer>", "<answer>1</answer>"}).choice, 2);
-  EXPECT_EQ(TallyVotes({"<answer>1</answer>", "<answer>2</answer>"}).choice, 1);
-  EXPECT_EQ(TallyVotes({"nothing", "<answer>2</answer>", "<answer>1</answer>"}).choice, 2);
-  const VoteTally none = TallyVotes({"nothing", "still nothing"});
+TEST(serve, TallyLeavesTiesAndMinoritiesUnresolved) {
+  // serve votes with eval's rule: a tie is no verdict, whichever sample came first.
+  EXPECT_EQ(TallyVotes({"<answer>2</answer>", "<answer>1</answer>"}).choice, 0);
+  EXPECT_EQ(TallyVotes({"<answer>1</answer>", "<answer>2</answer>"}).choice, 0);
+  // 2 of 5 is the most votes but not a majority of the five samples.
+  EXPECT_EQ(TallyVotes({"nothing", "<answer>2</answer>", "<answer>1</answer>", "<answer>2</answer>", "none"}).choice,
+            0);
+  EXPECT_EQ(TallyVotes({"<answer>2</answer>", "<answer>2</answer>", "<answer>1</answer>"}).choice, 2);
+  const eval::ChoiceVotes none = TallyVotes({"nothing", "still nothing"});
   EXPECT_EQ(none.choice, 0);
   EXPECT_EQ(none.unparsed, 2);
-  EXPECT_EQ(TallyChoices({std::nullopt, 2, 2, 1}).choice, 2);
-  EXPECT_EQ(TallyChoices({3, 1}).unparsed, 1);  // only 1 and 2 are answers
+  EXPECT_EQ(TallyVotes({"<answer>3</answer>", "<answer>1</answer>"}).unparsed, 1);  // only 1 and 2 are answers
 }
 
 TEST(serve, OrderedPairsShowEveryPairInBothPositions) {
