@@ -29,7 +29,6 @@ class JobRunner {
   void Stop();
 
  private:
-  class Run;  // one job's execution state
   void Loop();
 
   jobs::JobStore* store_;
