@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
-#include "common/data/jsonl.h"
+#include "common/jsonl/jsonl.h"
 #include "common/reward/prompt_template.h"
 #include "common/reward/rewards.h"
 
@@ -36,7 +36,7 @@ absl::StatusOr<int> ParseLabel(const nlohmann::json& value) {
 absl::Status ParseR1RewardRow(const nlohmann::json& row, const std::string& path, int64_t line,
                               PreferenceSample& s) {
   std::string message;
-  if (absl::Status st = RequireString(row, "message", message); !st.ok()) return st;
+  if (absl::Status st = jsonl::RequireString(row, "message", message); !st.ok()) return st;
   const auto answer = row.find("answer");
   if (answer == row.end() || !answer->is_array() || answer->empty()) {
     return absl::InvalidArgumentError("'answer' must be a non-empty list");
@@ -52,7 +52,7 @@ absl::Status ParseR1RewardRow(const nlohmann::json& row, const std::string& path
     for (const reward::ContentPart& part : m.content) {
       if (part.kind == reward::ContentKind::kText && text == nullptr) text = &part;
       if (part.kind == reward::ContentKind::kImage && s.image_path.empty()) {
-        s.image_path = ResolveAgainstFile(path, part.value);
+        s.image_path = jsonl::ResolveAgainstFile(path, part.value);
       }
     }
   }
@@ -68,9 +68,9 @@ absl::Status ParseR1RewardRow(const nlohmann::json& row, const std::string& path
 }
 
 absl::Status ParseMmRlhfRow(const nlohmann::json& row, const std::string& path, int64_t line, PreferenceSample& s) {
-  if (absl::Status st = RequireString(row, "prompt", s.question); !st.ok()) return st;
-  if (absl::Status st = RequireString(row, "chosen", s.response1); !st.ok()) return st;
-  if (absl::Status st = RequireString(row, "rejected", s.response2); !st.ok()) return st;
+  if (absl::Status st = jsonl::RequireString(row, "prompt", s.question); !st.ok()) return st;
+  if (absl::Status st = jsonl::RequireString(row, "chosen", s.response1); !st.ok()) return st;
+  if (absl::Status st = jsonl::RequireString(row, "rejected", s.response2); !st.ok()) return st;
   std::string media;
   if (row.contains("image") && row["image"].is_string()) {
     media = row["image"].get<std::string>();
@@ -80,7 +80,7 @@ absl::Status ParseMmRlhfRow(const nlohmann::json& row, const std::string& path, 
   } else {
     return absl::InvalidArgumentError("missing 'image' or 'video'");
   }
-  s.image_path = ResolveAgainstFile(path, media);
+  s.image_path = jsonl::ResolveAgainstFile(path, media);
   s.label = 1;
   s.id = RowId(row, path, line);
   s.source = "mmrlhf";
@@ -88,14 +88,14 @@ absl::Status ParseMmRlhfRow(const nlohmann::json& row, const std::string& path, 
 }
 
 absl::Status ParsePlainRow(const nlohmann::json& row, const std::string& path, int64_t line, PreferenceSample& s) {
-  if (absl::Status st = RequireString(row, "question", s.question); !st.ok()) return st;
-  if (absl::Status st = RequireString(row, "response1", s.response1); !st.ok()) return st;
-  if (absl::Status st = RequireString(row, "response2", s.response2); !st.ok()) return st;
+  if (absl::Status st = jsonl::RequireString(row, "question", s.question); !st.ok()) return st;
+  if (absl::Status st = jsonl::RequireString(row, "response1", s.response1); !st.ok()) return st;
+  if (absl::Status st = jsonl::RequireString(row, "response2", s.response2); !st.ok()) return st;
   std::string image;
   if (row.contains("image")) {
-    if (absl::Status st = RequireString(row, "image", image); !st.ok()) return st;
+    if (absl::Status st = jsonl::RequireString(row, "image", image); !st.ok()) return st;
   }
-  s.image_path = ResolveAgainstFile(path, image);
+  s.image_path = jsonl::ResolveAgainstFile(path, image);
   if (!row.contains("label")) return absl::InvalidArgumentError("missing 'label'");
   absl::StatusOr<int> label = ParseLabel(row["label"]);
   if (!label.ok()) return label.status();
@@ -112,7 +112,7 @@ absl::Status ParsePlainRow(const nlohmann::json& row, const std::string& path, i
   }
   if (row.contains("reasoning") && !row["reasoning"].is_null()) {
     std::string reasoning;
-    if (absl::Status st = RequireString(row, "reasoning", reasoning); !st.ok()) return st;
+    if (absl::Status st = jsonl::RequireString(row, "reasoning", reasoning); !st.ok()) return st;
     s.reasoning = std::move(reasoning);
   }
   s.id = RowId(row, path, line);
@@ -122,10 +122,10 @@ absl::Status ParsePlainRow(const nlohmann::json& row, const std::string& path, i
 
 using RowParser = absl::Status (*)(const nlohmann::json&, const std::string&, int64_t, PreferenceSample&);
 
-absl::StatusOr<std::vector<PreferenceSample>> ReadWith(const std::string& path, ReadReport& report,
+absl::StatusOr<std::vector<PreferenceSample>> ReadWith(const std::string& path, jsonl::ReadReport& report,
                                                        RowParser parse) {
   std::vector<PreferenceSample> samples;
-  absl::Status status = ForEachJsonlRow(path, report, [&](const nlohmann::json& row, int64_t line) {
+  absl::Status status = jsonl::ForEachJsonlRow(path, report, [&](const nlohmann::json& row, int64_t line) {
     PreferenceSample s;
     if (absl::Status st = parse(row, path, line, s); !st.ok()) return st;
     samples.push_back(std::move(s));
@@ -137,21 +137,21 @@ absl::StatusOr<std::vector<PreferenceSample>> ReadWith(const std::string& path, 
 
 }  // namespace
 
-absl::StatusOr<std::vector<PreferenceSample>> ReadR1RewardJsonl(const std::string& path, ReadReport& report) {
+absl::StatusOr<std::vector<PreferenceSample>> ReadR1RewardJsonl(const std::string& path, jsonl::ReadReport& report) {
   return ReadWith(path, report, &ParseR1RewardRow);
 }
 
-absl::StatusOr<std::vector<PreferenceSample>> ReadMmRlhfPairsJsonl(const std::string& path, ReadReport& report) {
+absl::StatusOr<std::vector<PreferenceSample>> ReadMmRlhfPairsJsonl(const std::string& path, jsonl::ReadReport& report) {
   return ReadWith(path, report, &ParseMmRlhfRow);
 }
 
-absl::StatusOr<std::vector<PreferenceSample>> ReadPlainPairsJsonl(const std::string& path, ReadReport& report) {
+absl::StatusOr<std::vector<PreferenceSample>> ReadPlainPairsJsonl(const std::string& path, jsonl::ReadReport& report) {
   return ReadWith(path, report, &ParsePlainRow);
 }
 
 absl::Status WritePlainPairsJsonl(const std::string& path, const std::vector<PreferenceSample>& samples) {
   size_t i = 0;
-  return WriteJsonl(path, [&](nlohmann::json& row) {
+  return jsonl::WriteJsonl(path, [&](nlohmann::json& row) {
     if (i == samples.size()) return false;
     const PreferenceSample& s = samples[i++];
     row = {{"id", s.id},
@@ -170,7 +170,7 @@ absl::Status WritePlainPairsJsonl(const std::string& path, const std::vector<Pre
 absl::Status WriteR1RewardJsonl(const std::string& path, const std::vector<PreferenceSample>& samples,
                                 reward::ImagePlacement placement) {
   size_t i = 0;
-  return WriteJsonl(path, [&](nlohmann::json& row) {
+  return jsonl::WriteJsonl(path, [&](nlohmann::json& row) {
     if (i == samples.size()) return false;
     const PreferenceSample& s = samples[i++];
     const std::string prompt = reward::RenderComparisonPrompt(s.question, s.response1, s.response2);

@@ -7,7 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/data/read_report.h"
+#include "common/jsonl/read_report.h"
 #include "common/data/sample.h"
 #include "common/reward/chat.h"
 
@@ -15,15 +15,15 @@ namespace r1r::data {
 
 // R1-Reward RL rows: {"question", "message": "<JSON chat list as a string>", "answer": ["<answer>N</answer>"]}.
 // The responses are recovered from the Table 1 prompt inside the message; the image from its image part.
-absl::StatusOr<std::vector<PreferenceSample>> ReadR1RewardJsonl(const std::string& path, ReadReport& report);
+absl::StatusOr<std::vector<PreferenceSample>> ReadR1RewardJsonl(const std::string& path, jsonl::ReadReport& report);
 
 // MM-RLHF preference pairs (dpo_pairs.jsonl, MM-RLHF-Reward-Bench): {"id", "prompt", "chosen", "rejected",
 // "image" | "video"}. Response 1 is the chosen one (label 1): balance or randomise the order afterwards.
-absl::StatusOr<std::vector<PreferenceSample>> ReadMmRlhfPairsJsonl(const std::string& path, ReadReport& report);
+absl::StatusOr<std::vector<PreferenceSample>> ReadMmRlhfPairsJsonl(const std::string& path, jsonl::ReadReport& report);
 
 // The project's plain pairs: {"id", "image", "question", "response1", "response2", "label": 1|2,
 // "teacher_attempts"?, "teacher_solved"?, "reasoning"?}.
-absl::StatusOr<std::vector<PreferenceSample>> ReadPlainPairsJsonl(const std::string& path, ReadReport& report);
+absl::StatusOr<std::vector<PreferenceSample>> ReadPlainPairsJsonl(const std::string& path, jsonl::ReadReport& report);
 
 // Writers. Image paths are written as stored in the samples (relative paths stay relative to the file).
 absl::Status WritePlainPairsJsonl(const std::string& path, const std::vector<PreferenceSample>& samples);

@@ -5,19 +5,19 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/data/jsonl.h"
+#include "common/jsonl/jsonl.h"
 
 namespace r1r::eval {
 
 absl::StatusOr<std::vector<MmRlhfBenchItem>> ReadMmRlhfRewardBench(const std::string& path,
-                                                                   data::ReadReport& report) {
+                                                                   jsonl::ReadReport& report) {
   std::vector<MmRlhfBenchItem> items;
-  absl::Status status = data::ForEachJsonlRow(path, report, [&](const nlohmann::json& row, int64_t) {
+  absl::Status status = jsonl::ForEachJsonlRow(path, report, [&](const nlohmann::json& row, int64_t) {
     MmRlhfBenchItem item;
-    if (absl::Status s = data::RequireString(row, "id", item.id); !s.ok()) return s;
-    if (absl::Status s = data::RequireString(row, "prompt", item.prompt); !s.ok()) return s;
-    if (absl::Status s = data::RequireString(row, "chosen", item.chosen); !s.ok()) return s;
-    if (absl::Status s = data::RequireString(row, "rejected", item.rejected); !s.ok()) return s;
+    if (absl::Status s = jsonl::RequireString(row, "id", item.id); !s.ok()) return s;
+    if (absl::Status s = jsonl::RequireString(row, "prompt", item.prompt); !s.ok()) return s;
+    if (absl::Status s = jsonl::RequireString(row, "chosen", item.chosen); !s.ok()) return s;
+    if (absl::Status s = jsonl::RequireString(row, "rejected", item.rejected); !s.ok()) return s;
     if (row.contains("image") && row["image"].is_string()) {
       item.media_path = row["image"];
     } else if (row.contains("video") && row["video"].is_string()) {

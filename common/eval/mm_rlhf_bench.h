@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/data/read_report.h"
+#include "common/jsonl/read_report.h"
 #include "common/eval/judgement.h"
 
 namespace r1r::eval {
@@ -23,7 +23,7 @@ struct MmRlhfBenchItem {
   std::string category;
 };
 
-absl::StatusOr<std::vector<MmRlhfBenchItem>> ReadMmRlhfRewardBench(const std::string& path, data::ReadReport& report);
+absl::StatusOr<std::vector<MmRlhfBenchItem>> ReadMmRlhfRewardBench(const std::string& path, jsonl::ReadReport& report);
 
 // The first of mcq, long, short, safety, video that is a substring of the image or video path ("other" if none).
 std::string MmRlhfCategory(std::string_view media_path);

@@ -7,7 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "common/data/jsonl.h"
+#include "common/jsonl/jsonl.h"
 #include "common/eval/python_random.h"
 #include "common/reward/answer_order.h"
 
@@ -18,11 +18,11 @@ absl::Status ParseItem(const nlohmann::json& e, MmrbItem& item) {
   if (!e.is_object()) return absl::InvalidArgumentError("not a JSON object");
   for (auto [key, field] : {std::pair{"ID", &item.id}, {"Text", &item.text}, {"Output1", &item.output1},
                             {"Output2", &item.output2}, {"Category", &item.category}}) {
-    if (absl::Status s = data::RequireString(e, key, *field); !s.ok()) return s;
+    if (absl::Status s = jsonl::RequireString(e, key, *field); !s.ok()) return s;
   }
   if (e.contains("Image") && e["Image"].is_string()) item.image = e["Image"];
   std::string better;
-  if (absl::Status s = data::RequireString(e, "Better", better); !s.ok()) return s;
+  if (absl::Status s = jsonl::RequireString(e, "Better", better); !s.ok()) return s;
   // The official scripts: chosen = Output2 if Better == "Output2" else Output1.
   item.better = better == "Output2" ? 2 : 1;
   return absl::OkStatus();
@@ -30,7 +30,7 @@ absl::Status ParseItem(const nlohmann::json& e, MmrbItem& item) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<MmrbItem>> ReadMultimodalRewardBench(const std::string& path, data::ReadReport& report) {
+absl::StatusOr<std::vector<MmrbItem>> ReadMultimodalRewardBench(const std::string& path, jsonl::ReadReport& report) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
   const nlohmann::json doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
@@ -87,16 +87,16 @@ MmrbScores ScoreMultimodalRewardBench(const std::vector<MmrbItem>& items, const 
   return scores;
 }
 
-absl::StatusOr<std::vector<MmrbAnswerLine>> ReadMmrbAnswerFile(const std::string& path, data::ReadReport& report) {
+absl::StatusOr<std::vector<MmrbAnswerLine>> ReadMmrbAnswerFile(const std::string& path, jsonl::ReadReport& report) {
   std::vector<MmrbAnswerLine> lines;
-  absl::Status status = data::ForEachJsonlRow(path, report, [&](const nlohmann::json& row, int64_t) {
+  absl::Status status = jsonl::ForEachJsonlRow(path, report, [&](const nlohmann::json& row, int64_t) {
     MmrbAnswerLine line;
-    if (absl::Status s = data::RequireString(row, "ID", line.id); !s.ok()) return s;
+    if (absl::Status s = jsonl::RequireString(row, "ID", line.id); !s.ok()) return s;
     std::string label;
-    if (absl::Status s = data::RequireString(row, "Label", label); !s.ok()) return s;
+    if (absl::Status s = jsonl::RequireString(row, "Label", label); !s.ok()) return s;
     if (label != "A" && label != "B") return absl::InvalidArgumentError("'Label' must be \"A\" or \"B\"");
     line.label = label == "A" ? 1 : 2;
-    if (absl::Status s = data::RequireString(row, "output", line.output); !s.ok()) return s;
+    if (absl::Status s = jsonl::RequireString(row, "output", line.output); !s.ok()) return s;
     if (row.contains("Meta") && row["Meta"].is_object() && row["Meta"].contains("Category") &&
         row["Meta"]["Category"].is_string()) {
       line.category = row["Meta"]["Category"];

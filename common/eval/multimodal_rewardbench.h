@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/data/read_report.h"
+#include "common/jsonl/read_report.h"
 #include "common/eval/judgement.h"
 
 namespace r1r::eval {
@@ -26,7 +26,7 @@ struct MmrbItem {
 
 // all_data.json: a JSON array of {ID, Text, Image, Output1, Output2, Better: "Output1"|"Output2", Category}.
 // Bad elements are reported with their array index as the line.
-absl::StatusOr<std::vector<MmrbItem>> ReadMultimodalRewardBench(const std::string& path, data::ReadReport& report);
+absl::StatusOr<std::vector<MmrbItem>> ReadMultimodalRewardBench(const std::string& path, jsonl::ReadReport& report);
 
 // "safety/bias" (lower-cased ID starts with "pairs") or "safety/toxicity"; "reasoning/math" (lower-cased ID
 // starts with "math") or "reasoning/coding"; otherwise the category itself. The scorers lower-case the ID.
@@ -60,7 +60,7 @@ struct MmrbAnswerLine {
   std::string output;
   std::string category;
 };
-absl::StatusOr<std::vector<MmrbAnswerLine>> ReadMmrbAnswerFile(const std::string& path, data::ReadReport& report);
+absl::StatusOr<std::vector<MmrbAnswerLine>> ReadMmrbAnswerFile(const std::string& path, jsonl::ReadReport& report);
 
 // "[[A]]" in the output -> A, else "[[B]]" -> B (A wins when both appear); neither -> kUnparsed.
 Outcome OfficialVerdictOutcome(const MmrbAnswerLine& line);

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
-#include "common/data/jsonl.h"
+#include "common/jsonl/jsonl.h"
 
 namespace r1r::eval {
 
@@ -15,13 +15,13 @@ std::string VlrbItem::Key() const {
   return absl::StrCat(id, query, sorted[0], "\t", sorted[1]);
 }
 
-absl::StatusOr<std::vector<VlrbItem>> ReadVlRewardBench(const std::string& path, data::ReadReport& report) {
+absl::StatusOr<std::vector<VlrbItem>> ReadVlRewardBench(const std::string& path, jsonl::ReadReport& report) {
   std::vector<VlrbItem> items;
-  absl::Status status = data::ForEachJsonlRow(path, report, [&](const nlohmann::json& row, int64_t) {
+  absl::Status status = jsonl::ForEachJsonlRow(path, report, [&](const nlohmann::json& row, int64_t) {
     VlrbItem item;
-    if (absl::Status s = data::RequireString(row, "id", item.id); !s.ok()) return s;
+    if (absl::Status s = jsonl::RequireString(row, "id", item.id); !s.ok()) return s;
     if (row.contains("response")) {  // official layout
-      if (absl::Status s = data::RequireString(row, "query", item.query); !s.ok()) return s;
+      if (absl::Status s = jsonl::RequireString(row, "query", item.query); !s.ok()) return s;
       const nlohmann::json& resp = row["response"];
       const auto ranking = row.find("human_ranking");
       if (!resp.is_array() || resp.size() != 2 || !resp[0].is_string() || !resp[1].is_string()) {
@@ -35,9 +35,9 @@ absl::StatusOr<std::vector<VlrbItem>> ReadVlRewardBench(const std::string& path,
       item.preferred = (*ranking)[0].get<int>() == 0 ? 0 : 1;
       if (row.contains("image_path") && row["image_path"].is_string()) item.image_path = row["image_path"];
     } else {  // R1-Reward layout
-      if (absl::Status s = data::RequireString(row, "prompt", item.query); !s.ok()) return s;
-      if (absl::Status s = data::RequireString(row, "chosen", item.responses[0]); !s.ok()) return s;
-      if (absl::Status s = data::RequireString(row, "rejected", item.responses[1]); !s.ok()) return s;
+      if (absl::Status s = jsonl::RequireString(row, "prompt", item.query); !s.ok()) return s;
+      if (absl::Status s = jsonl::RequireString(row, "chosen", item.responses[0]); !s.ok()) return s;
+      if (absl::Status s = jsonl::RequireString(row, "rejected", item.responses[1]); !s.ok()) return s;
       item.preferred = 0;
       if (row.contains("image") && row["image"].is_string()) item.image_path = row["image"];
     }

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/data/read_report.h"
+#include "common/jsonl/read_report.h"
 #include "common/eval/judgement.h"
 
 namespace r1r::eval {
@@ -29,7 +29,7 @@ struct VlrbItem {
 
 // Reads the official GitHub layout (response[2] + human_ranking, 0 = better) or the R1-Reward layout
 // (chosen/rejected), row by row.
-absl::StatusOr<std::vector<VlrbItem>> ReadVlRewardBench(const std::string& path, data::ReadReport& report);
+absl::StatusOr<std::vector<VlrbItem>> ReadVlRewardBench(const std::string& path, jsonl::ReadReport& report);
 
 enum class VlrbCategoryRule {
   kOfficial,           // id prefix before the first '_' or '-': 183 general / 749 hallucination / 318 reasoning

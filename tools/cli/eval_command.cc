@@ -335,7 +335,7 @@ int EvalCommand(int argc, char** argv) {
   settings.images_dir = f.Get("images");
 
   // Read the benchmark into its own items and into the common row shape.
-  data::ReadReport report;
+  jsonl::ReadReport report;
   std::vector<EvalRow> rows;
   std::vector<eval::VlrbItem> vlrb;
   std::vector<eval::MmrbItem> mmrb;

@@ -73,7 +73,7 @@ int Check(int argc, char** argv) {
   const std::string usage = "r1r data check --format r1reward|pairs|mmrlhf FILE";
   if (!f.Parse(argc, argv, 3).ok() || f.positionals().size() != 1) return Usage(usage, f);
   const std::string& path = f.positionals()[0];
-  data::ReadReport report;
+  jsonl::ReadReport report;
   absl::StatusOr<std::vector<data::PreferenceSample>> rows;
   if (f.Get("format") == "r1reward") {
     rows = data::ReadR1RewardJsonl(path, report);

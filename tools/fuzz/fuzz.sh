@@ -22,7 +22,7 @@ declare -A sources=(
                     common/tokenizer/pretokenizer.cc common/tokenizer/tokenizer.cc common/tokenizer/utf8.cc"
   [bpe_encode]="common/tokenizer/added_tokens.cc common/tokenizer/bpe_model.cc common/tokenizer/byte_level.cc
                 common/tokenizer/pretokenizer.cc common/tokenizer/tokenizer.cc common/tokenizer/utf8.cc"
-  [jsonl_readers]="common/data/jsonl.cc common/data/read_report.cc common/data/readers.cc common/reward/answer_order.cc
+  [jsonl_readers]="common/jsonl/jsonl.cc common/jsonl/read_report.cc common/data/readers.cc common/reward/answer_order.cc
                    common/reward/chat.cc common/reward/prompt_template.cc common/reward/rewards.cc
                    common/eval/judgement.cc common/eval/mm_rlhf_bench.cc common/eval/multimodal_rewardbench.cc
                    common/eval/python_random.cc common/eval/vl_rewardbench.cc"

@@ -22,34 +22,34 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   using namespace r1r;
   {
-    data::ReadReport r;
+    jsonl::ReadReport r;
     (void)data::ReadR1RewardJsonl(path, r);
   }
   {
-    data::ReadReport r;
+    jsonl::ReadReport r;
     (void)data::ReadMmRlhfPairsJsonl(path, r);
   }
   {
-    data::ReadReport r;
+    jsonl::ReadReport r;
     (void)data::ReadPlainPairsJsonl(path, r);
   }
   {
-    data::ReadReport r;
+    jsonl::ReadReport r;
     (void)eval::ReadVlRewardBench(path, r);
   }
   {
-    data::ReadReport r;
+    jsonl::ReadReport r;
     (void)eval::ReadMmRlhfRewardBench(path, r);
   }
   {
-    data::ReadReport r;
+    jsonl::ReadReport r;
     auto lines = eval::ReadMmrbAnswerFile(path, r);
     if (lines.ok()) {
       for (const auto& line : *lines) (void)eval::OfficialVerdictOutcome(line);
     }
   }
   {
-    data::ReadReport r;
+    jsonl::ReadReport r;
     (void)eval::ReadMultimodalRewardBench(path, r);
     (void)r.Summary();
   }

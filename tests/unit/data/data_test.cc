@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
-#include "common/data/jsonl.h"
+#include "common/jsonl/jsonl.h"
 #include "common/data/png_io.h"
 #include "common/data/readers.h"
 #include "common/data/synthetic.h"
@@ -68,7 +68,7 @@ TEST(data, R1RewardReaderCountsBadRowsWithFileAndLine) {
   text += "[1, 2]\n";
   WriteFile(path, text);
 
-  ReadReport report;
+  jsonl::ReadReport report;
   auto samples = ReadR1RewardJsonl(path, report);
   ASSERT_TRUE(samples.ok()) << samples.status();
   ASSERT_EQ(samples->size(), 1u);
@@ -89,7 +89,7 @@ TEST(data, R1RewardReaderCountsBadRowsWithFileAndLine) {
   EXPECT_EQ(report.bad_rows[4].line, 7);
   EXPECT_NE(report.Summary().find(path + ":2: not valid JSON"), std::string::npos);
 
-  ReadReport missing;
+  jsonl::ReadReport missing;
   EXPECT_FALSE(ReadR1RewardJsonl(dir + "/nope.jsonl", missing).ok());
 }
 
@@ -107,7 +107,7 @@ TEST(data, R1RewardRowsWithBadContentTypesAreBadRowsNotExceptions) {
   text += ReadAll(path);  // a good row after the bad ones
   WriteFile(path, text);
 
-  ReadReport report;
+  jsonl::ReadReport report;
   absl::StatusOr<std::vector<PreferenceSample>> samples;
   ASSERT_NO_THROW(samples = ReadR1RewardJsonl(path, report));
   ASSERT_TRUE(samples.ok()) << samples.status();
@@ -126,7 +126,7 @@ TEST(data, DeeplyNestedLabelIsABadRow) {
   const std::string path = FreshDir("deep_label") + "/rows.jsonl";
   WriteFile(path, R"({"question": "q", "response1": "a", "response2": "b", "label": )" + std::string(200000, '[') +
                       std::string(200000, ']') + "}\n");
-  ReadReport report;
+  jsonl::ReadReport report;
   auto samples = ReadPlainPairsJsonl(path, report);
   ASSERT_TRUE(samples.ok()) << samples.status();
   ASSERT_EQ(report.bad_count, 1);
@@ -137,10 +137,10 @@ TEST(data, DeeplyNestedLabelIsABadRow) {
 TEST(data, JsonlRowCallbackExceptionsBecomeBadRows) {
   const std::string path = FreshDir("throwing_callback") + "/rows.jsonl";
   WriteFile(path, "{\"a\": 1}\n{\"a\": \"x\"}\n{\"b\": 2}\n");
-  ReadReport report;
+  jsonl::ReadReport report;
   std::vector<int> kept;
   absl::Status s;
-  ASSERT_NO_THROW(s = ForEachJsonlRow(path, report, [&](const nlohmann::json& row, int64_t) {
+  ASSERT_NO_THROW(s = jsonl::ForEachJsonlRow(path, report, [&](const nlohmann::json& row, int64_t) {
                     kept.push_back(row.at("a").get<int>());  // throws on lines 2 and 3
                     return absl::OkStatus();
                   }));
@@ -157,7 +157,7 @@ TEST(data, R1RewardLayoutRoundTrip) {
   PreferenceSample s = Sample("x1", 1);
   s.response2 = "Multi-line\nresponse with {braces} and \"quotes\"";
   ASSERT_TRUE(WriteR1RewardJsonl(dir + "/r.jsonl", {s}).ok());
-  ReadReport report;
+  jsonl::ReadReport report;
   auto back = ReadR1RewardJsonl(dir + "/r.jsonl", report);
   ASSERT_TRUE(back.ok());
   ASSERT_EQ(back->size(), 1u);
@@ -173,7 +173,7 @@ TEST(data, R1RewardLayoutRoundTrip) {
 
 TEST(data, MmRlhfPairsReaderOnFixture) {
   const std::string path = std::string(R1R_SOURCE_DIR) + "/tests/fixtures/benchmarks/mm_rlhf_rewardbench_sample.jsonl";
-  ReadReport report;
+  jsonl::ReadReport report;
   auto pairs = ReadMmRlhfPairsJsonl(path, report);
   ASSERT_TRUE(pairs.ok()) << pairs.status();
   EXPECT_EQ(report.bad_count, 0) << report.Summary();
@@ -195,7 +195,7 @@ TEST(data, PlainPairsRoundTripAndValidation) {
   text += R"({"question": "q", "response1": "a", "response2": "b", "label": 0})" "\n";
   text += R"({"question": "q", "response1": "a", "response2": "b", "label": "2", "teacher_attempts": -1})" "\n";
   WriteFile(dir + "/p.jsonl", text);
-  ReadReport report;
+  jsonl::ReadReport report;
   auto back = ReadPlainPairsJsonl(dir + "/p.jsonl", report);
   ASSERT_TRUE(back.ok());
   ASSERT_EQ(back->size(), 2u);
@@ -316,7 +316,7 @@ TEST(data, SyntheticIsReadableByR1RewardReaderAndConsistent) {
   o.image_size = 72;
   const std::string dir = FreshDir("synth_read");
   ASSERT_TRUE(WriteSyntheticDataset(o, dir).ok());
-  ReadReport r1_report, pairs_report;
+  jsonl::ReadReport r1_report, pairs_report;
   auto r1 = ReadR1RewardJsonl(dir + "/r1reward.jsonl", r1_report);
   auto pairs = ReadPlainPairsJsonl(dir + "/pairs.jsonl", pairs_report);
   ASSERT_TRUE(r1.ok() && pairs.ok());

@@ -42,7 +42,7 @@ MmrbItem ItemFor(const MmrbAnswerLine& line) {
 constexpr Outcome C = Outcome::kCorrect, W = Outcome::kWrong, U = Outcome::kUnparsed;
 
 std::vector<VlrbItem> LoadVlrb(const std::string& file) {
-  data::ReadReport report;
+  jsonl::ReadReport report;
   auto items = ReadVlRewardBench(file, report);
   EXPECT_TRUE(items.ok()) << items.status();
   EXPECT_EQ(report.bad_count, 0) << report.Summary();
@@ -235,7 +235,7 @@ TEST(eval, VlRewardBenchMacro) {
 }
 
 TEST(eval, MmRlhfRewardBenchAccAndAccPlus) {
-  data::ReadReport report;
+  jsonl::ReadReport report;
   auto items = ReadMmRlhfRewardBench(kFixtures + "mm_rlhf_rewardbench_sample.jsonl", report);
   ASSERT_TRUE(items.ok()) << items.status();
   ASSERT_EQ(items->size(), 12u);
@@ -262,7 +262,7 @@ TEST(eval, MmRlhfRewardBenchAccAndAccPlus) {
 }
 
 TEST(eval, MultimodalRewardBenchBucketsAndTieRule) {
-  data::ReadReport report;
+  jsonl::ReadReport report;
   auto items = ReadMultimodalRewardBench(kFixtures + "multimodal_rewardbench_sample.json", report);
   ASSERT_TRUE(items.ok()) << items.status();
   ASSERT_EQ(items->size(), 6u);
@@ -305,7 +305,7 @@ TEST(eval, MultimodalRewardBenchBucketsAndTieRule) {
 // mmrb_answers_ties.jsonl (24 lines, 16 without a verdict, mixed-case IDs) scored as the official
 // scripts/2_get_accuracy.py scores it; the expected numbers are that script's output (Python 3.11).
 TEST(eval, MultimodalRewardBenchTiesDrawLikeTheOfficialScorer) {
-  data::ReadReport report;
+  jsonl::ReadReport report;
   auto lines = ReadMmrbAnswerFile(kFixtures + "mmrb_answers_ties.jsonl", report);
   ASSERT_TRUE(lines.ok()) << lines.status();
   ASSERT_EQ(lines->size(), 24u);
@@ -330,7 +330,7 @@ TEST(eval, MultimodalRewardBenchTiesDrawLikeTheOfficialScorer) {
 }
 
 TEST(eval, MultimodalRewardBenchOfficialAnswerFile) {
-  data::ReadReport report;
+  jsonl::ReadReport report;
   auto lines = ReadMmrbAnswerFile(kFixtures + "mmrb_answers_sample.jsonl", report);
   ASSERT_TRUE(lines.ok()) << lines.status();
   ASSERT_EQ(lines->size(), 4u);
@@ -368,7 +368,7 @@ TEST(eval, RealBenchmarkRowsHaveTheKnownCounts) {
   EXPECT_EQ(r1["reasoning"], 318);
   EXPECT_EQ(LoadVlrb(kSharedBenchmarks + "vl_rewardbench_r1reward_layout.jsonl").size(), 1250u);
 
-  data::ReadReport report;
+  jsonl::ReadReport report;
   auto mm = ReadMmRlhfRewardBench(kSharedBenchmarks + "mm_rlhf_rewardbench.jsonl", report);
   ASSERT_TRUE(mm.ok());
   EXPECT_EQ(report.bad_count, 0) << report.Summary();
@@ -383,7 +383,7 @@ TEST(eval, RealBenchmarkRowsHaveTheKnownCounts) {
     EXPECT_EQ(all_right.per_category.at(category).ids.total, counts.second) << category;
   }
 
-  data::ReadReport answers_report;
+  jsonl::ReadReport answers_report;
   auto answers = ReadMmrbAnswerFile(kSharedBenchmarks + "multimodal_rewardbench_example.jsonl", answers_report);
   ASSERT_TRUE(answers.ok());
   ASSERT_EQ(answers->size(), 2u);

@@ -9,9 +9,9 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "absl/status/status.h"
-#include "common/data/read_report.h"
+#include "common/jsonl/read_report.h"
 
-namespace r1r::data {
+namespace r1r::jsonl {
 
 // Returns an error only when the file cannot be read at all.
 absl::Status ForEachJsonlRow(const std::string& path, ReadReport& report,
@@ -26,4 +26,4 @@ absl::Status RequireString(const nlohmann::json& row, const char* key, std::stri
 // A path from a data file, made absolute against the folder of that file when relative.
 std::string ResolveAgainstFile(const std::string& data_file, const std::string& path);
 
-}  // namespace r1r::data
+}  // namespace r1r::jsonl

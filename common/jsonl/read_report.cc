@@ -1,8 +1,8 @@
-#include "common/data/read_report.h"
+#include "common/jsonl/read_report.h"
 
 #include "absl/strings/str_cat.h"
 
-namespace r1r::data {
+namespace r1r::jsonl {
 
 void ReadReport::AddBad(const std::string& file, int64_t line, std::string reason) {
   ++bad_count;
@@ -16,4 +16,4 @@ std::string ReadReport::Summary() const {
   return out;
 }
 
-}  // namespace r1r::data
+}  // namespace r1r::jsonl

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace r1r::data {
+namespace r1r::jsonl {
 
 struct BadRow {
   std::string file;
@@ -25,4 +25,4 @@ struct ReadReport {
   std::string Summary() const;
 };
 
-}  // namespace r1r::data
+}  // namespace r1r::jsonl

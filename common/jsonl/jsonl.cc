@@ -1,4 +1,4 @@
-#include "common/data/jsonl.h"
+#include "common/jsonl/jsonl.h"
 
 #include <filesystem>
 #include <fstream>
@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace r1r::data {
+namespace r1r::jsonl {
 
 absl::Status ForEachJsonlRow(const std::string& path, ReadReport& report,
                              const std::function<absl::Status(const nlohmann::json& row, int64_t line)>& fn) {
@@ -79,4 +79,4 @@ std::string ResolveAgainstFile(const std::string& data_file, const std::string& 
   return (std::filesystem::path(data_file).parent_path() / p).lexically_normal().string();
 }
 
-}  // namespace r1r::data
+}  // namespace r1r::jsonl
