@@ -21,6 +21,7 @@
 #include "common/rpc/client.h"
 #include "r1r/v1/actor.grpc.pb.h"
 #include "r1r/v1/jobs.grpc.pb.h"
+#include "r1r/v1/judge.grpc.pb.h"
 #include "r1r/v1/reward.grpc.pb.h"
 #include "tests/integration/http_get.h"
 #include "tests/integration/process.h"
@@ -277,6 +278,72 @@ TEST(bad_input, ActorAndRewardRefuseBadRequests) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   }
   EXPECT_TRUE(Alive(reward));
+}
+
+// The referee: empty, oversized and malformed batches are refused naming the field, and it goes on.
+TEST(bad_input, JudgeRefusesMalformedBatchesAndGoesOn) {
+  const Roots r = MakeRoots("judge");
+  Process judge = Start("judge", r.root, {"--backend", "rule"});
+  const rpc::ClientOptions c = Client(judge.port());
+  auto stub = v1::Judge::NewStub(*rpc::MakeChannel(c));
+  auto call = [&](const v1::JudgeBatchRequest& req, v1::JudgeBatchResponse* resp) {
+    grpc::ClientContext ctx;
+    rpc::PrepareContext(ctx, c);
+    return stub->JudgeBatch(&ctx, req, resp);
+  };
+  struct Case {
+    std::string what, field;
+    v1::JudgeBatchRequest req;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"no items", "items", {}});
+  cases.push_back({"1025 items", "items", {}});
+  for (int i = 0; i < 1025; ++i) cases.back().req.add_items()->set_response("<answer>1</answer>");
+  cases.push_back({"long id", "items[0].item_id", {}});
+  cases.back().req.add_items()->set_item_id(std::string(257, 'i'));
+  cases.back().req.mutable_items(0)->set_response("x");
+  cases.push_back({"empty response", "items[0].response", {}});
+  cases.back().req.add_items()->set_item_id("a");
+  cases.push_back({"response over 64 KiB", "items[1].response", {}});
+  cases.back().req.add_items()->set_response("ok");
+  cases.back().req.add_items()->set_response(std::string((64 << 10) + 1, 'r'));
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.what);
+    v1::JudgeBatchResponse resp;
+    const grpc::Status s = call(k.req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr(k.field));
+  }
+  // Hostile but well-formed text is judged, not refused: tags nested, unbalanced, or 60 KiB of them.
+  v1::JudgeBatchRequest odd;
+  odd.add_items()->set_response("<think><think></think><answer><answer>2</answer>");
+  std::string many;
+  while (many.size() < (60 << 10)) many += "<answer>";
+  odd.add_items()->set_response(many);
+  v1::JudgeBatchResponse resp;
+  const grpc::Status s = call(odd, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.verdicts_size(), 2);
+  EXPECT_TRUE(Alive(judge));
+}
+
+// The CLI reads the files it is given as regular files of bounded size: a FIFO or a device as the spec
+// of `r1r submit` (or the image of `r1r compare`) is refused at once instead of blocking or reading
+// without end. `timeout` turns a hang into exit code 124.
+TEST(bad_input, CliRefusesFifoAndDeviceAsSpecOrImage) {
+  const Roots r = MakeRoots("cli");
+  const std::string fifo = r.data + "/fifo.jsonl";
+  for (const std::string& spec : {fifo, std::string("/dev/zero"), r.data}) {
+    SCOPED_TRACE(spec);
+    const CommandResult submit = RunCommand("timeout 20 " + CliPath() + " submit " + spec + " --dry-run", true);
+    EXPECT_EQ(submit.exit_code, 5) << submit.out;
+    EXPECT_THAT(submit.out, HasSubstr("not a"));  // "not a regular file" / "a directory, not a file"
+  }
+  const CommandResult compare = RunCommand("timeout 20 " + CliPath() +
+                                               " compare --target 127.0.0.1:1 --question q --response1 a --response2 b"
+                                               " --image " + fifo, true);
+  EXPECT_NE(compare.exit_code, 124) << compare.out;
+  EXPECT_THAT(compare.out, HasSubstr("FIFO"));
 }
 
 }  // namespace

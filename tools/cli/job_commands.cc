@@ -11,7 +11,8 @@
 #include "common/config/job_spec.h"
 #include "common/config/memory_plan.h"
 #include "common/config/plan.h"
-#include "common/jobs/atomic_file.h"
+#include "common/files/paths.h"
+#include "common/rpc/request_limits.h"
 #include "common/rpc/status.h"
 #include "r1r/v1/jobs.grpc.pb.h"
 #include "tools/cli/cli_context.h"
@@ -110,7 +111,9 @@ int SubmitCommand(int argc, char** argv) {
   if (p->flags.Has("server-path")) {
     req.set_spec_path(path);
   } else {
-    auto text = jobs::ReadFileToString(path);
+    // A regular file of bounded size, opened without blocking: `r1r submit /dev/stdin`-style FIFOs and
+    // devices such as /dev/zero used to hang the CLI or read without end.
+    auto text = files::ReadRegularFile(path, rpc::kMaxSpecBytes);
     if (!text.ok()) return Fail(text.status());
     req.set_spec_yaml(*text);
   }
