@@ -92,7 +92,7 @@ struct TinyConfigOptions {
   int64_t vision_intermediate_size = 64;
   bool tie_word_embeddings = false;
   // Qwen2.5-VL's base. A tiny model on a few hundred tokens might want more fast-turning frequencies
-  // for attending by relative position; on the demo task 1e4 did not help (README, "Measured").
+  // for attending by relative position; on the demo task 1e4 did not help (docs/experiments.md).
   double rope_theta = 1000000.0;
 };
 ModelConfig MakeTinyConfig(const TinyConfigOptions& options = {});
