@@ -1,0 +1,69 @@
+// The weights of one policy version as one flat byte buffer, the unit the sync group broadcasts: a
+// manifest (version, CRC32C, and each tensor's name, dtype, shape and byte offset) plus the buffer.
+// The learner copies its parameters into a snapshot (its only pause: training goes on while the copy
+// is broadcast); an actor allocates one from the manifest it receives, fills the buffer, verifies it
+// and loads the tensors, which are views into the buffer (no second copy).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+
+namespace r1r::dist {
+
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+struct TensorSlot {
+  std::string name;
+  std::string dtype;  // F32 | BF16 | F16 | F64 | I64 | I32 | U8
+  std::vector<int64_t> shape;
+  int64_t offset = 0;  // into the buffer, a multiple of kSlotAlignment
+  int64_t bytes = 0;
+};
+
+// Offsets are aligned so that every slot can be viewed as its dtype in place.
+inline constexpr int64_t kSlotAlignment = 64;
+// A manifest may declare at most this many bytes in all (the largest published Qwen2.5-VL, 72B in
+// bf16, is ~150 GB): a corrupt header must not make an actor reserve memory for it.
+inline constexpr int64_t kMaxSnapshotBytes = int64_t{1} << 40;
+
+class WeightSnapshot {
+ public:
+  // Copies `tensors` (in this order; all on one device) into a new buffer on that device and
+  // checksums it. Errors name the tensor.
+  static absl::StatusOr<std::shared_ptr<WeightSnapshot>> Copy(const NamedTensors& tensors, int64_t version);
+  // An unfilled buffer laid out by `manifest` (from Manifest()) on `device` ("cpu", "cuda:N").
+  // INVALID_ARGUMENT naming the manifest's bad field.
+  static absl::StatusOr<std::shared_ptr<WeightSnapshot>> Allocate(const std::string& manifest,
+                                                                  const std::string& device);
+
+  std::string Manifest() const;
+  int64_t version() const { return version_; }
+  uint32_t crc32c() const { return crc32c_; }  // over the slots' bytes in order, padding excluded
+  int64_t tensor_bytes() const { return tensor_bytes_; }
+  const std::vector<TensorSlot>& slots() const { return slots_; }
+  // The flat uint8 buffer (slots plus alignment padding).
+  at::Tensor& buffer() { return buffer_; }
+  // DATA_LOSS when the buffer's CRC32C differs from the manifest's (a torn or corrupted transfer).
+  absl::Status Verify() const;
+  // The tensors as views into the buffer, in manifest order.
+  NamedTensors Tensors() const;
+
+ private:
+  WeightSnapshot() = default;
+  uint32_t ComputeCrc32c() const;
+
+  int64_t version_ = 0;
+  uint32_t crc32c_ = 0;
+  int64_t tensor_bytes_ = 0;
+  std::vector<TensorSlot> slots_;
+  at::Tensor buffer_;
+};
+
+}  // namespace r1r::dist
