@@ -164,6 +164,7 @@ absl::Status TensorAssembler::Append(int64_t offset, const void* data, size_t si
   if (size > expected_ - filled_) {
     return absl::DataLossError(absl::StrCat(current_, ": more bytes than its shape holds (", expected_, ")"));
   }
+  if (size == 0) return absl::OkStatus();  // an empty tensor has no storage: memcpy(nullptr, ..., 0) is UB
   std::memcpy(static_cast<char*>(tensor_.data_ptr()) + filled_, data, size);
   filled_ += size;
   return absl::OkStatus();
