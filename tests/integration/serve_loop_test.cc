@@ -17,9 +17,9 @@
 #include "common/files/remove_tree.h"
 #include "common/rpc/client.h"
 #include "r1r/v1/serve.grpc.pb.h"
-#include "services/serve/tiny_model_dir.h"
 #include "tests/integration/http_get.h"
 #include "tests/integration/process.h"
+#include "tests/support/tiny_model_dir.h"
 
 namespace r1r::testing {
 namespace {
@@ -38,9 +38,9 @@ std::string Dir(const std::string& name) {
 // One tiny model per test process, removed at exit.
 struct ModelHolder {
   std::string root = Dir("model");
-  serve::TinyModelDir dir;
+  test_support::TinyModelDir dir;
   ModelHolder() {
-    auto made = serve::MakeTinyModelDir(root);
+    auto made = test_support::MakeTinyModelDir(root);
     EXPECT_TRUE(made.ok()) << made.status();
     if (made.ok()) dir = *made;
   }
@@ -49,7 +49,7 @@ struct ModelHolder {
   }
 };
 
-const serve::TinyModelDir& Model() {
+const test_support::TinyModelDir& Model() {
   static ModelHolder holder;
   return holder.dir;
 }

@@ -28,7 +28,7 @@
 #include "common/rpc/server.h"
 #include "r1r/v1/serve.grpc.pb.h"
 #include "services/serve/serve_service.h"
-#include "services/serve/tiny_model_dir.h"
+#include "tests/support/tiny_model_dir.h"
 
 namespace {
 
@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
         (std::filesystem::temp_directory_path() / ("r1r_compare_latency_bench_" + std::to_string(getpid()))).string();
     scratch = root;
     r1r::files::RemoveTree(root).IgnoreError();
-    auto tiny = r1r::serve::MakeTinyModelDir(root);
+    auto tiny = r1r::test_support::MakeTinyModelDir(root);
     if (!tiny.ok()) {
       std::fprintf(stderr, "tiny model: %s\n", std::string(tiny.status().message()).c_str());
       return 1;

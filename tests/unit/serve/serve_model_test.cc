@@ -14,8 +14,8 @@
 
 #include "common/files/remove_tree.h"
 #include "services/serve/serve_service.h"
-#include "services/serve/tiny_model_dir.h"
 #include "services/serve/votes.h"
+#include "tests/support/tiny_model_dir.h"
 
 namespace r1r::serve {
 namespace {
@@ -23,10 +23,10 @@ namespace {
 // One tiny model per test process, removed at exit.
 struct TinyHolder {
   std::string root;
-  TinyModelDir dir;
+  test_support::TinyModelDir dir;
   TinyHolder() : root(::testing::TempDir() + "/serve_model_test_" + std::to_string(getpid())) {
     EXPECT_TRUE(r1r::files::RemoveTree(root).ok()) << root;
-    auto made = MakeTinyModelDir(root);
+    auto made = test_support::MakeTinyModelDir(root);
     EXPECT_TRUE(made.ok()) << made.status();
     if (made.ok()) dir = *made;
   }
@@ -35,7 +35,7 @@ struct TinyHolder {
   }
 };
 
-const TinyModelDir& Tiny() {
+const test_support::TinyModelDir& Tiny() {
   static TinyHolder holder;
   return holder.dir;
 }
@@ -231,7 +231,7 @@ std::string VersionedModel(const std::string& name, int64_t version, uint64_t we
     std::filesystem::create_directories(root);
     std::filesystem::copy(Tiny().model_dir, dir, std::filesystem::copy_options::recursive);
   } else {
-    auto made = MakeTinyModelDir(root, {.weights_seed = weights_seed});
+    auto made = test_support::MakeTinyModelDir(root, {.weights_seed = weights_seed});
     EXPECT_TRUE(made.ok()) << made.status();
   }
   std::ofstream(dir + "/state.json") << R"({"policy_version": )" << version << "}";
@@ -277,13 +277,13 @@ TEST(serve, ReloadSwapsCheckpointsRefusesBadOnesAndRollsBackOnRequest) {
   std::filesystem::remove(broken + "/model.safetensors");
   EXPECT_FALSE(service->DoReload(ReloadOf(broken)).ok());
   auto other_root = ::testing::TempDir() + "/serve_reload_vocab_" + std::to_string(getpid());
-  auto other_vocab = MakeTinyModelDir(other_root, {.vocab_size = 330});
+  auto other_vocab = test_support::MakeTinyModelDir(other_root, {.vocab_size = 330});
   ASSERT_TRUE(other_vocab.ok());
   std::ofstream(other_vocab->model_dir + "/state.json") << R"({"policy_version": 9})";
   auto refused = service->DoReload(ReloadOf(other_vocab->model_dir));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
   // Same vocabulary size, other merges (a BPE trained on other data): refused too.
-  auto other_merges = MakeTinyModelDir(other_root + "_merges", {.seed = 8});
+  auto other_merges = test_support::MakeTinyModelDir(other_root + "_merges", {.seed = 8});
   ASSERT_TRUE(other_merges.ok());
   std::ofstream(other_merges->model_dir + "/state.json") << R"({"policy_version": 9})";
   EXPECT_EQ(service->DoReload(ReloadOf(other_merges->model_dir)).status().code(),

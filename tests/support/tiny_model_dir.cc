@@ -1,17 +1,15 @@
-#include "services/serve/tiny_model_dir.h"
+#include "tests/support/tiny_model_dir.h"
 
 #include <filesystem>
 
 #include <absl/strings/str_cat.h>
 
-#include "common/data/synthetic.h"
-#include "common/model/config.h"
 #include "common/model/model.h"
 #include "common/reward/prompt_template.h"
 #include "common/tokenizer/bpe_trainer.h"
 #include "common/train/policy.h"
 
-namespace r1r::serve {
+namespace r1r::test_support {
 
 namespace fs = std::filesystem;
 
@@ -31,8 +29,8 @@ absl::StatusOr<TinyModelDir> MakeTinyModelDir(const std::string& root, const Tin
 
   std::vector<std::string> corpus;
   for (int64_t i = 0; i < synth.n; ++i) {
-    const data::SyntheticItem item = data::GenerateSyntheticItem(synth, i);
-    const data::PreferenceSample& s = item.sample;
+    out.items.push_back(data::GenerateSyntheticItem(synth, i));
+    const data::PreferenceSample& s = out.items.back().sample;
     corpus.push_back(reward::RenderComparisonPrompt(s.question, s.response1, s.response2));
     if (s.reasoning) corpus.push_back(*s.reasoning);
     out.image_paths.push_back((fs::absolute(fs::path(out.data_dir) / s.image_path)).string());
@@ -43,14 +41,13 @@ absl::StatusOr<TinyModelDir> MakeTinyModelDir(const std::string& root, const Tin
     return s;
   }
 
-  model::TinyConfigOptions tiny;  // vocab_size comes from the tokenizer
   vision::ImageProcessorOptions image;
-  image.min_pixels = 28 * 28;
-  image.max_pixels = 56 * 56;  // at most 4 image tokens: cheap on a CPU
-  auto policy = train::Policy::CreateTiny(out.model_dir, tiny, image, model::ModelOptions{},
+  image.min_pixels = options.min_pixels;
+  image.max_pixels = options.max_pixels;
+  auto policy = train::Policy::CreateTiny(out.model_dir, options.tiny, image, model::ModelOptions{},
                                           options.weights_seed != 0 ? options.weights_seed : options.seed);
   if (!policy.ok()) return policy.status();
   return out;
 }
 
-}  // namespace r1r::serve
+}  // namespace r1r::test_support
