@@ -15,10 +15,10 @@
 #include <absl/status/statusor.h>
 
 #include "common/config/job_spec.h"
+#include "common/data/prepare.h"
 #include "common/jobs/job_store.h"
 #include "common/obs/metrics.h"
 #include "services/orchestrator/cluster.h"
-#include "services/orchestrator/data_prep.h"
 
 namespace r1r::orchestrator {
 
@@ -51,7 +51,7 @@ struct JobContext {
   const std::string model_dir;  // <work_dir>/model: tokenizer, prompt layout, exported weights
   // The learner accepted this job's Init in this run, and no restart has been seen since.
   bool learner_holds_job = false;
-  PreparedData data;
+  data::PreparedData data;
   int64_t version = 0;  // the policy version the actors should hold
   v1::Phase current_phase = v1::PHASE_UNSPECIFIED;
   std::chrono::steady_clock::time_point phase_start;

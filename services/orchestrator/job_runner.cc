@@ -63,10 +63,10 @@ absl::Status RunPhase(JobContext& ctx, v1::Phase phase, const std::function<absl
 
 // Runs again on every start of a job (resume included): the splits are deterministic for a spec.
 absl::Status DataPrepPhase(JobContext& ctx) {
-  auto data = PrepareData(ctx.spec, ctx.work_dir);
+  auto data = data::PrepareData(ctx.spec, ctx.work_dir);
   if (!data.ok()) return data.status();
   ctx.data = std::move(*data);
-  if (absl::Status s = PrepareTokenizer(ctx.spec, ctx.data, ctx.model_dir); !s.ok()) return s;
+  if (absl::Status s = data::PrepareTokenizer(ctx.spec, ctx.data, ctx.model_dir); !s.ok()) return s;
   if (absl::Status s = WritePromptLayout(ctx.spec, ctx.model_dir); !s.ok()) return s;
   return ctx.Progress(1, 1,
                       {{"sft_samples", static_cast<double>(ctx.data.sft.size())},
