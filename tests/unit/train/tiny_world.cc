@@ -7,8 +7,7 @@
 #include <iostream>
 
 #include "common/files/remove_tree.h"
-#include "common/reward/prompt_template.h"
-#include "common/tokenizer/bpe_trainer.h"
+#include "tests/support/tiny_model_dir.h"
 
 namespace r1r::train::testing {
 namespace fs = std::filesystem;
@@ -24,39 +23,27 @@ TinyWorld Build() {
   TinyWorld w;
   w.root = (fs::temp_directory_path() / ("r1r_train_test_" + std::to_string(::getpid()))).string();
   Die(files::RemoveTree(w.root), "clearing its folder");
-  w.model_dir = w.root + "/model";
-  w.data_dir = w.root + "/data";
-  fs::create_directories(w.model_dir);
-  data::SynthOptions o;
-  o.n = 16;
-  o.image_size = 56;
-  Die(data::WriteSyntheticDataset(o, w.data_dir), "dataset");
-  std::vector<std::string> corpus;
-  for (int64_t i = 0; i < o.n; ++i) {
-    w.items.push_back(data::GenerateSyntheticItem(o, i));
-    const auto& s = w.items.back().sample;
-    corpus.push_back(reward::RenderComparisonPrompt(s.question, s.response1, s.response2));
-    corpus.push_back(s.reasoning.value_or(""));
-  }
-  tokenizer::BpeTrainerOptions bpe;
-  bpe.vocab_size = 400;
-  Die(tokenizer::TrainBpeTokenizerFile(corpus, bpe, w.model_dir + "/tokenizer.json"), "tokenizer");
-  model::TinyConfigOptions tiny;
-  tiny.hidden_size = 32;
-  tiny.intermediate_size = 64;
-  tiny.num_layers = 2;
-  tiny.num_heads = 4;
-  tiny.num_kv_heads = 2;
-  tiny.vision_depth = 2;
-  tiny.vision_hidden_size = 32;
-  tiny.vision_heads = 2;
-  tiny.vision_intermediate_size = 64;
-  tiny.tie_word_embeddings = true;
-  vision::ImageProcessorOptions image;
-  image.min_pixels = 56 * 56;
-  image.max_pixels = 64 * 64;
-  auto policy = Policy::CreateTiny(w.model_dir, tiny, image, model::ModelOptions{}, /*seed=*/7);
-  Die(policy.status(), "CreateTiny");
+  test_support::TinyModelDirOptions o;
+  o.synthetic_items = 16;
+  o.seed = 1;  // the data (hence the tokenizer) these tests were written against
+  o.weights_seed = 7;
+  o.tiny.hidden_size = 32;
+  o.tiny.intermediate_size = 64;
+  o.tiny.num_layers = 2;
+  o.tiny.num_heads = 4;
+  o.tiny.num_kv_heads = 2;
+  o.tiny.vision_depth = 2;
+  o.tiny.vision_hidden_size = 32;
+  o.tiny.vision_heads = 2;
+  o.tiny.vision_intermediate_size = 64;
+  o.tiny.tie_word_embeddings = true;
+  o.min_pixels = 56 * 56;
+  o.max_pixels = 64 * 64;
+  auto made = test_support::MakeTinyModelDir(w.root, o);
+  Die(made.status(), "tiny model directory");
+  w.model_dir = made->model_dir;
+  w.data_dir = made->data_dir;
+  w.items = std::move(made->items);
   return w;
 }
 
