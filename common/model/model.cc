@@ -4,6 +4,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/model/modules.h"
 #include "common/model/positions.h"
@@ -234,6 +236,76 @@ absl::Status Internal(const char* what, const c10::Error& e) {
   return absl::InternalError(absl::StrCat(what, ": ", e.what_without_backtrace()));
 }
 
+// Packed segments checked against [B, L] and completed into a tiling of every row in order: the gaps
+// (padding) become segments of their own, marked not real.
+struct SegmentTiling {
+  std::vector<PackedSegment> tiles;
+  std::vector<bool> real;
+};
+
+absl::StatusOr<SegmentTiling> TileSegments(std::vector<PackedSegment> segments, int64_t B, int64_t L) {
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const PackedSegment& s = segments[i];
+    if (s.row < 0 || s.row >= B || s.start < 0 || s.length <= 0 || s.start + s.length > L) {
+      return absl::InvalidArgumentError(absl::StrCat("segments[", i, "] (row ", s.row, ", start ", s.start, ", length ",
+                                                     s.length, ") does not lie inside input_ids [", B, ", ", L, "]"));
+    }
+  }
+  std::stable_sort(segments.begin(), segments.end(), [](const PackedSegment& a, const PackedSegment& b) {
+    return a.row != b.row ? a.row < b.row : a.start < b.start;
+  });
+  SegmentTiling out;
+  size_t next = 0;
+  for (int64_t row = 0; row < B; ++row) {
+    int64_t at = 0;
+    for (; next < segments.size() && segments[next].row == row; ++next) {
+      const PackedSegment& s = segments[next];
+      if (s.start < at) {
+        return absl::InvalidArgumentError(absl::StrCat("segments overlap in row ", row, " at column ", s.start));
+      }
+      if (s.start > at) {
+        out.tiles.push_back({row, at, s.start - at});
+        out.real.push_back(false);
+      }
+      out.tiles.push_back(s);
+      out.real.push_back(true);
+      at = s.start + s.length;
+    }
+    if (at < L) {
+      out.tiles.push_back({row, at, L - at});
+      out.real.push_back(false);
+    }
+  }
+  return out;
+}
+
+// Rows whose real tokens form one contiguous run (left and/or right padding, as every scoring and
+// training batch is built): the column where each run starts. Empty when some row has holes.
+std::vector<int64_t> ContiguousRunStarts(const at::Tensor& key_mask) {
+  at::Tensor mask = key_mask.to(torch::kCPU, torch::kBool).contiguous();
+  const int64_t B = mask.size(0), L = mask.size(1);
+  const bool* m = mask.data_ptr<bool>();
+  std::vector<int64_t> starts(B, 0);
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t first = -1, last = -1, count = 0;
+    for (int64_t i = 0; i < L; ++i) {
+      if (!m[b * L + i]) continue;
+      if (first < 0) first = i;
+      last = i;
+      ++count;
+    }
+    if (count > 0 && last - first + 1 != count) return {};
+    starts[b] = std::max<int64_t>(first, 0);
+  }
+  return starts;
+}
+
+// Column i of row b reads column (i + shift_b) mod L: [B, L] int64 gather indices.
+at::Tensor RotationIndex(const std::vector<int64_t>& shifts, int64_t L, at::Device device) {
+  at::Tensor shift = torch::tensor(shifts, torch::kLong).to(device).unsqueeze(1);
+  return (torch::arange(L, torch::dtype(torch::kLong).device(device)).unsqueeze(0) + shift).remainder(L);
+}
+
 }  // namespace
 
 absl::StatusOr<at::Tensor> Qwen2_5_VL::EncodeImages(const at::Tensor& pixel_values, const at::Tensor& image_grid_thw,
@@ -323,6 +395,9 @@ absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
                 (in.pixel_values.defined() && in.pixel_values.numel() > 0))) {
     return absl::InvalidArgumentError("a slot KV cache decodes one token per row, without mask, positions or images");
   }
+  if (!in.segments.empty() && (cache != nullptr || in.attention_mask.defined())) {
+    return absl::InvalidArgumentError("segments (packed rows) take neither an attention_mask nor a KV cache");
+  }
   if (cache != nullptr && (cache->batch() != B || past + L > cache->capacity())) {
     return absl::InvalidArgumentError(absl::StrCat("KV cache holds batch ", cache->batch(), " and ",
                                                    cache->capacity() - past, " free positions; the input needs batch ",
@@ -354,6 +429,7 @@ absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
       embeds = embeds.masked_scatter(is_image.unsqueeze(-1).expand_as(embeds), image_embeds->to(embeds.scalar_type()));
     }
 
+    if (!in.segments.empty()) return ForwardPacked(in, ids, embeds);
     if (slots) {
       // Row r attends to its own [0, length_r] (the new token is written at length_r).
       at::Tensor lengths = cache->row_lengths();
@@ -362,7 +438,7 @@ absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
       RotaryTables rotary = text_->Rotary(positions, embeds.scalar_type());
       at::Tensor k_pos = torch::arange(0, past + 1, torch::dtype(torch::kLong).device(device)).unsqueeze(0);
       at::Tensor allowed = k_pos.le(lengths.unsqueeze(1)).view({B, 1, 1, past + 1});
-      at::Tensor hidden = text_->Forward(embeds, rotary, allowed, cache, in.checkpoint_layers);
+      at::Tensor hidden = text_->Forward(embeds, rotary, {allowed, at::Tensor()}, cache, in.checkpoint_layers);
       cache->Advance(1);
       return ForwardOutput{hidden, deltas};
     }
@@ -397,21 +473,107 @@ absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
     if (cache != nullptr && past == 0) cache->set_rope_deltas(rope_deltas);
     RotaryTables rotary = text_->Rotary(position_ids.to(device), embeds.scalar_type());
 
+    // Padded rows whose real tokens are contiguous (no cache: its slots must keep their columns) are
+    // rotated so each run starts at column 0: every padding key then lies after every real query, so
+    // plain causal attention gives the real tokens exactly the masked result, and no mask is built.
+    if (padded && cache == nullptr) {
+      const std::vector<int64_t> starts = ContiguousRunStarts(key_mask);
+      if (!starts.empty()) {
+        const bool rotate = std::any_of(starts.begin(), starts.end(), [](int64_t s) { return s != 0; });
+        if (!rotate) return ForwardOutput{text_->Forward(embeds, rotary, {}, nullptr, in.checkpoint_layers), rope_deltas};
+        at::Tensor index = RotationIndex(starts, L, device);
+        std::vector<int64_t> back(starts.size());
+        for (size_t b = 0; b < starts.size(); ++b) back[b] = L - starts[b];
+        at::Tensor inverse = RotationIndex(back, L, device);
+        const int64_t H = embeds.size(2);
+        at::Tensor rolled = embeds.gather(1, index.unsqueeze(-1).expand({B, L, H}));
+        RotaryTables rolled_rotary =
+            text_->Rotary(position_ids.to(device).gather(2, index.unsqueeze(0).expand({3, B, L})), embeds.scalar_type());
+        at::Tensor hidden = text_->Forward(rolled, rolled_rotary, {}, nullptr, in.checkpoint_layers);
+        return ForwardOutput{hidden.gather(1, inverse.unsqueeze(-1).expand({B, L, H})), rope_deltas};
+      }
+    }
     // Query i (absolute past + i) sees key j when j <= past + i and key j is not padding. Undefined:
     // no padding, so plain causal attention (the decoder then needs no mask at all).
-    at::Tensor allowed;
+    AttentionLayout layout;
     if (padded) {
       at::Tensor q_pos = torch::arange(past, past + L, torch::dtype(torch::kLong).device(device)).unsqueeze(1);
       at::Tensor k_pos = torch::arange(0, past + L, torch::dtype(torch::kLong).device(device)).unsqueeze(0);
-      allowed = k_pos.le(q_pos).unsqueeze(0).logical_and(key_mask.unsqueeze(1)).unsqueeze(1);
+      layout.allowed = k_pos.le(q_pos).unsqueeze(0).logical_and(key_mask.unsqueeze(1)).unsqueeze(1);
     }
 
-    at::Tensor hidden = text_->Forward(embeds, rotary, allowed, cache, in.checkpoint_layers);
+    at::Tensor hidden = text_->Forward(embeds, rotary, layout, cache, in.checkpoint_layers);
     if (cache != nullptr) cache->Advance(L);
     return ForwardOutput{hidden, rope_deltas};
   } catch (const c10::Error& e) {
     return Internal("forward", e);
   }
+}
+
+absl::StatusOr<ForwardOutput> Qwen2_5_VL::ForwardPacked(const ForwardInput& in, const at::Tensor& ids,
+                                                        const at::Tensor& embeds) {
+  const at::Device device = options().device;
+  const int64_t B = ids.size(0), L = ids.size(1);
+  auto tiling = TileSegments(in.segments, B, L);
+  if (!tiling.ok()) return tiling.status();
+  at::Tensor position_ids = in.position_ids;
+  if (!position_ids.defined()) {
+    // Each sample's positions as if it were alone (Qwen2.5-VL's get_rope_index restarts per sample);
+    // padding keeps HF's 1.
+    auto grids = ReadGrids(in.image_grid_thw);
+    if (!grids.ok()) return grids.status();
+    at::Tensor ids_cpu = ids.to(torch::kCPU).contiguous();
+    const int64_t* id_ptr = ids_cpu.data_ptr<int64_t>();
+    position_ids = torch::ones({3, B, L}, torch::kLong);
+    auto pos = position_ids.accessor<int64_t, 3>();
+    size_t next_image = 0;
+    for (size_t i = 0; i < tiling->tiles.size(); ++i) {
+      const PackedSegment& t = tiling->tiles[i];
+      const int64_t* first = id_ptr + t.row * L + t.start;
+      std::vector<int64_t> sample(first, first + t.length);
+      const auto n_images = static_cast<size_t>(CountImages(sample, config_));
+      if (!tiling->real[i]) {
+        if (n_images > 0) {
+          return absl::InvalidArgumentError(absl::StrCat("row ", t.row, " holds an image in columns [", t.start, ", ",
+                                                         t.start + t.length, ") that no segment covers"));
+        }
+        continue;
+      }
+      if (next_image + n_images > grids->size()) {
+        return absl::InvalidArgumentError(absl::StrCat("the segment at row ", t.row, ", column ", t.start, " needs image ",
+                                                       next_image + n_images, " but image_grid_thw has only ",
+                                                       grids->size()));
+      }
+      std::vector<GridThw> own(grids->begin() + static_cast<int64_t>(next_image),
+                               grids->begin() + static_cast<int64_t>(next_image + n_images));
+      next_image += n_images;
+      auto index = ComputeRopeIndex(sample, own, config_, t.length);
+      if (!index.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("the segment at row ", t.row, ", column ", t.start, ": ", index.status().message()));
+      }
+      for (int64_t j = 0; j < t.length; ++j)
+        for (int s = 0; s < 3; ++s) pos[s][t.row][t.start + j] = index->positions[s][j];
+    }
+    if (next_image != grids->size()) {
+      return absl::InvalidArgumentError(absl::StrCat("image_grid_thw has ", grids->size(), " images but the segments hold ",
+                                                     next_image));
+    }
+  } else if (position_ids.dim() != 3 || position_ids.size(0) != 3 || position_ids.size(1) != B ||
+             position_ids.size(2) != L) {
+    return absl::InvalidArgumentError("position_ids must be [3, batch, length]");
+  }
+  at::Tensor segments = torch::empty({static_cast<int64_t>(tiling->tiles.size()), 3}, torch::kLong);
+  auto seg = segments.accessor<int64_t, 2>();
+  for (size_t i = 0; i < tiling->tiles.size(); ++i) {
+    const auto n = static_cast<int64_t>(i);
+    seg[n][0] = tiling->tiles[i].row;
+    seg[n][1] = tiling->tiles[i].start;
+    seg[n][2] = tiling->tiles[i].length;
+  }
+  RotaryTables rotary = text_->Rotary(position_ids.to(device), embeds.scalar_type());
+  at::Tensor hidden = text_->Forward(embeds, rotary, {at::Tensor(), segments}, nullptr, in.checkpoint_layers);
+  return ForwardOutput{hidden, torch::zeros({B}, torch::dtype(torch::kLong).device(device))};
 }
 
 }  // namespace r1r::model

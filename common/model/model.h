@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
@@ -27,6 +28,13 @@ struct ModelOptions {
   at::Device device = at::kCPU;
 };
 
+// One sample of a packed row: tokens [start, start + length) of row `row` of input_ids.
+struct PackedSegment {
+  int64_t row = 0;
+  int64_t start = 0;
+  int64_t length = 0;
+};
+
 struct ForwardInput {
   at::Tensor input_ids;       // [B, L] int64
   at::Tensor attention_mask;  // [B, past + L], 1 = real token, 0 = padding; undefined = all real
@@ -42,6 +50,11 @@ struct ForwardInput {
   // memory for a second forward per layer in backward. Parameter gradients then reach .grad only via
   // loss.backward().
   bool checkpoint_layers = false;
+  // Packed rows (SFT): several samples per row. Each sample attends causally to itself only, gets its
+  // own M-RoPE positions (restarting at 0, unless position_ids are given) and its own images (images in
+  // row-major sample order). Tokens outside every segment are padding. Segments of a row must not
+  // overlap; no attention_mask or cache with them. Empty: one sequence per row.
+  std::vector<PackedSegment> segments;
 };
 
 struct ForwardOutput {
@@ -90,6 +103,9 @@ class Qwen2_5_VL : public torch::nn::Module {
   Qwen2_5_VL(const ModelConfig& config, const ModelOptions& options, uint64_t seed, bool random_init);
   static absl::StatusOr<std::shared_ptr<Qwen2_5_VL>> CreateImpl(const ModelConfig& config, const ModelOptions& options,
                                                                 uint64_t seed, bool random_init);
+
+  // Forward of packed rows (input.segments) once the embeddings hold the images.
+  absl::StatusOr<ForwardOutput> ForwardPacked(const ForwardInput& input, const at::Tensor& ids, const at::Tensor& embeds);
 
   ModelConfig config_;
   std::shared_ptr<TextModel> text_;

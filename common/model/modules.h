@@ -84,14 +84,23 @@ struct RotaryTables {
   at::Tensor sin;
 };
 
+// Which keys each query of the decoder sees, decided once per forward and shared by every layer.
+struct AttentionLayout {
+  // Bool [B or 1, 1, L, past + L]; undefined: causal (query i sees keys [0, past + i]), no mask built.
+  at::Tensor allowed;
+  // Packed rows: int64 [n, 3] on the CPU, (row, start, length) per sample, tiling every row in order;
+  // each sample attends causally within itself only (one causal attention per sample, no L x L mask).
+  // Undefined: one sequence per row. Excludes `allowed` and a KV cache.
+  at::Tensor segments;
+};
+
 struct TextModel : torch::nn::Module {  // HF name "model"
   TextModel(const TextConfig& c, ParamInit& init);
   // M-RoPE tables for position ids [3, B, L].
   RotaryTables Rotary(const at::Tensor& position_ids, at::ScalarType dtype) const;
-  // Runs the decoder over embeddings [B, L, H]. `allowed` is a bool mask [B, 1, L, past + L], or
-  // undefined for causal attention without padding (no mask is materialised then).
+  // Runs the decoder over embeddings [B, L, H] with the given attention layout.
   // checkpoint_layers: keep only layer inputs and recompute each layer in backward (training).
-  at::Tensor Forward(const at::Tensor& embeds, const RotaryTables& rotary, const at::Tensor& allowed,
+  at::Tensor Forward(const at::Tensor& embeds, const RotaryTables& rotary, const AttentionLayout& layout,
                      KvCache* cache, bool checkpoint_layers = false) const;
 
   TextConfig config;

@@ -99,19 +99,19 @@ at::Tensor RotateHalf(const at::Tensor& x) {
 }
 
 // Attention of the decoder over q [B, nh, L, D] and k/v [B, nkv, S, D] (S = past + L), head h reading
-// kv head h / rep. `allowed` [B, 1, L, S] (bool) or undefined: causal without padding (query i sees keys
+// kv head h / rep. `allowed` [B or 1, 1, L, S] (bool) or undefined: causal (query i sees keys
 // [0, S - L + i]). K/V are not repeated per query head where it can be avoided:
 // - one query per row (decode), or an explicit mask: the rep query heads of a kv head are folded into
 //   the query length ([B, nkv, rep * L, D]), so the kv heads are read as they are;
 // - causal prefill on LibTorch >= 2.5: fused causal SDPA with enable_gqa (no mask, no copies);
 // - causal prefill on LibTorch 2.0-2.4: fused causal SDPA on repeated K/V;
-// - LibTorch 1.13: explicit matmuls with the causal mask built here (same values as before).
+// - LibTorch 1.13: explicit matmuls; the causal mask is built here and, like a given mask, broadcast
+//   over the rep groups rather than repeated.
 at::Tensor DecoderAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& allowed) {
   const int64_t B = q.size(0), nh = q.size(1), L = q.size(2), D = q.size(3);
   const int64_t nkv = k.size(1), S = k.size(2), rep = nh / nkv;
   const int64_t past = S - L;
-  // (An empty mask stands for "causal" where a defined tensor is needed: the checkpointed layers.)
-  at::Tensor mask = allowed.defined() && allowed.numel() == 0 ? at::Tensor() : allowed;  // [B or 1, 1, L, S]
+  at::Tensor mask = allowed;  // [B or 1, 1, L, S]
   if (!mask.defined() && L > 1) {
 #if TORCH_VERSION_MAJOR >= 2
     if (past == 0) {
@@ -129,16 +129,47 @@ at::Tensor DecoderAttention(const at::Tensor& q, const at::Tensor& k, const at::
     at::Tensor k_pos = torch::arange(0, S, torch::dtype(torch::kLong).device(q.device())).unsqueeze(0);
     mask = k_pos.le(q_pos).view({1, 1, L, S});
   }
-  // Fold: [B, nh, L, D] -> [B, nkv, rep * L, D]; the mask repeats over the rep groups.
+  // Fold: [B, nh, L, D] -> [B, nkv, rep * L, D].
   at::Tensor qf = q.reshape({B, nkv, rep * L, D});
-  if (mask.defined() && rep > 1 && L > 1) mask = mask.repeat({1, 1, rep, 1});
-  at::Tensor out = ScaledDotProductAttention(qf, k, v, mask);  // [B, nkv, rep * L, D]
+#if TORCH_VERSION_MAJOR >= 2
+  if (mask.defined() && rep > 1 && L > 1) mask = mask.repeat({1, 1, rep, 1});  // SDPA wants [.., rep * L, S]
+  at::Tensor out = ScaledDotProductAttention(qf, k, v, mask);                    // [B, nkv, rep * L, D]
+#else
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  at::Tensor scores = (torch::matmul(qf, k.transpose(-2, -1)) * scale).to(torch::kFloat);  // [B, nkv, rep * L, S]
+  if (mask.defined()) {
+    // Lowest finite value, not -inf: a query with no visible key (padding) gets a uniform row, not NaN.
+    scores = scores.view({B, nkv, rep, L, S})
+                 .masked_fill(mask.logical_not().unsqueeze(2), std::numeric_limits<float>::lowest())
+                 .view({B, nkv, rep * L, S});
+  }
+  at::Tensor out = torch::matmul(torch::softmax(scores, -1).to(q.scalar_type()), v);
+#endif
   return out.reshape({B, nh, L, D});
+}
+
+// Packed rows: one causal attention per sample, `segments` [n, 3] (row, start, length) tiling every row
+// in order. No query reaches another sample and no L x L mask exists: the work is the sum of the
+// samples' squared lengths, and on LibTorch 2.x each sample is one fused causal SDPA call.
+at::Tensor PackedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& segments) {
+  auto seg = segments.accessor<int64_t, 2>();
+  std::vector<at::Tensor> rows, pieces;
+  for (int64_t i = 0; i < segments.size(0); ++i) {
+    const int64_t row = seg[i][0], start = seg[i][1], length = seg[i][2];
+    if (static_cast<int64_t>(rows.size()) != row) {  // the previous row is complete
+      rows.push_back(torch::cat(pieces, 2));
+      pieces.clear();
+    }
+    auto part = [&](const at::Tensor& t) { return t.narrow(0, row, 1).narrow(2, start, length); };
+    pieces.push_back(DecoderAttention(part(q), part(k), part(v), at::Tensor()));
+  }
+  rows.push_back(torch::cat(pieces, 2));
+  return rows.size() == 1 ? rows[0] : torch::cat(rows, 0);
 }
 
 // Causal self-attention of one layer; q/k/v biases; grouped-query attention (DecoderAttention).
 at::Tensor Attention(const TextAttention& attn, const TextConfig& c, const at::Tensor& x, const RotaryTables& rotary,
-                     const at::Tensor& allowed, KvCache* cache, int64_t layer) {
+                     const AttentionLayout& layout, KvCache* cache, int64_t layer) {
   const int64_t B = x.size(0), L = x.size(1), D = c.head_dim;
   const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads;
   at::Tensor q = attn.q_proj->Forward(x).view({B, L, nh, D}).transpose(1, 2);
@@ -147,8 +178,9 @@ at::Tensor Attention(const TextAttention& attn, const TextConfig& c, const at::T
   q = q * rotary.cos + RotateHalf(q) * rotary.sin;
   k = k * rotary.cos + RotateHalf(k) * rotary.sin;
   if (cache != nullptr) std::tie(k, v) = cache->Append(layer, k, v);
-  at::Tensor out = DecoderAttention(q, k, v, allowed).transpose(1, 2).reshape({B, L, nh * D});
-  return attn.o_proj->Forward(out);
+  at::Tensor out = layout.segments.defined() ? PackedAttention(q, k, v, layout.segments)
+                                             : DecoderAttention(q, k, v, layout.allowed);
+  return attn.o_proj->Forward(out.transpose(1, 2).reshape({B, L, nh * D}));
 }
 
 }  // namespace
@@ -174,10 +206,14 @@ RotaryTables TextModel::Rotary(const at::Tensor& position_ids, at::ScalarType dt
 namespace {
 
 at::Tensor LayerForward(const TextLayer& layer, const TextConfig& config, const at::Tensor& x,
-                        const RotaryTables& rotary, const at::Tensor& allowed, KvCache* cache, int64_t index) {
-  at::Tensor h = x + Attention(*layer.self_attn, config, layer.input_layernorm->Forward(x), rotary, allowed, cache, index);
+                        const RotaryTables& rotary, const AttentionLayout& layout, KvCache* cache, int64_t index) {
+  at::Tensor h = x + Attention(*layer.self_attn, config, layer.input_layernorm->Forward(x), rotary, layout, cache, index);
   return h + layer.mlp->Forward(layer.post_attention_layernorm->Forward(h));
 }
+
+// save_for_backward takes defined tensors: an empty one stands for "undefined" in the saved layout.
+at::Tensor Saveable(const at::Tensor& t) { return t.defined() ? t : torch::empty({0}, torch::kBool); }
+at::Tensor Restored(const at::Tensor& t) { return t.numel() == 0 ? at::Tensor() : t; }
 
 // Activation checkpointing of one decoder layer: forward keeps only the layer input; backward
 // re-runs the layer with grad enabled and back-propagates through it re-entrantly (as PyTorch's
@@ -185,12 +221,14 @@ at::Tensor LayerForward(const TextLayer& layer, const TextConfig& config, const 
 // their .grad. Hence it supports loss.backward(), not torch::autograd::grad w.r.t. parameters.
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos,
-                            const at::Tensor& sin, const at::Tensor& allowed, int64_t model_address, int64_t index) {
-    ctx->save_for_backward({x, cos, sin, allowed});
+                            const at::Tensor& sin, const at::Tensor& allowed, const at::Tensor& segments,
+                            int64_t model_address, int64_t index) {
+    ctx->save_for_backward({x, cos, sin, allowed, segments});
     ctx->saved_data["model"] = model_address;
     ctx->saved_data["index"] = index;
     const auto* model = reinterpret_cast<const TextModel*>(model_address);
-    return LayerForward(*model->layers[index], model->config, x, {cos, sin}, allowed, nullptr, index);
+    return LayerForward(*model->layers[index], model->config, x, {cos, sin}, {Restored(allowed), Restored(segments)},
+                        nullptr, index);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
@@ -201,16 +239,17 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     at::Tensor out;
     {
       torch::AutoGradMode enable_grad(true);
-      out = LayerForward(*model->layers[index], model->config, x, {saved[1], saved[2]}, saved[3], nullptr, index);
+      out = LayerForward(*model->layers[index], model->config, x, {saved[1], saved[2]},
+                         {Restored(saved[3]), Restored(saved[4])}, nullptr, index);
     }
     torch::autograd::backward({out}, {grads[0]});
-    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
-at::Tensor TextModel::Forward(const at::Tensor& embeds, const RotaryTables& rotary, const at::Tensor& allowed,
+at::Tensor TextModel::Forward(const at::Tensor& embeds, const RotaryTables& rotary, const AttentionLayout& layout,
                               KvCache* cache, bool checkpoint_layers) const {
   at::Tensor h = embeds;
   const bool checkpoint = checkpoint_layers && cache == nullptr && torch::GradMode::is_enabled();
@@ -220,11 +259,10 @@ at::Tensor TextModel::Forward(const at::Tensor& embeds, const RotaryTables& rota
   for (size_t i = 0; i < layers.size(); ++i) {
     const auto index = static_cast<int64_t>(i);
     if (checkpoint) {
-      h = CheckpointedLayer::apply(h, rotary.cos, rotary.sin,
-                                   allowed.defined() ? allowed : torch::empty({0}, torch::dtype(torch::kBool).device(h.device())),
+      h = CheckpointedLayer::apply(h, rotary.cos, rotary.sin, Saveable(layout.allowed), Saveable(layout.segments),
                                    reinterpret_cast<int64_t>(this), index);
     } else {
-      h = LayerForward(*layers[i], config, h, rotary, allowed, cache, index);
+      h = LayerForward(*layers[i], config, h, rotary, layout, cache, index);
     }
   }
   return norm->Forward(h);
