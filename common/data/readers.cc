@@ -44,10 +44,10 @@ absl::Status ParseR1RewardRow(const nlohmann::json& row, const std::string& path
   absl::StatusOr<int> label = ParseLabel((*answer)[0]);
   if (!label.ok()) return label.status();
   s.label = *label;
-  absl::StatusOr<std::vector<reward::ChatMessage>> chat = reward::MessagesFromJson(message);
+  absl::StatusOr<std::vector<reward::PromptMessage>> chat = reward::MessagesFromJson(message);
   if (!chat.ok()) return absl::InvalidArgumentError(absl::StrCat("'message': ", chat.status().message()));
   const reward::ContentPart* text = nullptr;
-  for (const reward::ChatMessage& m : *chat) {
+  for (const reward::PromptMessage& m : *chat) {
     if (m.role != "user") continue;
     for (const reward::ContentPart& part : m.content) {
       if (part.kind == reward::ContentKind::kText && text == nullptr) text = &part;

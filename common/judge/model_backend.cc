@@ -22,7 +22,8 @@ class ModelBackend : public RefereeBackend {
     absl::MutexLock lock(&mu_);  // one model: batches run one after another
     std::vector<train::EncodedPrompt> prompts(responses.size());
     for (size_t i = 0; i < responses.size(); ++i) {
-      tokenizer::ChatMessage user = tokenizer::ChatMessage::FromText("user", reward::RenderRefereePrompt(responses[i]));
+      tokenizer::TemplateMessage user =
+          tokenizer::TemplateMessage::FromText("user", reward::RenderRefereePrompt(responses[i]));
       auto ids = tokenizer::EncodeChat(policy_->encoder().tokenizer(), {user}, /*add_generation_prompt=*/true);
       if (!ids.ok()) return ids.status();
       prompts[i].ids.assign(ids->begin(), ids->end());

@@ -6,8 +6,8 @@
 
 namespace r1r::reward {
 
-ChatMessage UserMessage(std::string prompt_text, std::string image_path, ImagePlacement placement) {
-  ChatMessage message{"user", {}};
+PromptMessage UserMessage(std::string prompt_text, std::string image_path, ImagePlacement placement) {
+  PromptMessage message{"user", {}};
   const bool has_image = !image_path.empty();
   if (has_image && placement == ImagePlacement::kBeforeText) {
     message.content.push_back(ContentPart::Image(std::move(image_path)));
@@ -19,9 +19,9 @@ ChatMessage UserMessage(std::string prompt_text, std::string image_path, ImagePl
   return message;
 }
 
-std::string MessagesToJson(const std::vector<ChatMessage>& messages) {
+std::string MessagesToJson(const std::vector<PromptMessage>& messages) {
   nlohmann::json list = nlohmann::json::array();
-  for (const ChatMessage& m : messages) {
+  for (const PromptMessage& m : messages) {
     nlohmann::json content = nlohmann::json::array();
     for (const ContentPart& part : m.content) {
       if (part.kind == ContentKind::kText) {
@@ -35,16 +35,16 @@ std::string MessagesToJson(const std::vector<ChatMessage>& messages) {
   return list.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-absl::StatusOr<std::vector<ChatMessage>> MessagesFromJson(std::string_view json) {
+absl::StatusOr<std::vector<PromptMessage>> MessagesFromJson(std::string_view json) {
   const nlohmann::json parsed = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return absl::InvalidArgumentError("message is not valid JSON");
   if (!parsed.is_array()) return absl::InvalidArgumentError("message is not a JSON list of chat turns");
-  std::vector<ChatMessage> messages;
+  std::vector<PromptMessage> messages;
   for (const nlohmann::json& turn : parsed) {
     if (!turn.is_object() || !turn.contains("role") || !turn["role"].is_string()) {
       return absl::InvalidArgumentError("chat turn without a string 'role'");
     }
-    ChatMessage m{turn["role"].get<std::string>(), {}};
+    PromptMessage m{turn["role"].get<std::string>(), {}};
     const auto content = turn.find("content");
     if (content == turn.end()) return absl::InvalidArgumentError("chat turn without 'content'");
     if (content->is_string()) {  // plain-text turn

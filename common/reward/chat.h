@@ -22,20 +22,20 @@ struct ContentPart {
   bool operator==(const ContentPart&) const = default;
 };
 
-struct ChatMessage {
+struct PromptMessage {
   std::string role;  // "system", "user" or "assistant"
   std::vector<ContentPart> content;
-  bool operator==(const ChatMessage&) const = default;
+  bool operator==(const PromptMessage&) const = default;
 };
 
 // Training data (README example) puts the image after the text; evaluation puts it first.
 enum class ImagePlacement { kBeforeText, kAfterText };
 
 // One user turn holding the prompt text and, when `image_path` is non-empty, the image.
-ChatMessage UserMessage(std::string prompt_text, std::string image_path, ImagePlacement placement);
+PromptMessage UserMessage(std::string prompt_text, std::string image_path, ImagePlacement placement);
 
 // [{"role": ..., "content": [{"type": "text", "text": ...}, {"type": "image", "image": ...}]}]
-std::string MessagesToJson(const std::vector<ChatMessage>& messages);
-absl::StatusOr<std::vector<ChatMessage>> MessagesFromJson(std::string_view json);
+std::string MessagesToJson(const std::vector<PromptMessage>& messages);
+absl::StatusOr<std::vector<PromptMessage>> MessagesFromJson(std::string_view json);
 
 }  // namespace r1r::reward

@@ -20,7 +20,7 @@ struct Piece {
   int64_t repeat = 1;    // image pads
 };
 
-std::vector<Piece> TemplatePieces(const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
+std::vector<Piece> TemplatePieces(const std::vector<TemplateMessage>& messages, bool add_generation_prompt) {
   std::vector<Piece> pieces;
   auto text = [&](std::string t) {
     if (t.empty()) return;
@@ -32,7 +32,7 @@ std::vector<Piece> TemplatePieces(const std::vector<ChatMessage>& messages, bool
   };
   auto special = [&](const char* t, int64_t repeat = 1) { pieces.push_back({t, true, repeat}); };
   for (size_t i = 0; i < messages.size(); ++i) {
-    const ChatMessage& m = messages[i];
+    const TemplateMessage& m = messages[i];
     if (i == 0 && m.role != "system") {
       special(kImStart);
       text(absl::StrCat("system\n", kDefaultSystemPrompt));
@@ -70,7 +70,7 @@ absl::StatusOr<int64_t> ImageTokenCount(int64_t grid_t, int64_t grid_h, int64_t 
   return grid_t * grid_h * grid_w / (merge_size * merge_size);
 }
 
-std::string RenderChatTemplate(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+std::string RenderChatTemplate(const std::vector<TemplateMessage>& messages, bool add_generation_prompt,
                                bool expand_images) {
   std::string out;
   for (const Piece& p : TemplatePieces(messages, add_generation_prompt)) {
@@ -80,7 +80,8 @@ std::string RenderChatTemplate(const std::vector<ChatMessage>& messages, bool ad
   return out;
 }
 
-absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
+absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer,
+                                                const std::vector<TemplateMessage>& messages,
                                                 bool add_generation_prompt) {
   std::vector<int32_t> ids;
   for (const Piece& p : TemplatePieces(messages, add_generation_prompt)) {

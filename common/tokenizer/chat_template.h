@@ -27,11 +27,11 @@ struct ContentItem {
   static ContentItem Image(int64_t tokens) { return {Kind::kImage, {}, tokens}; }
 };
 
-struct ChatMessage {
+struct TemplateMessage {
   std::string role;  // "system", "user" or "assistant"
   std::vector<ContentItem> content;
 
-  static ChatMessage FromText(std::string role, std::string text) {
+  static TemplateMessage FromText(std::string role, std::string text) {
     return {std::move(role), {ContentItem::Text(std::move(text))}};
   }
 };
@@ -42,13 +42,14 @@ absl::StatusOr<int64_t> ImageTokenCount(int64_t grid_t, int64_t grid_h, int64_t 
 
 // The template text. With expand_images=false each image has a single <|image_pad|> (what
 // apply_chat_template returns); with true it has image_tokens copies (what the model reads).
-std::string RenderChatTemplate(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+std::string RenderChatTemplate(const std::vector<TemplateMessage>& messages, bool add_generation_prompt,
                                bool expand_images = true);
 
 // Token ids of the rendered template with the image pads expanded. Equal to
 // tokenizer.Encode(RenderChatTemplate(messages, add_generation_prompt, true)), but splices the
 // special ids directly. Needs the Qwen special tokens in the tokenizer (NotFound otherwise).
-absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
+absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer,
+                                                const std::vector<TemplateMessage>& messages,
                                                 bool add_generation_prompt);
 
 }  // namespace r1r::tokenizer

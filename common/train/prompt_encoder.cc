@@ -128,7 +128,7 @@ absl::StatusOr<EncodedPrompt> PromptEncoder::Encode(const PromptInput& input, co
 
 absl::StatusOr<EncodedPrompt> PromptEncoder::EncodeWithImage(const PromptInput& input, const EncodedPrompt* image) const {
   EncodedPrompt out;
-  tokenizer::ChatMessage user;
+  tokenizer::TemplateMessage user;
   user.role = "user";
   const std::string text = reward::RenderComparisonPrompt(input.question, input.response1, input.response2, style_);
   if (image == nullptr) {

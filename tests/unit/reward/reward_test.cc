@@ -166,12 +166,12 @@ TEST(reward, RuleRefereeReadsThePreferredResponse) {
             Consistency::kInconsistent);
 }
 
-TEST(reward, ChatMessagesAndJson) {
-  const ChatMessage after = UserMessage("prompt", "/img/a.png", ImagePlacement::kAfterText);
+TEST(reward, PromptMessagesAndJson) {
+  const PromptMessage after = UserMessage("prompt", "/img/a.png", ImagePlacement::kAfterText);
   ASSERT_EQ(after.content.size(), 2u);
   EXPECT_EQ(after.content[0], ContentPart::Text("prompt"));
   EXPECT_EQ(after.content[1], ContentPart::Image("/img/a.png"));
-  const ChatMessage before = UserMessage("prompt", "/img/a.png", ImagePlacement::kBeforeText);
+  const PromptMessage before = UserMessage("prompt", "/img/a.png", ImagePlacement::kBeforeText);
   EXPECT_EQ(before.content[0].kind, ContentKind::kImage);
   EXPECT_EQ(UserMessage("p", "", ImagePlacement::kBeforeText).content.size(), 1u);
 
@@ -189,14 +189,14 @@ TEST(reward, ChatMessagesAndJson) {
 
 // A content part whose "type" is not a string threw nlohmann::type_error out of MessagesFromJson (a crash
 // loop in the job runner, a crash in `r1r data check`); it is an error naming the value now.
-TEST(reward, ChatMessagesWithNonStringPartTypesAreErrors) {
+TEST(reward, PromptMessagesWithNonStringPartTypesAreErrors) {
   for (const char* json : {R"([{"role":"user","content":[{"type":5,"text":"x"}]}])",
                            R"([{"role":"user","content":[{"type":null,"text":"x"}]}])",
                            R"([{"role":"user","content":[{"type":["text"],"text":"x"}]}])",
                            R"([{"role":"user","content":[{"text":"x"}]}])",
                            R"([{"role":"user","content":[7]}])",
                            R"([{"role":"user","content":[null]}])"}) {
-    absl::StatusOr<std::vector<ChatMessage>> parsed;
+    absl::StatusOr<std::vector<PromptMessage>> parsed;
     ASSERT_NO_THROW(parsed = MessagesFromJson(json)) << json;
     ASSERT_FALSE(parsed.ok()) << json;
     EXPECT_NE(parsed.status().message().find("content part"), std::string::npos) << parsed.status();

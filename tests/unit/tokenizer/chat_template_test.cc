@@ -8,7 +8,7 @@ namespace r1r::tokenizer {
 namespace {
 
 TEST(tokenizer, ChatTemplateDefaultSystemAndImageFirst) {
-  const std::vector<ChatMessage> messages = {
+  const std::vector<TemplateMessage> messages = {
       {"user", {ContentItem::Image(3), ContentItem::Text("Describe this image.")}}};
   EXPECT_EQ(RenderChatTemplate(messages, /*add_generation_prompt=*/true, /*expand_images=*/false),
             "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
@@ -20,10 +20,10 @@ TEST(tokenizer, ChatTemplateDefaultSystemAndImageFirst) {
 }
 
 TEST(tokenizer, ChatTemplateExplicitSystemTextFirstAndAssistantTurn) {
-  const std::vector<ChatMessage> messages = {
-      ChatMessage::FromText("system", "Judge two answers."),
+  const std::vector<TemplateMessage> messages = {
+      TemplateMessage::FromText("system", "Judge two answers."),
       {"user", {ContentItem::Text("Which is better?"), ContentItem::Image(1)}},
-      ChatMessage::FromText("assistant", "<think>ok</think><answer>1</answer>")};
+      TemplateMessage::FromText("assistant", "<think>ok</think><answer>1</answer>")};
   EXPECT_EQ(RenderChatTemplate(messages, /*add_generation_prompt=*/false),
             "<|im_start|>system\nJudge two answers.<|im_end|>\n<|im_start|>user\nWhich is better?"
             "<|vision_start|><|image_pad|><|vision_end|><|im_end|>\n<|im_start|>assistant\n"
@@ -46,7 +46,7 @@ TEST(tokenizer, EncodeChatSplicesImagePads) {
   ASSERT_TRUE(json.ok()) << json.status();
   auto tok = Tokenizer::FromJson(*json);
   ASSERT_TRUE(tok.ok()) << tok.status();
-  const std::vector<ChatMessage> messages = {
+  const std::vector<TemplateMessage> messages = {
       {"user", {ContentItem::Text("Describe this image."), ContentItem::Image(5)}}};
   absl::StatusOr<std::vector<int32_t>> ids = EncodeChat(**tok, messages, true);
   ASSERT_TRUE(ids.ok()) << ids.status();

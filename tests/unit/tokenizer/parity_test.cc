@@ -56,7 +56,7 @@ TEST(tokenizer, QwenKnownIds) {
   EXPECT_EQ(*Qwen().TokenToId("<|image_pad|>"), 151655);
   EXPECT_EQ(*Qwen().TokenToId("<|vision_start|>"), 151652);
   // transformers' Qwen2.5-VL integration test: input_ids[:17] of [image, "What kind of dog is this?"].
-  const std::vector<ChatMessage> messages = {
+  const std::vector<TemplateMessage> messages = {
       {"user", {ContentItem::Image(2), ContentItem::Text("What kind of dog is this?")}}};
   absl::StatusOr<std::vector<int32_t>> ids = EncodeChat(Qwen(), messages, /*add_generation_prompt=*/true);
   ASSERT_TRUE(ids.ok()) << ids.status();
