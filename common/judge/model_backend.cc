@@ -18,7 +18,7 @@ class ModelBackend : public RefereeBackend {
 
   std::string name() const override { return "model"; }
 
-  absl::StatusOr<std::vector<Verdict>> Judge(const std::vector<std::string>& responses) override {
+  absl::StatusOr<std::vector<Verdict>> Assess(const std::vector<std::string>& responses) override {
     absl::MutexLock lock(&mu_);  // one model: batches run one after another
     std::vector<train::EncodedPrompt> prompts(responses.size());
     for (size_t i = 0; i < responses.size(); ++i) {

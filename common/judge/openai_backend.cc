@@ -22,7 +22,7 @@ class OpenAiBackend : public RefereeBackend {
 
   std::string name() const override { return "openai"; }
 
-  absl::StatusOr<std::vector<Verdict>> Judge(const std::vector<std::string>& responses) override {
+  absl::StatusOr<std::vector<Verdict>> Assess(const std::vector<std::string>& responses) override {
     auto model = ResolveModel();
     if (!model.ok()) return model.status();
     std::vector<Verdict> verdicts(responses.size());

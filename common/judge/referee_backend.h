@@ -25,7 +25,7 @@ class RefereeBackend {
   virtual std::string name() const = 0;
   // One verdict per response, same order. An error means the referee could not be asked at all
   // (unreachable, timed out after retries); unparsable replies are verdicts of kUnknown instead.
-  virtual absl::StatusOr<std::vector<Verdict>> Judge(const std::vector<std::string>& responses) = 0;
+  virtual absl::StatusOr<std::vector<Verdict>> Assess(const std::vector<std::string>& responses) = 0;
 };
 
 std::unique_ptr<RefereeBackend> MakeRuleBackend();

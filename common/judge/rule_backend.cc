@@ -7,7 +7,7 @@ namespace {
 class RuleBackend : public RefereeBackend {
  public:
   std::string name() const override { return "rule"; }
-  absl::StatusOr<std::vector<Verdict>> Judge(const std::vector<std::string>& responses) override {
+  absl::StatusOr<std::vector<Verdict>> Assess(const std::vector<std::string>& responses) override {
     std::vector<Verdict> out;
     out.reserve(responses.size());
     for (const std::string& r : responses) out.push_back({reward::RuleRefereeVerdict(r), "", 1});

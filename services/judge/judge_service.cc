@@ -65,7 +65,7 @@ grpc::Status JudgeServiceImpl::JudgeBatch(grpc::ServerContext* ctx, const v1::Ju
   std::vector<std::string> responses;
   responses.reserve(req->items_size());
   for (const auto& item : req->items()) responses.push_back(item.response());
-  auto verdicts = backend_->Judge(responses);
+  auto verdicts = backend_->Assess(responses);
   if (!verdicts.ok()) {
     metrics_->Counter("r1r_judge_backend_errors_total", "Batches the referee backend could not answer.").Increment();
     return rpc::ToGrpc(verdicts.status());

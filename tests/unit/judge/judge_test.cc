@@ -93,7 +93,7 @@ const std::string kInconsistent =
 
 TEST(judge, RuleBackendComparesReasoningWithAnswer) {
   auto rule = MakeRuleBackend();
-  auto v = rule->Judge({kConsistent, kInconsistent, "<answer>2</answer>"});
+  auto v = rule->Assess({kConsistent, kInconsistent, "<answer>2</answer>"});
   ASSERT_TRUE(v.ok());
   EXPECT_EQ((*v)[0].consistency, reward::Consistency::kConsistent);
   EXPECT_EQ((*v)[1].consistency, reward::Consistency::kInconsistent);
@@ -106,7 +106,7 @@ TEST(judge, OpenAiAsksAgainUntilAReplyParses) {
   o.base_url = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1";
   o.model = "qwen2.5-vl-7b";
   o.concurrency = 1;
-  auto v = MakeOpenAiBackend(o)->Judge({kConsistent});
+  auto v = MakeOpenAiBackend(o)->Assess({kConsistent});
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ((*v)[0].consistency, reward::Consistency::kConsistent);
   EXPECT_EQ((*v)[0].attempts, 2);
@@ -119,7 +119,7 @@ TEST(judge, OpenAiRetriesServerErrorsAndResolvesTheModel) {
   OpenAiOptions o;
   o.base_url = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1";
   o.concurrency = 1;
-  auto v = MakeOpenAiBackend(o)->Judge({kInconsistent});
+  auto v = MakeOpenAiBackend(o)->Assess({kInconsistent});
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ((*v)[0].consistency, reward::Consistency::kInconsistent);
   EXPECT_EQ(server.requests(), 4);
@@ -131,7 +131,7 @@ TEST(judge, OpenAiUnreachableIsAnErrorNotAVerdict) {
   o.base_url = "http://127.0.0.1:1/v1";
   o.model = "m";
   o.transport_retries = 1;
-  auto v = MakeOpenAiBackend(o)->Judge({kConsistent});
+  auto v = MakeOpenAiBackend(o)->Assess({kConsistent});
   ASSERT_FALSE(v.ok());
   EXPECT_EQ(v.status().code(), absl::StatusCode::kUnavailable);
 }
