@@ -49,7 +49,7 @@ bool SameVocabulary(train::Policy& a, train::Policy& b) {
 
 }  // namespace
 
-struct RewardModelServiceImpl::Judged {
+struct RewardModelServiceImpl::Verdict {
   std::vector<std::string> texts;
   eval::ChoiceVotes tally;
 };
@@ -261,7 +261,7 @@ absl::StatusOr<train::EncodedPrompt> RewardModelServiceImpl::EncodePrompt(Loaded
   return encoded;
 }
 
-absl::StatusOr<std::vector<RewardModelServiceImpl::Judged>> RewardModelServiceImpl::Judge(
+absl::StatusOr<std::vector<RewardModelServiceImpl::Verdict>> RewardModelServiceImpl::SampleVerdicts(
     LoadedModel& model, const std::vector<train::EncodedPrompt>& prompts, int votes, double temperature, uint64_t seed,
     int max_new_tokens, const std::function<bool()>& cancelled) {
   const auto [samples, t] = VotePlan(votes, temperature);
@@ -279,14 +279,14 @@ absl::StatusOr<std::vector<RewardModelServiceImpl::Judged>> RewardModelServiceIm
   }
   auto results = batcher_->Run(jobs, cancelled);
   if (!results.ok()) return results.status();
-  std::vector<Judged> judged(prompts.size());
+  std::vector<Verdict> sampled(prompts.size());
   for (size_t p = 0; p < prompts.size(); ++p) {
     for (int k = 0; k < samples; ++k) {
-      judged[p].texts.push_back(model.policy->Decode((*results)[p * static_cast<size_t>(samples) + k].token_ids));
+      sampled[p].texts.push_back(model.policy->Decode((*results)[p * static_cast<size_t>(samples) + k].token_ids));
     }
-    judged[p].tally = TallyVotes(judged[p].texts);
+    sampled[p].tally = TallyVotes(sampled[p].texts);
   }
-  return judged;
+  return sampled;
 }
 
 absl::StatusOr<v1::CompareResponse> RewardModelServiceImpl::DoCompare(const v1::CompareRequest& req,
@@ -301,9 +301,10 @@ absl::StatusOr<v1::CompareResponse> RewardModelServiceImpl::DoCompare(const v1::
   if (!prompt.ok()) return prompt.status();
   std::vector<train::EncodedPrompt> prompts;
   prompts.push_back(*std::move(prompt));
-  auto judged = Judge(*model, prompts, req.votes(), req.temperature(), req.seed(), req.max_new_tokens(), cancelled);
-  if (!judged.ok()) return judged.status();
-  const Judged& j = judged->front();
+  auto sampled =
+      SampleVerdicts(*model, prompts, req.votes(), req.temperature(), req.seed(), req.max_new_tokens(), cancelled);
+  if (!sampled.ok()) return sampled.status();
+  const Verdict& j = sampled->front();
   v1::CompareResponse resp;
   resp.set_choice(j.tally.choice);
   resp.set_votes_for_1(j.tally.votes_for_1);
@@ -330,12 +331,13 @@ absl::StatusOr<v1::RankResponse> RewardModelServiceImpl::DoRank(const v1::RankRe
     if (!prompt.ok()) return prompt.status();
     prompts.push_back(*std::move(prompt));
   }
-  auto judged = Judge(*model, prompts, req.votes(), req.temperature(), req.seed(), /*max_new_tokens=*/0, cancelled);
-  if (!judged.ok()) return judged.status();
+  auto sampled =
+      SampleVerdicts(*model, prompts, req.votes(), req.temperature(), req.seed(), /*max_new_tokens=*/0, cancelled);
+  if (!sampled.ok()) return sampled.status();
   std::vector<PairVerdict> verdicts;
   verdicts.reserve(pairs.size());
   for (size_t i = 0; i < pairs.size(); ++i) {
-    verdicts.push_back(PairVerdict{pairs[i].first, pairs[i].second, (*judged)[i].tally.choice});
+    verdicts.push_back(PairVerdict{pairs[i].first, pairs[i].second, (*sampled)[i].tally.choice});
   }
   const Ranking ranking = RankFromVerdicts(req.responses_size(), verdicts);
   v1::RankResponse resp;

@@ -75,12 +75,12 @@ class RewardModelServiceImpl final : public v1::RewardModel::Service {
   // Polls options_.model_dir every options_.reload_poll until Stop().
   void PollForNewVersions();
 
-  struct Judged;  // one prompt's samples, decoded and tallied
+  struct Verdict;  // one prompt's verdict: its samples, decoded, and their votes
   // Generates `votes` samples for each prompt (all through one batcher call) and tallies each prompt.
-  absl::StatusOr<std::vector<Judged>> Judge(LoadedModel& model, const std::vector<train::EncodedPrompt>& prompts,
-                                            int votes,
-                                            double temperature, uint64_t seed, int max_new_tokens,
-                                            const std::function<bool()>& cancelled);
+  absl::StatusOr<std::vector<Verdict>> SampleVerdicts(LoadedModel& model,
+                                                      const std::vector<train::EncodedPrompt>& prompts, int votes,
+                                                      double temperature, uint64_t seed, int max_new_tokens,
+                                                      const std::function<bool()>& cancelled);
   absl::StatusOr<train::EncodedPrompt> EncodePrompt(LoadedModel& model, const train::PromptInput& input,
                                                     const train::EncodedPrompt* image) const;
   absl::StatusOr<std::optional<train::EncodedPrompt>> ProcessRequestImage(LoadedModel& model, bool has_image,
