@@ -46,6 +46,12 @@ std::string GroupPrefix(int generation) { return absl::StrCat("g", generation, "
 std::vector<uint8_t> ToBytes(const std::string& s) { return {s.begin(), s.end()}; }
 std::string FromBytes(const std::vector<uint8_t>& b) { return {b.begin(), b.end()}; }
 
+// c10d's messages carry a backtrace after the first line; the first line says what happened.
+std::string Why(const std::exception& e) {
+  const std::string what = e.what();
+  return what.substr(0, what.find('\n'));
+}
+
 bool IsLoopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
 
 // One generation's c10d group. The same backend set-up as ProcessGroup::Create, which builds its own
@@ -238,7 +244,7 @@ struct SyncLeader::Impl {
       return absl::UnavailableError(absl::StrCat("weight sync: generation ", generation, " did not form within ",
                                                  options.timeout.count(), " ms (", absent.empty() ? "every member came"
                                                  : "absent: " + Names(absent), "); dropped ", dropped,
-                                                 ", the live ones rejoin: ", e.what()));
+                                                 ", the live ones rejoin: ", Why(e)));
     }
     return absl::OkStatus();
   }
@@ -261,14 +267,14 @@ struct SyncLeader::Impl {
           r.bytes_sent = snapshot.buffer().numel() * r.members;
         } catch (const std::exception& e) {
           r.status = absl::UnavailableError(absl::StrCat("weight sync: broadcast of version ", snapshot.version(),
-                                                         " to ", Names(members), " failed; dropped them: ", e.what()));
+                                                         " to ", Names(members), " failed; dropped them: ", Why(e)));
           group.reset();
           members.clear();
           Announce("end");  // members that got everything are waiting on the store, not in the collective
         }
       }
     } catch (const std::exception& e) {  // the store itself (our own server) failed
-      r.status = absl::InternalError(absl::StrCat("weight sync: store: ", e.what()));
+      r.status = absl::InternalError(absl::StrCat("weight sync: store: ", Why(e)));
       group.reset();
       members.clear();
     }
@@ -297,7 +303,7 @@ absl::StatusOr<std::unique_ptr<SyncLeader>> SyncLeader::Start(const SyncGroupOpt
     impl->store = store;
   } catch (const std::exception& e) {
     return absl::UnavailableError(
-        absl::StrCat("weight sync: cannot host the store on port ", options.store_port, ": ", e.what()));
+        absl::StrCat("weight sync: cannot host the store on port ", options.store_port, ": ", Why(e)));
   }
   std::unique_ptr<SyncLeader> leader(new SyncLeader(std::move(impl)));
   leader->port_ = port;
@@ -506,7 +512,7 @@ void SyncMember::Run() {
     } catch (const std::exception& e) {
       // A collective or the store failed (the leader or another member went away): start over with a
       // fresh connection and a new ticket.
-      why = absl::UnavailableError(absl::StrCat("weight sync: ", e.what()));
+      why = absl::UnavailableError(absl::StrCat("weight sync: ", Why(e)));
       m.store.reset();
     }
     m.SetInGroup(false);
