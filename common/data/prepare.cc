@@ -9,6 +9,7 @@
 #include "common/data/synthetic.h"
 #include "common/data/transforms.h"
 #include "common/files/paths.h"
+#include "common/reward/prompt_layout.h"
 #include "common/reward/prompt_template.h"
 #include "common/tokenizer/bpe_trainer.h"
 
@@ -110,6 +111,14 @@ absl::Status PrepareTokenizer(const config::JobSpec& spec, const PreparedData& p
   fs::copy_file(source, target, fs::copy_options::overwrite_existing, ec);
   if (ec) return absl::FailedPreconditionError(absl::StrCat("cannot copy tokenizer from ", source, ": ", ec.message()));
   return absl::OkStatus();
+}
+
+absl::Status WritePromptLayout(const config::JobSpec& spec, const std::string& model_dir) {
+  auto placement = reward::ParseImagePlacement(spec.data.image_placement);
+  if (!placement.ok()) return absl::InvalidArgumentError(absl::StrCat("data.", placement.status().message()));
+  auto style = reward::ParsePromptStyle(spec.data.prompt_style);
+  if (!style.ok()) return absl::InvalidArgumentError(absl::StrCat("data.prompt_style: ", style.status().message()));
+  return reward::WritePromptLayout({*placement, *style}, model_dir);
 }
 
 }  // namespace r1r::data

@@ -37,4 +37,9 @@ absl::StatusOr<PreparedData> PrepareData(const config::JobSpec& spec, const std:
 // else copied from tokenizer.path or model.path. Kept when it already exists (resume).
 absl::Status PrepareTokenizer(const config::JobSpec& spec, const PreparedData& data, const std::string& model_dir);
 
+// Writes <model_dir>/r1r_prompt.json with the spec's data.image_placement and data.prompt_style
+// (common/reward/prompt_layout.h owns the format); a value the spec check let through is an error
+// naming the spec field.
+absl::Status WritePromptLayout(const config::JobSpec& spec, const std::string& model_dir);
+
 }  // namespace r1r::data

@@ -10,6 +10,7 @@
 
 #include "common/model/logprobs.h"
 #include "common/model/weights.h"
+#include "common/reward/prompt_layout.h"
 
 namespace r1r::train {
 namespace fs = std::filesystem;
@@ -30,45 +31,6 @@ absl::Status WritePreprocessorConfig(const vision::ImageProcessorOptions& o, con
   std::ofstream out(path);
   out << j.dump(2);
   return out ? absl::OkStatus() : absl::InternalError(absl::StrCat("cannot write ", path));
-}
-
-struct PromptLayout {
-  reward::ImagePlacement placement = reward::ImagePlacement::kBeforeText;
-  reward::PromptStyle style = reward::PromptStyle::kR1Reward;
-};
-
-// r1r_prompt.json, written when the job prepared the model: where the image goes in the user turn and
-// which comparison prompt the model was trained on. Absent (a plain Hugging Face directory): image
-// first, as Qwen2.5-VL's own examples do, and the paper's prompt.
-absl::StatusOr<PromptLayout> ReadPromptLayout(const std::string& model_dir) {
-  const fs::path path = fs::path(model_dir) / "r1r_prompt.json";
-  PromptLayout layout;
-  if (!fs::exists(path)) return layout;
-  std::ifstream in(path);
-  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  const auto invalid = [&](const std::string& what) {
-    return absl::InvalidArgumentError(absl::StrCat(path.string(), ": ", what));
-  };
-  if (!j.is_object()) return invalid("not a JSON object");
-  // Field by field, so a field of the wrong type is an error here, not a json exception later.
-  const auto text = [&](const char* key, const char* absent) -> absl::StatusOr<std::string> {
-    if (!j.contains(key)) return std::string(absent);
-    if (!j[key].is_string()) return invalid(absl::StrCat(key, " must be a string"));
-    return j[key].get<std::string>();
-  };
-  const absl::StatusOr<std::string> placement = text("image_placement", "");
-  if (!placement.ok()) return placement.status();
-  if (*placement == "after_text") {
-    layout.placement = reward::ImagePlacement::kAfterText;
-  } else if (*placement != "before_text") {
-    return invalid("image_placement must be after_text or before_text");
-  }
-  const absl::StatusOr<std::string> style_name = text("prompt_style", "r1reward");
-  if (!style_name.ok()) return style_name.status();
-  auto style = reward::ParsePromptStyle(*style_name);
-  if (!style.ok()) return invalid(std::string(style.status().message()));
-  layout.style = *style;
-  return layout;
 }
 
 }  // namespace
@@ -158,7 +120,7 @@ absl::StatusOr<std::unique_ptr<Policy>> Policy::Load(const std::string& model_di
   if (!eot.ok()) return eot.status();
   p->end_of_turn_id_ = *eot;
   p->pad_id_ = shared_tok->TokenToId("<|endoftext|>").value_or(0);
-  auto layout = ReadPromptLayout(model_dir);
+  auto layout = reward::ReadPromptLayout(model_dir);
   if (!layout.ok()) return layout.status();
   p->encoder_ = std::make_unique<PromptEncoder>(shared_tok, image_options, layout->placement, layout->style);
   if (with_weights) {

@@ -67,7 +67,7 @@ absl::Status DataPrepPhase(JobContext& ctx) {
   if (!data.ok()) return data.status();
   ctx.data = std::move(*data);
   if (absl::Status s = data::PrepareTokenizer(ctx.spec, ctx.data, ctx.model_dir); !s.ok()) return s;
-  if (absl::Status s = WritePromptLayout(ctx.spec, ctx.model_dir); !s.ok()) return s;
+  if (absl::Status s = data::WritePromptLayout(ctx.spec, ctx.model_dir); !s.ok()) return s;
   return ctx.Progress(1, 1,
                       {{"sft_samples", static_cast<double>(ctx.data.sft.size())},
                        {"rl_samples", static_cast<double>(ctx.data.rl.size())},

@@ -16,7 +16,7 @@
 #include "common/jobs/job_store.h"
 #include "common/obs/metrics.h"
 #include "services/orchestrator/cluster.h"
-#include "services/orchestrator/data_prep.h"
+#include "services/orchestrator/spec_paths.h"
 
 namespace r1r::orchestrator {
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "common/jobs/job_store.h"
-#include "services/orchestrator/data_prep.h"
+#include "services/orchestrator/spec_paths.h"
 #include "r1r/v1/jobs.grpc.pb.h"
 
 namespace r1r::orchestrator {

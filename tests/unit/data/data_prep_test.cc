@@ -13,6 +13,7 @@
 #include "common/config/job_spec.h"
 #include "common/data/prepare.h"
 #include "common/files/remove_tree.h"
+#include "common/reward/prompt_layout.h"
 
 namespace r1r::data {
 namespace {
@@ -102,6 +103,22 @@ TEST(data, PrepareTokenizerTrainsOnTheDataAndKeepsAnExistingOne) {
   const absl::Status missing = PrepareTokenizer(copied, *prepared, dir + "/model2");
   EXPECT_EQ(missing.code(), absl::StatusCode::kFailedPrecondition) << missing;
   EXPECT_EQ(std::string(missing.message()).rfind("tokenizer: ", 0), 0u) << missing;
+}
+
+TEST(data, PrepareWritesTheSpecsPromptLayoutForTheModel) {
+  const std::string dir = FreshDir("layout");
+  const config::JobSpec spec =
+      Spec("{source: synthetic, synthetic_n: 4, image_placement: before_text, prompt_style: compact}");
+  ASSERT_TRUE(WritePromptLayout(spec, dir + "/model").ok());
+  auto layout = reward::ReadPromptLayout(dir + "/model");
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  EXPECT_EQ(layout->placement, reward::ImagePlacement::kBeforeText);
+  EXPECT_EQ(layout->style, reward::PromptStyle::kCompact);
+  config::JobSpec unchecked = spec;  // a spec built in code skips ParseJobSpec's checks
+  unchecked.data.prompt_style = "long";
+  const absl::Status bad = WritePromptLayout(unchecked, dir + "/model2");
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument) << bad;
+  EXPECT_EQ(std::string(bad.message()).rfind("data.prompt_style: ", 0), 0u) << bad;
 }
 
 }  // namespace

@@ -1,8 +1,5 @@
-// The orchestrator's side of data preparation (the splits and the tokenizer are common/data/prepare.h):
-// which paths a job's spec may name, and the prompt layout file of the model directory.
+// Which paths a job's spec may name (docs/security.md), checked at submit and when the job starts.
 #pragma once
-
-#include <string>
 
 #include <absl/status/status.h>
 
@@ -22,9 +19,5 @@ struct SpecRoots {
 // tokenizer.path must also be a regular file. The error names the field. Run at submit and again
 // when the job starts (the files may have changed meanwhile).
 absl::Status ConfineSpecPaths(const SpecRoots& roots, config::JobSpec& spec);
-
-// Writes <model_dir>/r1r_prompt.json ({"image_placement": ..., "prompt_style": ...}): every process that renders prompts
-// for this model (learner, actors, serve) reads it, so training and serving lay prompts out alike.
-absl::Status WritePromptLayout(const config::JobSpec& spec, const std::string& model_dir);
 
 }  // namespace r1r::orchestrator

@@ -1,15 +1,10 @@
-#include "services/orchestrator/data_prep.h"
-
-#include <filesystem>
-#include <fstream>
+#include "services/orchestrator/spec_paths.h"
 
 #include <absl/strings/str_cat.h>
-#include <nlohmann/json.hpp>
 
 #include "common/data/prepare.h"
 
 namespace r1r::orchestrator {
-namespace fs = std::filesystem;
 
 absl::Status ConfineSpecPaths(const SpecRoots& roots, config::JobSpec& spec) {
   struct Named {
@@ -37,16 +32,6 @@ absl::Status ConfineSpecPaths(const SpecRoots& roots, config::JobSpec& spec) {
     *n.path = *confined;
   }
   return absl::OkStatus();
-}
-
-absl::Status WritePromptLayout(const config::JobSpec& spec, const std::string& model_dir) {
-  std::error_code ec;
-  fs::create_directories(model_dir, ec);
-  std::ofstream out(fs::path(model_dir) / "r1r_prompt.json");
-  out << nlohmann::json{{"image_placement", spec.data.image_placement}, {"prompt_style", spec.data.prompt_style}}.dump()
-      << "\n";
-  out.close();
-  return out ? absl::OkStatus() : absl::InternalError(absl::StrCat("cannot write ", model_dir, "/r1r_prompt.json"));
 }
 
 }  // namespace r1r::orchestrator
