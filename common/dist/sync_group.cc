@@ -259,7 +259,7 @@ struct SyncLeader::Impl {
       r.generation = generation;
       r.members = static_cast<int>(members.size());
       if (r.status.ok() && group) {
-        Announce(absl::StrCat("weights ", snapshot.version()));
+        Announce(absl::StrCat("weights ", snapshot.serial()));
         try {
           std::string manifest = snapshot.Manifest();
           group->BroadcastBytes(&manifest, /*leader=*/true);
@@ -320,8 +320,8 @@ SyncLeader::~SyncLeader() {
   if (thread_.joinable()) thread_.join();
 }
 
-absl::Status SyncLeader::Publish(const NamedTensors& tensors, int64_t version) {
-  auto snapshot = WeightSnapshot::Copy(tensors, version);
+absl::Status SyncLeader::Publish(const NamedTensors& tensors, int64_t version, int64_t serial) {
+  auto snapshot = WeightSnapshot::Copy(tensors, version, serial);
   if (!snapshot.ok()) return snapshot.status();
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -378,7 +378,7 @@ struct SyncMember::Impl {
   bool stop = false;                                // guarded by mu
   bool in_group = false;                            // guarded by mu
   std::shared_ptr<const WeightSnapshot> latest;     // guarded by mu
-  int64_t latest_version = -1;                      // guarded by mu
+  int64_t latest_serial = -1;                       // guarded by mu
 
   c10::intrusive_ptr<c10d::Store> store;  // the receiving thread's
 
@@ -412,16 +412,16 @@ struct SyncMember::Impl {
     store = c10::make_intrusive<c10d::TCPStore>(options.store_host, o);
   }
 
-  // Receives one announced version into a new snapshot and verifies it.
+  // Receives one announced serial into a new snapshot and verifies it.
   absl::Status Receive(Collective& group, int64_t announced, Clock::time_point start) {
     std::string manifest;
     group.BroadcastBytes(&manifest, /*leader=*/false);
     auto snapshot = WeightSnapshot::Allocate(manifest, options.device);
     if (!snapshot.ok()) return snapshot.status();  // the group is now out of step: the caller leaves it
     group.BroadcastBuffer((*snapshot)->buffer(), options.bucket_bytes);
-    if ((*snapshot)->version() != announced) {
-      return absl::DataLossError(absl::StrCat("weight broadcast: announced version ", announced,
-                                              ", the manifest says ", (*snapshot)->version()));
+    if ((*snapshot)->serial() != announced) {
+      return absl::DataLossError(absl::StrCat("weight broadcast: announced serial ", announced,
+                                              ", the manifest says ", (*snapshot)->serial()));
     }
     if (absl::Status s = (*snapshot)->Verify(); !s.ok()) return s;
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -429,7 +429,7 @@ struct SyncMember::Impl {
     {
       std::lock_guard<std::mutex> lock(mu);
       latest = std::move(*snapshot);
-      latest_version = latest->version();
+      latest_serial = latest->serial();
     }
     cv.notify_all();
     return absl::OkStatus();
@@ -528,18 +528,19 @@ bool SyncMember::in_group() const {
   return impl_->in_group;
 }
 
-int64_t SyncMember::latest_version() const {
+int64_t SyncMember::latest_serial() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->latest_version;
+  return impl_->latest_serial;
 }
 
-absl::StatusOr<std::shared_ptr<const WeightSnapshot>> SyncMember::WaitFor(int64_t min_version,
+absl::StatusOr<std::shared_ptr<const WeightSnapshot>> SyncMember::WaitFor(int64_t min_serial,
                                                                           std::chrono::milliseconds wait) {
   std::unique_lock<std::mutex> lock(impl_->mu);
-  impl_->cv.wait_for(lock, wait, [&] { return impl_->stop || (impl_->latest && impl_->latest_version >= min_version); });
-  if (impl_->latest && impl_->latest_version >= min_version) return impl_->latest;
-  return absl::NotFoundError(absl::StrCat("weight sync: version ", min_version, " not received within ",
-                                          wait.count(), " ms (newest: ", impl_->latest_version, ")"));
+  auto arrived = [&] { return impl_->latest && impl_->latest_serial >= min_serial; };
+  impl_->cv.wait_for(lock, wait, [&] { return impl_->stop || arrived(); });
+  if (arrived()) return impl_->latest;
+  return absl::NotFoundError(absl::StrCat("weight sync: weights serial ", min_serial, " not received within ",
+                                          wait.count(), " ms (newest: ", impl_->latest_serial, ")"));
 }
 
 void SyncMember::Release() {

@@ -1,6 +1,7 @@
 // Weight sync over collectives: learner rank 0 (the leader) and the actors (members) form a c10d
 // group — Gloo on CPU, NCCL on GPU — and every new policy version goes out as a bucketed broadcast of
-// a WeightSnapshot, tagged with its version and CRC32C, which members verify before handing it on.
+// a WeightSnapshot, tagged with its policy version, weights serial and CRC32C, which members verify
+// before handing it on.
 //
 // How the group forms: the leader hosts a TCPStore (the address it publishes); a member takes a ticket
 // there and waits to be assigned a rank. Before each broadcast the leader admits the tickets taken
@@ -71,8 +72,9 @@ class SyncLeader {
   ~SyncLeader();  // tells the members the group ended and joins the thread
 
   int port() const { return port_; }
-  // Copies `tensors` into a snapshot of `version` and queues it. Returns once copied.
-  absl::Status Publish(const NamedTensors& tensors, int64_t version);
+  // Copies `tensors` into a snapshot of policy `version` and weights `serial` (larger than any
+  // published before) and queues it. Returns once copied.
+  absl::Status Publish(const NamedTensors& tensors, int64_t version, int64_t serial);
   // Waits until nothing is queued or in flight; the last sync's result (for tests and the bench).
   SyncResult WaitIdle();
 
@@ -102,11 +104,11 @@ class SyncMember {
 
   // Whether a group includes this member now (a caller may then wait for the next broadcast).
   bool in_group() const;
-  // The newest verified version received (-1: none yet).
-  int64_t latest_version() const;
-  // The newest verified snapshot once its version is >= min_version, waiting at most `wait`; it stays
+  // The serial of the newest verified snapshot received (-1: none yet).
+  int64_t latest_serial() const;
+  // The newest verified snapshot once its serial is >= min_serial, waiting at most `wait`; it stays
   // here for the next caller too. NOT_FOUND when none arrived in time.
-  absl::StatusOr<std::shared_ptr<const WeightSnapshot>> WaitFor(int64_t min_version, std::chrono::milliseconds wait);
+  absl::StatusOr<std::shared_ptr<const WeightSnapshot>> WaitFor(int64_t min_serial, std::chrono::milliseconds wait);
   // Drops the held snapshot (its memory) once loaded.
   void Release();
 

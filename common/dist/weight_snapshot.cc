@@ -55,9 +55,11 @@ absl::Status Bad(const std::string& field, const std::string& why) {
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<WeightSnapshot>> WeightSnapshot::Copy(const NamedTensors& tensors, int64_t version) {
+absl::StatusOr<std::shared_ptr<WeightSnapshot>> WeightSnapshot::Copy(const NamedTensors& tensors, int64_t version,
+                                                                     int64_t serial) {
   std::shared_ptr<WeightSnapshot> s(new WeightSnapshot());
   s->version_ = version;
+  s->serial_ = serial;
   int64_t end = 0;
   at::Device device = tensors.empty() ? at::Device(at::kCPU) : tensors[0].second.device();
   for (const auto& [name, t] : tensors) {
@@ -92,7 +94,7 @@ absl::StatusOr<std::shared_ptr<WeightSnapshot>> WeightSnapshot::Copy(const Named
 absl::StatusOr<std::shared_ptr<WeightSnapshot>> WeightSnapshot::Allocate(const std::string& manifest,
                                                                          const std::string& device_name) {
   std::vector<std::string> lines = absl::StrSplit(manifest, '\n', absl::SkipEmpty());
-  if (lines.size() < 5 || lines[0] != kMagic) return Bad("header", absl::StrCat("expected '", kMagic, "'"));
+  if (lines.size() < 6 || lines[0] != kMagic) return Bad("header", absl::StrCat("expected '", kMagic, "'"));
   std::shared_ptr<WeightSnapshot> s(new WeightSnapshot());
   int64_t buffer_bytes = 0, count = 0;
   uint32_t crc = 0;
@@ -102,19 +104,20 @@ absl::StatusOr<std::shared_ptr<WeightSnapshot>> WeightSnapshot::Allocate(const s
     return absl::OkStatus();
   };
   if (auto st = field(1, "version", &s->version_); !st.ok()) return st;
-  if (auto st = field(2, "crc32c", &crc); !st.ok()) return st;
-  if (auto st = field(3, "buffer", &buffer_bytes); !st.ok()) return st;
-  if (auto st = field(4, "tensors", &count); !st.ok()) return st;
+  if (auto st = field(2, "serial", &s->serial_); !st.ok()) return st;
+  if (auto st = field(3, "crc32c", &crc); !st.ok()) return st;
+  if (auto st = field(4, "buffer", &buffer_bytes); !st.ok()) return st;
+  if (auto st = field(5, "tensors", &count); !st.ok()) return st;
   s->crc32c_ = crc;
   if (s->version_ < 0) return Bad("version", "negative");
   if (buffer_bytes < 0 || buffer_bytes > kMaxSnapshotBytes) return Bad("buffer", "outside 0..1 TiB");
-  if (count < 0 || count > kMaxTensors || static_cast<int64_t>(lines.size()) != 5 + count) {
-    return Bad("tensors", absl::StrCat(count, " declared, ", lines.size() - 5, " listed"));
+  if (count < 0 || count > kMaxTensors || static_cast<int64_t>(lines.size()) != 6 + count) {
+    return Bad("tensors", absl::StrCat(count, " declared, ", lines.size() - 6, " listed"));
   }
   int64_t end = 0;
-  for (size_t i = 5; i < lines.size(); ++i) {
+  for (size_t i = 6; i < lines.size(); ++i) {
     std::vector<std::string> cols = absl::StrSplit(lines[i], '\t');
-    const std::string where = absl::StrCat("tensor ", i - 5);
+    const std::string where = absl::StrCat("tensor ", i - 6);
     if (cols.size() != 5) return Bad(where, "needs name, dtype, shape, offset and bytes");
     TensorSlot slot;
     slot.name = cols[0];
@@ -156,7 +159,7 @@ absl::StatusOr<std::shared_ptr<WeightSnapshot>> WeightSnapshot::Allocate(const s
 }
 
 std::string WeightSnapshot::Manifest() const {
-  std::string out = absl::StrCat(kMagic, "\nversion ", version_, "\ncrc32c ", crc32c_, "\nbuffer ",
+  std::string out = absl::StrCat(kMagic, "\nversion ", version_, "\nserial ", serial_, "\ncrc32c ", crc32c_, "\nbuffer ",
                                  buffer_.defined() ? buffer_.numel() : 0, "\ntensors ", slots_.size(), "\n");
   for (const TensorSlot& s : slots_) {
     absl::StrAppend(&out, s.name, "\t", s.dtype, "\t", absl::StrJoin(s.shape, ","), "\t", s.offset, "\t", s.bytes, "\n");

@@ -1,5 +1,7 @@
 // The weights of one policy version as one flat byte buffer, the unit the sync group broadcasts: a
-// manifest (version, CRC32C, and each tensor's name, dtype, shape and byte offset) plus the buffer.
+// manifest (policy version, serial, CRC32C, and each tensor's name, dtype, shape and byte offset) plus
+// the buffer. The serial names the weights themselves: the policy version stays 0 through SFT while
+// the weights change, so receivers match on the serial, which grows with every change.
 // The learner copies its parameters into a snapshot (its only pause: training goes on while the copy
 // is broadcast); an actor allocates one from the manifest it receives, fills the buffer, verifies it
 // and loads the tensors, which are views into the buffer (no second copy).
@@ -37,7 +39,8 @@ class WeightSnapshot {
  public:
   // Copies `tensors` (in this order; all on one device) into a new buffer on that device and
   // checksums it. Errors name the tensor.
-  static absl::StatusOr<std::shared_ptr<WeightSnapshot>> Copy(const NamedTensors& tensors, int64_t version);
+  static absl::StatusOr<std::shared_ptr<WeightSnapshot>> Copy(const NamedTensors& tensors, int64_t version,
+                                                              int64_t serial);
   // An unfilled buffer laid out by `manifest` (from Manifest()) on `device` ("cpu", "cuda:N").
   // INVALID_ARGUMENT naming the manifest's bad field.
   static absl::StatusOr<std::shared_ptr<WeightSnapshot>> Allocate(const std::string& manifest,
@@ -45,6 +48,7 @@ class WeightSnapshot {
 
   std::string Manifest() const;
   int64_t version() const { return version_; }
+  int64_t serial() const { return serial_; }
   uint32_t crc32c() const { return crc32c_; }  // over the slots' bytes in order, padding excluded
   int64_t tensor_bytes() const { return tensor_bytes_; }
   const std::vector<TensorSlot>& slots() const { return slots_; }
@@ -60,6 +64,7 @@ class WeightSnapshot {
   uint32_t ComputeCrc32c() const;
 
   int64_t version_ = 0;
+  int64_t serial_ = 0;
   uint32_t crc32c_ = 0;
   int64_t tensor_bytes_ = 0;
   std::vector<TensorSlot> slots_;

@@ -89,11 +89,12 @@ TEST(dist, Crc32cIsTheStreamsChecksum) {
 
 TEST(dist, SnapshotManifestRoundTripsAndNamesBadFields) {
   NamedTensors weights = TinyWeights(1);
-  auto snapshot = WeightSnapshot::Copy(weights, 7);
+  auto snapshot = WeightSnapshot::Copy(weights, 7, 70);
   ASSERT_TRUE(snapshot.ok()) << snapshot.status();
   auto received = WeightSnapshot::Allocate((*snapshot)->Manifest(), "cpu");
   ASSERT_TRUE(received.ok()) << received.status();
   EXPECT_EQ((*received)->version(), 7);
+  EXPECT_EQ((*received)->serial(), 70);
   EXPECT_EQ((*received)->tensor_bytes(), (*snapshot)->tensor_bytes());
   ASSERT_EQ((*received)->slots().size(), weights.size());
   (*received)->buffer().copy_((*snapshot)->buffer());
@@ -163,7 +164,7 @@ TEST(dist, BroadcastWeightsAreBitIdenticalToStreamedWeights) {
   auto b = SyncMember::Start(o, "actor-b");
   ASSERT_TRUE(a.ok() && b.ok());
   WaitForTickets((*leader)->port(), 2);
-  ASSERT_TRUE((*leader)->Publish(weights, 3).ok());
+  ASSERT_TRUE((*leader)->Publish(weights, 3, 3).ok());
   SyncResult r = (*leader)->WaitIdle();
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_EQ(r.members, 2);
@@ -200,7 +201,7 @@ TEST(dist, MemberThatNeverJoinsDoesNotBlockTheLeaderPastTheTimeout) {
 
   NamedTensors weights = TinyWeights(3);
   auto start = Clock::now();
-  ASSERT_TRUE((*leader)->Publish(weights, 1).ok());
+  ASSERT_TRUE((*leader)->Publish(weights, 1, 1).ok());
   EXPECT_LT(SecondsSince(start), 1.0);  // the copy only
   SyncResult r = (*leader)->WaitIdle();
   EXPECT_EQ(r.status.code(), absl::StatusCode::kUnavailable);
@@ -211,7 +212,7 @@ TEST(dist, MemberThatNeverJoinsDoesNotBlockTheLeaderPastTheTimeout) {
   start = Clock::now();
   int64_t version = 2;
   for (; SecondsSince(start) < 20; ++version) {
-    ASSERT_TRUE((*leader)->Publish(weights, version).ok());
+    ASSERT_TRUE((*leader)->Publish(weights, version, version).ok());
     r = (*leader)->WaitIdle();
     if (r.members == 1 && r.status.ok()) break;
     std::this_thread::sleep_for(milliseconds(50));
@@ -237,7 +238,7 @@ TEST(dist, KilledMemberRejoinsAndReceivesTheCurrentVersion) {
   ASSERT_TRUE(stays.ok() && killed.ok());
   WaitForTickets(o.store_port, 2);
   NamedTensors v1 = TinyWeights(4), v2 = TinyWeights(5);
-  ASSERT_TRUE((*leader)->Publish(v1, 1).ok());
+  ASSERT_TRUE((*leader)->Publish(v1, 1, 1).ok());
   SyncResult r = (*leader)->WaitIdle();
   ASSERT_TRUE(r.status.ok()) << r.status;
   ASSERT_TRUE((*killed)->WaitFor(1, std::chrono::seconds(10)).ok());
@@ -247,7 +248,7 @@ TEST(dist, KilledMemberRejoinsAndReceivesTheCurrentVersion) {
   ASSERT_TRUE(restarted.ok());
   WaitForTickets(o.store_port, 3);
   const auto start = Clock::now();
-  ASSERT_TRUE((*leader)->Publish(v2, 2).ok());
+  ASSERT_TRUE((*leader)->Publish(v2, 2, 2).ok());
   r = (*leader)->WaitIdle();
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_EQ(r.members, 2);
@@ -260,7 +261,7 @@ TEST(dist, KilledMemberRejoinsAndReceivesTheCurrentVersion) {
     ASSERT_EQ(tensors.size(), v2.size());
     for (size_t i = 0; i < v2.size(); ++i) EXPECT_TRUE(BitEqual(tensors[i].second, v2[i].second)) << v2[i].first;
   }
-  EXPECT_EQ((*restarted)->latest_version(), 2);
+  EXPECT_EQ((*restarted)->latest_serial(), 2);
 }
 
 }  // namespace
