@@ -214,10 +214,12 @@ void ReadRl(YamlReader& y, RlSpec& r) {
 void ReadLearner(YamlReader& y, LearnerSpec& l) {
   y.Read("precision", &l.precision);
   y.Read("zero_stage", &l.zero_stage);
+  l.world_size_given = y.Has("world_size");
   y.Read("world_size", &l.world_size);
   y.Read("micro_batch", &l.micro_batch);
   y.Read("micro_batch_tokens", &l.micro_batch_tokens);
   y.Read("prompt_text_tokens", &l.prompt_text_tokens);
+  y.Read("pack_sequences", &l.pack_sequences);
   if (!l.precision.empty()) y.CheckOneOf("precision", l.precision, {"fp32", "bf16_mixed"});
   y.CheckRange("zero_stage", static_cast<double>(l.zero_stage), 0, 2);
   y.CheckRange("world_size", static_cast<double>(l.world_size), 1, 4096);

@@ -1,5 +1,5 @@
-// A job's YAML spec as typed structs. Defaults are the paper's settings (../shared/reference/
-// stable_reinforce.md §7) unless a field says otherwise; the CPU demo overrides sizes.
+// A job's YAML spec as typed structs. Defaults are the R1-Reward paper's settings (written out in
+// configs/paper_7b.yaml) unless a field says otherwise; the CPU demo (configs/demo.yaml) overrides sizes.
 #pragma once
 
 #include <string>
@@ -29,7 +29,7 @@ struct ModelSpec {
   std::string device = "cuda";        // cpu | cuda
   // Train the language model and keep the vision tower (and merger) as loaded. Common practice when
   // fine-tuning a VLM, and what a model trained from scratch needs: its tower otherwise collapses to
-  // one output for every image before the language model has learned to read it (README, "Measured").
+  // one output for every image before the language model has learned to read it (docs/experiments.md, "How the demo got there").
   bool freeze_vision = false;
   // Activation checkpointing of the decoder layers and vision blocks in the learner's training
   // forwards (SFT and the RL log-prob pass with grad): keeps layer inputs only, recomputes in backward.
@@ -130,8 +130,12 @@ struct LearnerSpec {
   std::string precision;
   int64_t zero_stage = 0;            // 0 | 1 (shard master + moments) | 2 (also gradients)
   int64_t world_size = 1;            // data-parallel learner ranks (--dist-world-size) the plan assumes
+  bool world_size_given = false;     // the YAML names world_size: the learner then checks its --dist-world-size
   int64_t micro_batch = 0;           // sequences per forward/backward; 0 = the learner's --micro-batch
   int64_t micro_batch_tokens = 0;    // padded tokens per forward/backward; 0 = the learner's flag
+  // SFT: pack several samples into one row up to micro_batch_tokens (block-diagonal attention, per-sample
+  // positions; the loss is unchanged) instead of padding each to the widest. Default false.
+  bool pack_sequences = false;
   int64_t prompt_text_tokens = 1024; // plan: text tokens of a prompt besides its image tokens
 };
 

@@ -120,4 +120,34 @@ absl::StatusOr<TokenLogProbs> ComputeTokenLogProbs(Qwen2_5_VL& model, const Forw
   }
 }
 
+absl::StatusOr<at::Tensor> ComputeTokenLogProbsAt(Qwen2_5_VL& model, const ForwardInput& input,
+                                                  const at::Tensor& positions, const TokenLogProbsOptions& options) {
+  if (!input.input_ids.defined() || input.input_ids.dim() != 2) {
+    return absl::InvalidArgumentError("input_ids must be [batch, length]");
+  }
+  if (!(options.temperature > 0.0)) return absl::InvalidArgumentError("temperature must be positive");
+  if (input.cache != nullptr) return absl::InvalidArgumentError("teacher-forced scoring does not use a KV cache");
+  const int64_t L = input.input_ids.size(1);
+  at::Tensor where = positions.to(torch::kCPU, torch::kLong);
+  if (where.dim() != 1 || (where.numel() > 0 && (where.remainder(L).eq(0).any().item<bool>() ||
+                                                 where.lt(0).any().item<bool>() ||
+                                                 where.ge(input.input_ids.numel()).any().item<bool>()))) {
+    return absl::InvalidArgumentError(absl::StrCat("positions must be flat indices into input_ids [",
+                                                   input.input_ids.size(0), ", ", L, "], none at a row's column 0"));
+  }
+  auto out = model.Forward(input);
+  if (!out.ok()) return out.status();
+  try {
+    const at::Device device = model.options().device;
+    at::Tensor at_device = where.to(device);
+    at::Tensor hidden = out->hidden.reshape({-1, out->hidden.size(-1)}).index_select(0, at_device - 1);
+    at::Tensor targets = input.input_ids.to(device, torch::kLong).reshape({-1}).index_select(0, at_device);
+    return ChunkedTokenLogProbs(hidden, model.output_weight(), targets, options.chunk_size, options.temperature,
+                                /*compute_entropy=*/false)
+        .first;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("token log-probs: ", e.what_without_backtrace()));
+  }
+}
+
 }  // namespace r1r::model

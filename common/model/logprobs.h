@@ -35,6 +35,12 @@ struct TokenLogProbs {
 absl::StatusOr<TokenLogProbs> ComputeTokenLogProbs(Qwen2_5_VL& model, const ForwardInput& input,
                                                    const TokenLogProbsOptions& options = {});
 
+// Log-probs [N] float32 of the tokens at flat `positions` ([N] int64 into the [B, L] input_ids, none at
+// a row's column 0), each predicted from the column before: for packed rows, whose targets lie between
+// other samples' tokens. Only these N positions go through the output projection.
+absl::StatusOr<at::Tensor> ComputeTokenLogProbsAt(Qwen2_5_VL& model, const ForwardInput& input,
+                                                  const at::Tensor& positions, const TokenLogProbsOptions& options = {});
+
 // The chunked core: hidden [N, H], weight [V, H], targets [N] int64 -> (logprobs [N], entropy [N] or
 // undefined), float32, differentiable w.r.t. hidden and weight.
 std::pair<at::Tensor, at::Tensor> ChunkedTokenLogProbs(const at::Tensor& hidden, const at::Tensor& weight,

@@ -57,4 +57,39 @@ absl::StatusOr<SequenceBatch> BuildSequenceBatch(const std::vector<const Encoded
   return out;
 }
 
+absl::StatusOr<PackedSequenceBatch> BuildPackedSequenceBatch(const std::vector<const EncodedPrompt*>& prompts,
+                                                             const std::vector<std::vector<int64_t>>& targets) {
+  if (prompts.empty() || prompts.size() != targets.size()) {
+    return absl::InvalidArgumentError("BuildPackedSequenceBatch: need as many targets as prompts, at least one");
+  }
+  std::vector<int64_t> ids, positions;
+  std::vector<model::PackedSegment> segments;
+  std::vector<at::Tensor> pixels, grids;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (prompts[i]->ids.empty()) return absl::InvalidArgumentError(absl::StrCat("prompt ", i, " is empty"));
+    if (targets[i].empty()) return absl::InvalidArgumentError(absl::StrCat("target ", i, " is empty"));
+    const auto start = static_cast<int64_t>(ids.size());
+    ids.insert(ids.end(), prompts[i]->ids.begin(), prompts[i]->ids.end());
+    for (int64_t t : targets[i]) {
+      positions.push_back(static_cast<int64_t>(ids.size()));
+      ids.push_back(t);
+    }
+    segments.push_back({0, start, static_cast<int64_t>(ids.size()) - start});
+    if (prompts[i]->pixel_values.defined()) {
+      pixels.push_back(prompts[i]->pixel_values);
+      grids.push_back(prompts[i]->image_grid_thw);
+    }
+  }
+  PackedSequenceBatch out;
+  out.tokens = static_cast<int64_t>(ids.size());
+  out.input.input_ids = torch::tensor(ids, torch::kLong).view({1, out.tokens});
+  out.input.segments = std::move(segments);
+  if (!pixels.empty()) {
+    out.input.pixel_values = torch::cat(pixels, 0);
+    out.input.image_grid_thw = torch::cat(grids, 0);
+  }
+  out.target_positions = torch::tensor(positions, torch::kLong);
+  return out;
+}
+
 }  // namespace r1r::train

@@ -24,4 +24,17 @@ struct SequenceBatch {
 absl::StatusOr<SequenceBatch> BuildSequenceBatch(const std::vector<const EncodedPrompt*>& prompts,
                                                  const std::vector<std::vector<int64_t>>& responses, int64_t pad_id);
 
+// Several [prompt | target] samples back to back in one row, no padding (SFT sequence packing): each
+// sample attends only to itself and gets its own M-RoPE positions and images (ForwardInput.segments),
+// so its target log-probs equal those of the padded batch.
+struct PackedSequenceBatch {
+  model::ForwardInput input;    // input_ids [1, T], segments, pixel_values, image_grid_thw
+  at::Tensor target_positions;  // [N] int64 columns of the target tokens, in sample order
+  int64_t tokens = 0;           // T
+};
+
+// `targets[i]` must hold at least one token.
+absl::StatusOr<PackedSequenceBatch> BuildPackedSequenceBatch(const std::vector<const EncodedPrompt*>& prompts,
+                                                             const std::vector<std::vector<int64_t>>& targets);
+
 }  // namespace r1r::train

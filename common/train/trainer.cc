@@ -10,6 +10,7 @@
 #include <absl/strings/str_cat.h>
 
 #include "common/dist/process_group.h"
+#include "common/model/logprobs.h"
 #include "common/train/optimizer.h"
 #include "common/rl/advantage.h"
 #include "common/rl/loss.h"
@@ -51,6 +52,28 @@ std::vector<std::vector<size_t>> MicroBatches(const std::vector<Item>& items, co
     }
     current.push_back(i);
     widest = std::max(widest, tokens);
+  }
+  if (!current.empty()) out.push_back(std::move(current));
+  return out;
+}
+
+// Packed SFT rows: consecutive samples of `order` whose tokens sum to at most `token_budget` (when > 0;
+// otherwise at most `micro` samples per row). A single longer sample still gets its own row.
+std::vector<std::vector<size_t>> PackedRows(const std::vector<SftItem>& items, const std::vector<size_t>& order,
+                                            int64_t micro, int64_t token_budget) {
+  std::vector<std::vector<size_t>> out;
+  std::vector<size_t> current;
+  int64_t used = 0;
+  for (size_t i : order) {
+    const int64_t tokens = TokensOf(items[i]);
+    const bool full = token_budget > 0 ? used + tokens > token_budget : static_cast<int64_t>(current.size()) >= micro;
+    if (!current.empty() && full) {
+      out.push_back(std::move(current));
+      current.clear();
+      used = 0;
+    }
+    current.push_back(i);
+    used += tokens;
   }
   if (!current.empty()) out.push_back(std::move(current));
   return out;
@@ -225,9 +248,11 @@ absl::StatusOr<StepResult> Trainer::SftStep(const std::vector<SftItem>& items) {
   ZeroGrad();
   std::vector<size_t> order(items.size());
   std::iota(order.begin(), order.end(), 0);
-  double loss_sum = 0, forward = 0, backward = 0;
+  double loss_sum = 0, forward = 0, backward = 0, padded_tokens = 0;
   int64_t micro_batches = 0;
-  const auto micros = MicroBatches(items, MyShare(order), options_.micro_batch, options_.micro_batch_tokens);
+  const bool pack = options_.pack_sequences;
+  const auto micros = pack ? PackedRows(items, MyShare(order), options_.micro_batch, options_.micro_batch_tokens)
+                           : MicroBatches(items, MyShare(order), options_.micro_batch, options_.micro_batch_tokens);
   // Stage 2 reduces after every micro-batch: every rank runs as many reductions as the busiest one.
   auto most = MostMicroBatches(static_cast<int64_t>(micros.size()));
   if (!most.ok()) return most.status();
@@ -238,13 +263,27 @@ absl::StatusOr<StepResult> Trainer::SftStep(const std::vector<SftItem>& items) {
       prompts.push_back(&items[i].prompt);
       targets.push_back(items[i].target_ids);
     }
-    auto batch = BuildSequenceBatch(prompts, targets, policy_->pad_id());
-    if (!batch.ok()) return batch.status();
     auto t0 = Clock::now();
-    auto logp = policy_->ResponseLogProbs(*batch);
-    if (!logp.ok()) return logp.status();
+    // The sum of the target tokens' log-probs of this micro-batch.
+    at::Tensor logp_sum;
+    if (pack) {
+      auto batch = BuildPackedSequenceBatch(prompts, targets);
+      if (!batch.ok()) return batch.status();
+      batch->input.checkpoint_layers = policy_->gradient_checkpointing();
+      auto logp = model::ComputeTokenLogProbsAt(policy_->model(), batch->input, batch->target_positions);
+      if (!logp.ok()) return logp.status();
+      logp_sum = logp->sum();
+      padded_tokens += static_cast<double>(batch->tokens);
+    } else {
+      auto batch = BuildSequenceBatch(prompts, targets, policy_->pad_id());
+      if (!batch.ok()) return batch.status();
+      auto logp = policy_->ResponseLogProbs(*batch);
+      if (!logp.ok()) return logp.status();
+      logp_sum = (*logp * batch->response_mask.to(logp->device())).sum();
+      padded_tokens += static_cast<double>(batch->input.input_ids.numel());
+    }
     // Token-mean cross-entropy over the whole step: each micro-batch adds its share of the sum.
-    auto loss = -(*logp * batch->response_mask.to(logp->device())).sum() / total_tokens;
+    auto loss = -logp_sum / total_tokens;
     forward += Seconds(t0);
     t0 = Clock::now();
     loss.backward();
@@ -272,6 +311,8 @@ absl::StatusOr<StepResult> Trainer::SftStep(const std::vector<SftItem>& items) {
     r.optimizer_steps = 1;
   }
   r.metrics["tokens"] = total_tokens;
+  // Tokens this rank ran through the model, padding included (packed rows have none).
+  r.metrics["forward_tokens"] = padded_tokens;
   r.metrics["forward_seconds"] = forward;
   r.metrics["backward_seconds"] = backward;
   r.metrics["optimizer_seconds"] = Seconds(t0);

@@ -54,6 +54,10 @@ struct OptimizerOptions {
   int zero_stage = 0;
   // Activation checkpointing of the decoder layers and vision blocks in every training forward.
   bool gradient_checkpointing = false;
+  // SFT only: each micro-batch is one row of samples back to back (BuildPackedSequenceBatch), up to
+  // micro_batch_tokens real tokens (then micro_batch does not cap it) or, when that is 0, micro_batch
+  // samples. No padding; each sample attends only to itself; loss and gradients equal the padded path's.
+  bool pack_sequences = false;
 };
 
 struct SftItem {

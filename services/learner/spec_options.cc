@@ -54,7 +54,15 @@ train::OptimizerOptions LearnerOptimizerOptions(const config::JobSpec& spec, con
   o.precision = l.precision == "bf16_mixed" ? train::Precision::kBf16Mixed : train::Precision::kModelDtype;
   o.zero_stage = static_cast<int>(l.zero_stage);
   o.gradient_checkpointing = spec.model.gradient_checkpointing;
+  o.pack_sequences = l.pack_sequences;
   return o;
+}
+
+absl::Status CheckLearnerWorldSize(const config::JobSpec& spec, int64_t dist_world_size) {
+  if (!spec.learner.world_size_given || spec.learner.world_size == dist_world_size) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("spec learner.world_size is ", spec.learner.world_size,
+                                                   " but this learner runs with --dist-world-size ", dist_world_size,
+                                                   ": the memory plan and the ranks must agree"));
 }
 
 std::string LearnerDtype(const config::JobSpec& spec) {

@@ -20,10 +20,14 @@ train::OptimizerOptions OptimizerOptionsFromSpec(const config::OptimSpec& optim,
                                                  int64_t micro_batch, int64_t micro_batch_tokens);
 
 // The same, plus the spec's learner section (precision, zero_stage; learner.micro_batch and
-// micro_batch_tokens override the flags' values when > 0) and model.gradient_checkpointing.
+// micro_batch_tokens override the flags' values when > 0; pack_sequences) and model.gradient_checkpointing.
 train::OptimizerOptions LearnerOptimizerOptions(const config::JobSpec& spec, const config::OptimSpec& optim,
                                                 int64_t total_steps, int64_t flag_micro_batch,
                                                 int64_t flag_micro_batch_tokens);
+
+// FAILED_PRECONDITION naming both numbers when the spec names learner.world_size and it differs from
+// the learner's --dist-world-size (the plan was checked for one and the job would run on the other).
+absl::Status CheckLearnerWorldSize(const config::JobSpec& spec, int64_t dist_world_size);
 
 // The dtype the learner holds its weights in: "float32" (learner.precision fp32) or "bfloat16" (bf16_mixed).
 std::string LearnerDtype(const config::JobSpec& spec);

@@ -9,6 +9,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
+const std::string kSpec = "name: x\nmodel: {init: tiny}\ndata: {source: synthetic, synthetic_n: 4}\n";
+
 TEST(learner, RlSpecNamesMapToTheTrainersAlgorithmConfig) {
   config::RlSpec rl;  // the paper's defaults
   auto o = RlOptionsFromSpec(rl);
@@ -42,6 +44,32 @@ TEST(learner, UnknownRlSpecNamesAreErrors) {
   rl = config::RlSpec();
   rl.algorithm = "ppo2";
   EXPECT_THAT(std::string(RlOptionsFromSpec(rl).status().message()), HasSubstr("rl.algorithm"));
+}
+
+TEST(learner, SpecWorldSizeMustMatchTheRanksWhenGiven) {
+  auto spec = config::ParseJobSpec(kSpec + "learner: {world_size: 8}\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(CheckLearnerWorldSize(*spec, 8).ok());
+  absl::Status s = CheckLearnerWorldSize(*spec, 2);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("learner.world_size is 8"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("--dist-world-size 2"));
+  // A spec without learner.world_size (the demo's) runs on any number of ranks.
+  auto plain = config::ParseJobSpec(kSpec);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_TRUE(CheckLearnerWorldSize(*plain, 2).ok());
+}
+
+TEST(learner, PackSequencesReachesTheTrainerAndIsValidated) {
+  auto plain = config::ParseJobSpec(kSpec);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(LearnerOptimizerOptions(*plain, plain->sft.optim, 1, 2, 0).pack_sequences);  // default: off
+  auto packed = config::ParseJobSpec(kSpec + "learner: {pack_sequences: true, micro_batch_tokens: 4096}\n");
+  ASSERT_TRUE(packed.ok()) << packed.status();
+  EXPECT_TRUE(LearnerOptimizerOptions(*packed, packed->sft.optim, 1, 2, 0).pack_sequences);
+  auto bad = config::ParseJobSpec(kSpec + "learner: {pack_sequences: sometimes}\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("pack_sequences"));
 }
 
 }  // namespace
