@@ -161,6 +161,18 @@ absl::Status Validate(const SyncGroupOptions& o) {
   return absl::OkStatus();
 }
 
+absl::Status SetStoreAddress(const std::string& host_port, SyncGroupOptions* o) {
+  const size_t colon = host_port.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(host_port.substr(colon + 1), &port) || port < 1 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("need host:port, got '", host_port.substr(0, 256), "'"));
+  }
+  o->store_host = host_port.substr(0, colon);
+  o->store_port = port;
+  return absl::OkStatus();
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Leader
 

@@ -53,6 +53,8 @@ struct SyncGroupOptions {
 };
 // INVALID_ARGUMENT naming the bad option.
 absl::Status Validate(const SyncGroupOptions& options);
+// Sets store_host and store_port from "host:port" (port 1..65535); INVALID_ARGUMENT quoting it otherwise.
+absl::Status SetStoreAddress(const std::string& host_port, SyncGroupOptions* options);
 
 // One sync as the leader saw it.
 struct SyncResult {

@@ -135,6 +135,12 @@ TEST(dist, SyncOptionsAreValidated) {
   o.backend = Backend::kNccl;
   EXPECT_TRUE(absl::StrContains(Validate(o).message(), "cuda"));
   EXPECT_TRUE(absl::StrContains(SyncMember::Start(SyncGroupOptions(), "").status().message(), "member id"));
+  ASSERT_TRUE(SetStoreAddress("r1r-learner:29600", &o).ok());
+  EXPECT_EQ(o.store_host, "r1r-learner");
+  EXPECT_EQ(o.store_port, 29600);
+  for (const char* bad : {"r1r-learner", ":29600", "host:0", "host:70000", "host:x"}) {
+    EXPECT_TRUE(absl::StrContains(SetStoreAddress(bad, &o).message(), bad)) << bad;
+  }
 }
 
 // What an actor assembles from the gRPC stream (train::ViewTensor chunks into a TensorAssembler, the
