@@ -7,14 +7,15 @@
 #include "common/reward/rewards.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/request_limits.h"
+#include "common/rpc/status.h"
 
 namespace r1r::reward {
 namespace {
 
-constexpr int kMaxTrajectories = rpc::kMaxTrajectoriesPerScore;
-constexpr size_t kMaxResponseBytes = 64 << 10;
+using rpc::Invalid;
 
-grpc::Status Invalid(const std::string& msg) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg); }
+constexpr int kMaxTrajectories = rpc::kMaxTrajectoriesPerScore;
+constexpr size_t kMaxResponseBytes = rpc::kMaxTextBytes;
 
 grpc::Status Validate(const v1::ScoreTrajectoriesRequest& req) {
   if (req.trajectories_size() == 0 || req.trajectories_size() > kMaxTrajectories) {
@@ -45,11 +46,7 @@ grpc::Status Validate(const v1::ScoreTrajectoriesRequest& req) {
 
 RewardServiceImpl::RewardServiceImpl(JudgeClientOptions judge, std::shared_ptr<grpc::Channel> channel,
                                      obs::Metrics* metrics)
-    : judge_(std::move(judge)), stub_(v1::Judge::NewStub(channel)), metrics_(metrics) {
-  // At 0 from the start, so that dashboards show 0 rather than no data before the first event.
-  metrics_->Counter("r1r_reward_judge_failures_total", "Judge batches that failed after retries.");
-  metrics_->Counter("r1r_reward_trajectories_total", "Trajectories scored.");
-}
+    : judge_(std::move(judge)), stub_(v1::Judge::NewStub(channel)), metrics_(*metrics) {}
 
 grpc::Status RewardServiceImpl::AskJudge(const std::vector<std::string>& responses, std::vector<int>* verdicts,
                                          std::vector<std::string>* raw) {
@@ -69,8 +66,9 @@ grpc::Status RewardServiceImpl::AskJudge(const std::vector<std::string>& respons
       return stub_->JudgeBatch(&c, req, &resp);
     });
     if (!s.ok()) {
-      metrics_->Counter("r1r_reward_judge_failures_total", "Judge batches that failed after retries.").Increment();
-      const auto code = s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? grpc::StatusCode::UNAVAILABLE : s.error_code();
+      metrics_.judge_failures.Increment();
+      const auto code =
+          s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? grpc::StatusCode::UNAVAILABLE : s.error_code();
       return grpc::Status(code, absl::StrCat("judge at ", judge_.client.target, " failed after ", attempts,
                                              " attempt(s): ", s.error_message()));
     }
@@ -82,33 +80,39 @@ grpc::Status RewardServiceImpl::AskJudge(const std::vector<std::string>& respons
       raw->push_back(v.raw_reply());
     }
   }
-  metrics_->Histogram("r1r_reward_judge_seconds", "Time spent waiting for the judge per request in seconds.")
-      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  metrics_.judge_seconds.Observe(rpc::SecondsSince(start));
   return grpc::Status::OK;
 }
 
 grpc::Status RewardServiceImpl::ScoreTrajectories(grpc::ServerContext* ctx, const v1::ScoreTrajectoriesRequest* req,
                                                   v1::ScoreTrajectoriesResponse* resp) {
   if (grpc::Status s = rpc::Authorize(ctx); !s.ok()) return s;
-  if (grpc::Status s = Validate(*req); !s.ok()) return s;
+  return Score(*req, resp);
+}
+
+grpc::Status RewardServiceImpl::Score(const v1::ScoreTrajectoriesRequest& req, v1::ScoreTrajectoriesResponse* resp) {
+  if (grpc::Status s = Validate(req); !s.ok()) {
+    metrics_.rejected_requests.Increment();
+    return s;
+  }
   RewardWeights weights;
-  if (req->weights().use_explicit()) {
-    weights.format = req->weights().format_weight();
-    weights.consistency = req->weights().consistency_weight();
+  if (req.weights().use_explicit()) {
+    weights.format = req.weights().format_weight();
+    weights.consistency = req.weights().consistency_weight();
   }
   std::vector<std::string> responses;
-  for (const auto& t : req->trajectories()) responses.push_back(t.response_text());
+  for (const auto& t : req.trajectories()) responses.push_back(t.response_text());
   std::vector<int> verdicts;
   std::vector<std::string> raw;
-  if (req->weights().skip_judge()) {
+  if (req.weights().skip_judge()) {
     verdicts.assign(responses.size(), 0);
     raw.assign(responses.size(), "");
   } else if (grpc::Status s = AskJudge(responses, &verdicts, &raw); !s.ok()) {
     return s;
   }
   double sum_total = 0, sum_format = 0, sum_result = 0, sum_consistent = 0;
-  for (int i = 0; i < req->trajectories_size(); ++i) {
-    const auto& t = req->trajectories(i);
+  for (int i = 0; i < req.trajectories_size(); ++i) {
+    const auto& t = req.trajectories(i);
     const std::string label = std::to_string(t.preference().label());
     const RewardBreakdown b = ComputeReward(responses[i], label, static_cast<Consistency>(verdicts[i]), weights);
     v1::RewardBreakdown* out = resp->add_rewards();
@@ -125,13 +129,12 @@ grpc::Status RewardServiceImpl::ScoreTrajectories(grpc::ServerContext* ctx, cons
     sum_result += b.result;
     sum_consistent += b.consistency > 0 ? 1 : 0;
   }
-  const double n = req->trajectories_size();
-  metrics_->Counter("r1r_reward_trajectories_total", "Trajectories scored.").Increment(n);
-  metrics_->Gauge("r1r_reward_mean", "Mean total reward of the last request.").Set(sum_total / n);
-  metrics_->Gauge("r1r_reward_format_rate", "Share of well-formed responses in the last request.").Set(sum_format / n);
-  metrics_->Gauge("r1r_reward_result_rate", "Share of correct answers in the last request.").Set(sum_result / n);
-  metrics_->Gauge("r1r_reward_consistency_rate", "Share of responses the referee found consistent (last request).")
-      .Set(sum_consistent / n);
+  const double n = req.trajectories_size();
+  metrics_.trajectories.Increment(n);
+  metrics_.mean.Set(sum_total / n);
+  metrics_.format_rate.Set(sum_format / n);
+  metrics_.result_rate.Set(sum_result / n);
+  metrics_.consistency_rate.Set(sum_consistent / n);
   return grpc::Status::OK;
 }
 

@@ -4,11 +4,14 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "common/obs/metrics.h"
 #include "common/rpc/client.h"
 #include "r1r/v1/judge.grpc.pb.h"
 #include "r1r/v1/reward.grpc.pb.h"
+#include "services/reward/reward_metrics.h"
 
 namespace r1r::reward {
 
@@ -20,10 +23,15 @@ struct JudgeClientOptions {
 
 class RewardServiceImpl final : public v1::RewardAggregator::Service {
  public:
+  // Registers its metrics in `metrics` (not null) once, here.
   RewardServiceImpl(JudgeClientOptions judge, std::shared_ptr<grpc::Channel> channel, obs::Metrics* metrics);
 
   grpc::Status ScoreTrajectories(grpc::ServerContext* ctx, const v1::ScoreTrajectoriesRequest* req,
                                  v1::ScoreTrajectoriesResponse* resp) override;
+
+  // The work behind the RPC without authorization (tests): INVALID_ARGUMENT naming the field for a bad
+  // request, UNAVAILABLE when the judge cannot be reached after retries.
+  grpc::Status Score(const v1::ScoreTrajectoriesRequest& req, v1::ScoreTrajectoriesResponse* resp);
 
  private:
   // Verdicts (+1/0/-1) and raw replies for `responses`, in order.
@@ -32,7 +40,7 @@ class RewardServiceImpl final : public v1::RewardAggregator::Service {
 
   JudgeClientOptions judge_;
   std::unique_ptr<v1::Judge::Stub> stub_;
-  obs::Metrics* metrics_;
+  RewardMetrics metrics_;
 };
 
 }  // namespace r1r::reward
