@@ -14,6 +14,7 @@
 #include "common/rpc/client.h"
 #include "common/train/policy.h"
 #include "r1r/v1/actor.grpc.pb.h"
+#include "services/actor/actor_metrics.h"
 
 namespace r1r::actor {
 
@@ -32,6 +33,7 @@ struct ActorOptions {
 
 class ActorServiceImpl final : public v1::RolloutActor::Service {
  public:
+  // `metrics` may be null (tests): the service then keeps a registry of its own.
   ActorServiceImpl(ActorOptions options, obs::Metrics* metrics);
   ~ActorServiceImpl() override;
 
@@ -42,14 +44,16 @@ class ActorServiceImpl final : public v1::RolloutActor::Service {
   grpc::Status GetInfo(grpc::ServerContext* ctx, const v1::ActorInfoRequest* req, v1::ActorInfo* resp) override;
 
  private:
-  // Pulls every tensor of one version; checks offsets, the byte count and the CRC32C.
+  // Pulls every tensor of one version (train::WeightStreamReceiver checks headers, offsets, the
+  // byte count, the CRC32C and that the weights are finite).
   absl::Status PullWeights(const std::string& target, int64_t min_version, model::TensorMap* tensors,
                            int64_t* version, int64_t* bytes);
   grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRolloutsRequest& req,
                         grpc::ServerWriter<v1::Trajectory>* writer) ABSL_SHARED_LOCKS_REQUIRED(weights_mu_);
 
   const ActorOptions options_;
-  obs::Metrics* metrics_;
+  std::unique_ptr<obs::Metrics> own_metrics_;  // when none was given
+  ActorMetrics metrics_;
   absl::Mutex load_mu_;  // one LoadWeights at a time (the pull runs outside weights_mu_)
   absl::Mutex weights_mu_;
   std::unique_ptr<train::Policy> policy_ ABSL_GUARDED_BY(weights_mu_);

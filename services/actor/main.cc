@@ -35,9 +35,8 @@ int main(int argc, char** argv) {
     r1r::actor::ActorOptions o;
     o.actor_id = f.Get("actor-id");
     if (o.actor_id.empty()) return absl::InvalidArgumentError("--actor-id must not be empty");
-    auto max_batch = f.GetInt("max-batch");
+    auto max_batch = f.GetIntInRange("max-batch", 1, 1024);
     if (!max_batch.ok()) return max_batch.status();
-    if (*max_batch < 1 || *max_batch > 1024) return absl::InvalidArgumentError("--max-batch must be 1..1024");
     o.max_batch = *max_batch;
     o.dtype = f.Get("dtype");
     o.device = f.Get("device");

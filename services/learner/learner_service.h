@@ -7,26 +7,27 @@
 // RlStep to ranks 1..N-1 over the process group before running it; every rank encodes the same request
 // and trains on its share of the batch (train::Trainer sums the gradients), and the ranks agree after
 // encoding so that one rank's bad input fails the step on all of them instead of leaving the others
-// waiting in a collective. Only rank 0 writes checkpoints; any rank can stream weights.
+// waiting in a collective (train::RankGroup). Only rank 0 writes checkpoints; any rank can stream weights.
 #pragma once
 
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include <absl/status/status.h>
 #include <absl/synchronization/mutex.h>
-#include <absl/time/clock.h>
 #include <absl/time/time.h>
 
 #include "common/config/job_spec.h"
 #include "common/dist/process_group.h"
 #include "common/files/paths.h"
 #include "common/obs/metrics.h"
+#include "common/train/checkpoint_state.h"
 #include "common/train/policy.h"
+#include "common/train/rank_group.h"
 #include "common/train/trainer.h"
 #include "r1r/v1/learner.grpc.pb.h"
+#include "services/learner/learner_metrics.h"
 
 namespace r1r::learner {
 
@@ -46,6 +47,7 @@ struct LearnerOptions {
 
 class LearnerServiceImpl final : public v1::Learner::Service {
  public:
+  // `metrics` may be null (tests): the service then keeps a registry of its own.
   LearnerServiceImpl(LearnerOptions options, obs::Metrics* metrics);
   ~LearnerServiceImpl() override;
 
@@ -58,51 +60,43 @@ class LearnerServiceImpl final : public v1::Learner::Service {
                              grpc::ServerWriter<v1::WeightChunk>* writer) override;
   grpc::Status GetState(grpc::ServerContext* ctx, const v1::GetStateRequest* req, v1::LearnerState* resp) override;
 
-  // Ranks > 0: replays rank 0's training calls until rank 0 says stop (OK) or the group breaks.
-  absl::Status FollowRankZero();
-  bool following() const { return following_.load(); }
-  // Rank 0, after its server drained: tells the other ranks to stop following.
-  absl::Status StopFollowers();
-  // Rank 0, from a timer: when no command has gone to the other ranks for `idle`, sends them a no-op,
-  // so that their wait for the next command (a collective) never reaches the group's timeout while
-  // the learner sits idle between jobs. A failed heartbeat is a lost group (on_group_lost).
-  absl::Status HeartbeatIfIdle(absl::Duration idle);
+  // In a group: rank 0 starts its heartbeat (a no-op to the other ranks after `heartbeat_every` of
+  // idleness); ranks > 0 start following rank 0 on a thread and call `on_follow_end` when that ends.
+  void StartRankThreads(absl::Duration heartbeat_every, std::function<void(const absl::Status&)> on_follow_end);
+  // The rank group, for main's shutdown (RankGroup::Shutdown).
+  train::RankGroup& rank_group() { return ranks_; }
 
  private:
-  enum class Command : char { kStop = 'Q', kInit = 'I', kSft = 'S', kRl = 'R', kHeartbeat = 'H', kSave = 'C' };
-  bool IsFollower() const { return options_.group != nullptr && options_.group->rank() > 0; }
+  // Rank 0's commands to the other ranks (RankGroup's own are 'Q' stop and 'H' heartbeat).
+  enum Command : char { kInit = 'I', kSft = 'S', kRl = 'R', kSave = 'C' };
+  bool IsFollower() const { return ranks_.is_follower(); }
   // Rank 0: passes `result` through, calling on_group_lost when it says the group broke.
   grpc::Status ReportGroupLoss(grpc::Status result);
   // Rank 0: sends the command and its request to the other ranks (no-op alone).
   absl::Status Replicate(Command command, const google::protobuf::Message& request)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(group_mu_);
-  // Every rank: fails on all ranks when any rank's `local` failed (alone: returns `local`).
-  absl::Status Agree(const absl::Status& local);
-  // A request's image path (may be empty): confined to read_roots, a regular file of bounded size;
-  // replaced by its resolved spelling. The error names `field`.
-  absl::Status CheckImage(std::string* path, const std::string& field) const;
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ranks_.command_mutex());
+  // Ranks > 0: one of rank 0's commands.
+  train::CommandOutcome FollowCommand(char command, const std::string& body);
   // FAILED_PRECONDITION unless initialised for `phase`.
   grpc::Status ReadyFor(const std::string& phase) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   grpc::Status SftStepLocked(const v1::SftStepRequest& req, v1::StepMetrics* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   grpc::Status RlStepLocked(const v1::ExperienceBatch& req, v1::StepMetrics* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  grpc::Status EncodeSftItems(const v1::SftStepRequest& req, std::vector<train::SftItem>* items)
+  absl::Status EncodeSftItems(const v1::SftStepRequest& req, std::vector<train::SftItem>* items)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `stale`: trajectories sampled by an older policy version (off-policy mode).
-  grpc::Status EncodeRlItems(const v1::ExperienceBatch& req, std::vector<train::RlItem>* items, int64_t* stale)
+  absl::Status EncodeRlItems(const v1::ExperienceBatch& req, std::vector<train::RlItem>* items, int64_t* stale)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InitLocked(const v1::InitRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // work_dir/model: created (tiny) or linked from model.path on first use, then loaded.
-  absl::Status LoadPolicy(const config::JobSpec& spec, const std::string& work_dir) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The frozen reference for the KL term: the weights RL started from, kept in work_dir/reference.
-  absl::Status LoadReference() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::string> WriteCheckpoint() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string StateJson() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status RestoreState(const std::string& json) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  train::CheckpointState State() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RestoreState(const train::CheckpointState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FillState(v1::LearnerState* out) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  void RecordStep(const std::string& phase, const train::StepResult& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FillStepMetrics(const train::StepResult& r, v1::StepMetrics* resp) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const LearnerOptions options_;
-  obs::Metrics* metrics_;
+  std::unique_ptr<obs::Metrics> own_metrics_;  // when none was given
+  LearnerMetrics metrics_;
+  train::RankGroup ranks_;
   absl::Mutex mu_;
   bool initialised_ ABSL_GUARDED_BY(mu_) = false;
   config::JobSpec spec_ ABSL_GUARDED_BY(mu_);
@@ -119,11 +113,6 @@ class LearnerServiceImpl final : public v1::Learner::Service {
   int64_t skipped_steps_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t data_cursor_ ABSL_GUARDED_BY(mu_) = 0;
   std::string last_checkpoint_ ABSL_GUARDED_BY(mu_);
-  std::atomic<bool> following_{false};
-  // Rank 0: held from sending a command to the other ranks until its last collective, so that a
-  // heartbeat never falls between them. Taken after mu_ (or alone, by the heartbeat).
-  absl::Mutex group_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  absl::Time last_command_ ABSL_GUARDED_BY(group_mu_) = absl::Now();  // when the ranks last heard from rank 0
 };
 
 }  // namespace r1r::learner

@@ -4,13 +4,11 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
+#include <limits>
 #include <memory>
-#include <thread>
 
 #include <absl/strings/numbers.h>
-#include <absl/synchronization/notification.h>
 #include <absl/time/time.h>
 #include <absl/strings/str_cat.h>
 #include <spdlog/spdlog.h>
@@ -55,10 +53,7 @@ absl::StatusOr<r1r::dist::GroupOptions> GroupOptionsFromFlags(const r1r::config:
 int main(int argc, char** argv) {
   std::unique_ptr<r1r::dist::ProcessGroup> group;
   std::unique_ptr<r1r::learner::LearnerServiceImpl> service;
-  std::thread follower;
   std::atomic<bool> group_lost{false};
-  std::thread heartbeat;
-  absl::Notification stop_heartbeat;
   r1r::rpc::ServiceMain m;
   m.name = "learner";
   m.default_listen = "127.0.0.1:50052";
@@ -79,17 +74,15 @@ int main(int argc, char** argv) {
   };
   m.setup = [&](const r1r::config::Flags& f, r1r::rpc::Server& server) -> absl::Status {
     r1r::learner::LearnerOptions o;
-    auto micro = f.GetInt("micro-batch");
+    constexpr int64_t kNoLimit = std::numeric_limits<int64_t>::max();
+    auto micro = f.GetIntInRange("micro-batch", 1, kNoLimit);
     if (!micro.ok()) return micro.status();
-    if (*micro < 1) return absl::InvalidArgumentError("--micro-batch must be >= 1");
     o.micro_batch = *micro;
-    auto tokens = f.GetInt("micro-batch-tokens");
+    auto tokens = f.GetIntInRange("micro-batch-tokens", 0, kNoLimit);
     if (!tokens.ok()) return tokens.status();
-    if (*tokens < 0) return absl::InvalidArgumentError("--micro-batch-tokens must be >= 0");
     o.micro_batch_tokens = *tokens;
-    auto cache_mb = f.GetInt("image-cache-mb");
+    auto cache_mb = f.GetIntInRange("image-cache-mb", 0, kNoLimit >> 20);  // in bytes it must fit
     if (!cache_mb.ok()) return cache_mb.status();
-    if (*cache_mb < 0) return absl::InvalidArgumentError("--image-cache-mb must be >= 0");
     o.image_cache_bytes = *cache_mb << 20;
     const std::string export_root = f.Get("export-root").empty() ? f.Get("work-root") : f.Get("export-root");
     auto work_roots = r1r::files::Roots::Make({{"work-root", f.Get("work-root")}});
@@ -121,21 +114,12 @@ int main(int argc, char** argv) {
     }
     service = std::make_unique<r1r::learner::LearnerServiceImpl>(o, &server.metrics());
     server.AddService(service.get());
-    if (group && group->rank() == 0) {
+    if (group) {
       // The other ranks wait for rank 0's next command inside a collective, which times out after
-      // --dist-timeout-seconds: between jobs rank 0 keeps them company with a no-op now and then.
-      // Checked twice per interval, so the gap between two commands stays under half the timeout.
-      const absl::Duration every = absl::FromChrono(dist_options->timeout) / 4;
-      heartbeat = std::thread([svc = service.get(), every, &stop_heartbeat] {
-        while (!stop_heartbeat.WaitForNotificationWithTimeout(every / 2)) {
-          if (!svc->HeartbeatIfIdle(every).ok()) return;  // on_group_lost has begun the shutdown
-        }
-      });
-    }
-    if (group && group->rank() > 0) {
-      // When following ends (rank 0 stopped or is gone), this process stops too, through its SIGTERM path.
-      follower = std::thread([svc = service.get()] {
-        const absl::Status s = svc->FollowRankZero();
+      // --dist-timeout-seconds: between jobs rank 0 keeps them company with a no-op now and then,
+      // so the gap between two commands stays under half the timeout. When following ends (rank 0
+      // stopped or is gone), a follower stops too, through its SIGTERM path.
+      service->StartRankThreads(absl::FromChrono(dist_options->timeout) / 4, [](const absl::Status& s) {
         if (s.ok()) {
           spdlog::info("rank 0 stopped; stopping");
         } else {
@@ -147,20 +131,14 @@ int main(int argc, char** argv) {
     return absl::OkStatus();
   };
   const int code = r1r::rpc::RunServiceMain(m, argc, argv);
-  stop_heartbeat.Notify();
-  if (heartbeat.joinable()) heartbeat.join();  // before StopFollowers: one broadcast at a time
-  if (service && !group_lost) {  // a lost group has no one left to tell
-    if (absl::Status s = service->StopFollowers(); !s.ok()) spdlog::warn("stopping the other ranks: {}", s.ToString());
-  }
-  if (follower.joinable()) {
-    if (service->following()) {
+  if (service) {
+    const auto stopped = service->rank_group().Shutdown(/*lost=*/group_lost);  // a lost group has no one to tell
+    if (!stopped.stop_followers.ok()) spdlog::warn("stopping the other ranks: {}", stopped.stop_followers.ToString());
+    if (stopped.follower_left_running) {
       // Stopped by a signal while waiting in a collective: c10d cannot abort it, so the thread and the
       // state it uses are left to process exit.
-      follower.detach();
       (void)service.release();
       (void)group.release();
-    } else {
-      follower.join();
     }
   }
   return group_lost ? 1 : code;

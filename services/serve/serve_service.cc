@@ -11,6 +11,7 @@
 #include "common/obs/log.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/status.h"
+#include "common/train/checkpoint_state.h"
 #include "services/serve/votes.h"
 
 namespace r1r::serve {
@@ -54,21 +55,9 @@ struct RewardModelServiceImpl::Verdict {
   eval::ChoiceVotes tally;
 };
 
+// state.json's format belongs to train::CheckpointState.
 absl::StatusOr<int64_t> ReadPolicyVersion(const std::string& model_dir) {
-  const std::filesystem::path path = std::filesystem::path(model_dir) / "state.json";
-  if (!std::filesystem::exists(path)) return 0;
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read ", path.string()));
-  const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::FailedPreconditionError(absl::StrCat(path.string(), " is not a JSON object"));
-  }
-  for (const char* key : {"policy_version", "version"}) {
-    if (j.contains(key) && j[key].is_number_integer()) return j[key].get<int64_t>();
-  }
-  return 0;
+  return train::ReadPublishedPolicyVersion(model_dir);
 }
 
 absl::StatusOr<std::shared_ptr<RewardModelServiceImpl::LoadedModel>> RewardModelServiceImpl::LoadModel(
