@@ -13,10 +13,11 @@ namespace r1r::test_support {
 
 namespace fs = std::filesystem;
 
-absl::StatusOr<TinyModelDir> MakeTinyModelDir(const std::string& root, const TinyModelDirOptions& options) {
+absl::StatusOr<TinyModelDir> MakeTinyDataAndTokenizer(const std::string& data_dir, const std::string& model_dir,
+                                                      const TinyModelDirOptions& options) {
   TinyModelDir out;
-  out.model_dir = (fs::path(root) / "model").string();
-  out.data_dir = (fs::path(root) / "data").string();
+  out.model_dir = model_dir;
+  out.data_dir = data_dir;
   std::error_code ec;
   fs::create_directories(out.model_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", out.model_dir, ": ", ec.message()));
@@ -40,11 +41,17 @@ absl::StatusOr<TinyModelDir> MakeTinyModelDir(const std::string& root, const Tin
   if (absl::Status s = tokenizer::TrainBpeTokenizerFile(corpus, bpe, out.model_dir + "/tokenizer.json"); !s.ok()) {
     return s;
   }
+  return out;
+}
 
+absl::StatusOr<TinyModelDir> MakeTinyModelDir(const std::string& root, const TinyModelDirOptions& options) {
+  auto out = MakeTinyDataAndTokenizer((fs::path(root) / "data").string(), (fs::path(root) / "model").string(),
+                                      options);
+  if (!out.ok()) return out.status();
   vision::ImageProcessorOptions image;
   image.min_pixels = options.min_pixels;
   image.max_pixels = options.max_pixels;
-  auto policy = train::Policy::CreateTiny(out.model_dir, options.tiny, image, model::ModelOptions{},
+  auto policy = train::Policy::CreateTiny(out->model_dir, options.tiny, image, model::ModelOptions{},
                                           options.weights_seed != 0 ? options.weights_seed : options.seed);
   if (!policy.ok()) return policy.status();
   return out;

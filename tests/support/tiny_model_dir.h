@@ -37,4 +37,10 @@ struct TinyModelDir {
 // Writes everything under `root` (created if needed).
 absl::StatusOr<TinyModelDir> MakeTinyModelDir(const std::string& root, const TinyModelDirOptions& options = {});
 
+// The first half of MakeTinyModelDir: the synthetic dataset in `data_dir` and the BPE trained on its texts
+// at `model_dir`/tokenizer.json, without weights. This is what the orchestrator's data preparation leaves
+// for a tiny job, whose learner then creates the weights. Fills every field of TinyModelDir.
+absl::StatusOr<TinyModelDir> MakeTinyDataAndTokenizer(const std::string& data_dir, const std::string& model_dir,
+                                                      const TinyModelDirOptions& options = {});
+
 }  // namespace r1r::test_support
