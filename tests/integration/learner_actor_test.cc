@@ -14,13 +14,12 @@
 
 #include "common/data/synthetic.h"
 #include "common/files/remove_tree.h"
-#include "common/reward/prompt_template.h"
 #include "common/rpc/client.h"
-#include "common/tokenizer/bpe_trainer.h"
 #include "r1r/v1/actor.grpc.pb.h"
 #include "r1r/v1/learner.grpc.pb.h"
 #include "tests/integration/http_get.h"
 #include "tests/integration/process.h"
+#include "tests/support/tiny_model_dir.h"
 
 namespace r1r::testing {
 namespace {
@@ -52,21 +51,11 @@ World MakeWorld(const std::string& name) {
   EXPECT_TRUE(r1r::files::RemoveTree(w.dir).ok()) << w.dir;
   w.work_dir = w.dir + "/work";
   w.data_dir = w.dir + "/data";
-  fs::create_directories(w.work_dir + "/model");
-  data::SynthOptions o;
-  o.n = 8;
-  o.image_size = 56;
-  EXPECT_TRUE(data::WriteSyntheticDataset(o, w.data_dir).ok());
-  std::vector<std::string> corpus;
-  for (int64_t i = 0; i < o.n; ++i) {
-    w.items.push_back(data::GenerateSyntheticItem(o, i));
-    const auto& s = w.items.back().sample;
-    corpus.push_back(reward::RenderComparisonPrompt(s.question, s.response1, s.response2));
-    corpus.push_back(s.reasoning.value_or(""));
-  }
-  tokenizer::BpeTrainerOptions bpe;
-  bpe.vocab_size = 400;
-  EXPECT_TRUE(tokenizer::TrainBpeTokenizerFile(corpus, bpe, w.work_dir + "/model/tokenizer.json").ok());
+  test_support::TinyModelDirOptions o;
+  o.seed = 1;  // the data these tests were written against
+  auto made = test_support::MakeTinyDataAndTokenizer(w.data_dir, w.work_dir + "/model", o);
+  EXPECT_TRUE(made.ok()) << made.status();
+  if (made.ok()) w.items = std::move(made->items);
   return w;
 }
 
