@@ -11,6 +11,15 @@
 //
 //   learner_memory_bench [--json] [--steps=2] [--text=192] [--response=64] [--image=224] [--checkpointing=0]
 //
+// --sft_packing=1 runs instead SFT on a ragged set of 8 samples (prompts of 40-500 text tokens, half with
+// a 224x224 image, responses of 20-200 tokens) as 2 micro-batches of 4, padded (prompts left-padded,
+// responses right-padded: train::BuildSequenceBatch) and packed (one row of 4 samples back to back:
+// train::BuildPackedSequenceBatch), each in a fresh process, side by side: tokens/s of the step
+// (forward, backward, AdamW) over real tokens, and peak bytes; plus the attention alone of one packed
+// row, a dense block-diagonal mask (what LibTorch 1.13 would need) against one causal attention per
+// sample (what the model does). --json: the last line holds packed_over_padded_tokens_per_second,
+// packed_over_padded_peak_bytes and block_mask_over_segments_seconds.
+//
 // --json: the last line is one JSON object with plan_error_max (largest |planned - measured| / measured
 // of the per-rank peak over the rows), zero2_state_ratio (ZeRO-2 at 2 ranks: persistent gradient +
 // optimizer bytes per rank over ZeRO-0 at 1 rank), zero2_step_time_ratio (ZeRO-2 over ZeRO-0, both at 2
@@ -19,10 +28,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -37,6 +48,7 @@
 #include "common/model/model.h"
 #include "common/train/memory_meter.h"
 #include "common/train/optimizer.h"
+#include "common/train/sequence_batch.h"
 #include "tools/bench/bench_flags.h"
 
 using namespace r1r;
@@ -46,7 +58,8 @@ namespace {
 
 std::map<std::string, std::string> kFlags = {{"json", "0"},  {"steps", "1"},      {"text", "192"},  {"response", "64"},
                                              {"image", "224"}, {"checkpointing", "0"}, {"child", "0"}, {"rank", "0"},
-                                             {"world", "1"},   {"zero", "0"},     {"port", "0"},     {"threads", "1"}};
+                                             {"world", "1"},   {"zero", "0"},     {"port", "0"},     {"threads", "1"},
+                                             {"sft_packing", "0"}, {"packed", "0"}};
 int64_t I(const char* k) { return std::stoll(kFlags.at(k)); }
 
 model::TinyConfigOptions Shape() {
@@ -202,11 +215,199 @@ std::string Mib(double b) {
   return buf;
 }
 
+// The ragged SFT set of --sft_packing: prompts (text, half with an image) and responses of very
+// different lengths, in a fixed order.
+struct RaggedSample {
+  train::EncodedPrompt prompt;
+  std::vector<int64_t> target;
+};
+
+std::vector<RaggedSample> RaggedSamples(const model::ModelConfig& config) {
+  const std::vector<int64_t> text = {40, 300, 90, 500, 60, 200, 120, 420};
+  const std::vector<int64_t> response = {30, 120, 60, 200, 20, 90, 40, 160};
+  const int64_t side = 224 / 28 * 2;  // patches per side (merge 2)
+  std::vector<RaggedSample> out;
+  torch::manual_seed(7);
+  for (size_t i = 0; i < text.size(); ++i) {
+    RaggedSample s;
+    if (i % 2 == 0) {
+      s.prompt.ids.push_back(config.vision_start_token_id);
+      for (int64_t t = 0; t < side * side / 4; ++t) s.prompt.ids.push_back(config.image_token_id);
+      s.prompt.ids.push_back(config.vision_end_token_id);
+      s.prompt.pixel_values = torch::randn({side * side, config.vision.patch_dim()});
+      s.prompt.image_grid_thw = torch::tensor({int64_t{1}, side, side}).view({1, 3});
+    }
+    at::Tensor words = torch::randint(0, 150000, {text[i] + response[i]}, torch::kLong);
+    for (int64_t t = 0; t < text[i]; ++t) s.prompt.ids.push_back(words[t].item<int64_t>());
+    for (int64_t t = 0; t < response[i]; ++t) s.target.push_back(words[text[i] + t].item<int64_t>());
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// One SFT step over the ragged set, padded or packed, in this process: prints "PACKING <json>".
+int PackingChild() {
+  torch::set_num_threads(static_cast<int>(I("threads")));
+  train::InstallCpuMemoryMeter();
+  const bool packed = I("packed") != 0;
+  const int64_t base = train::CpuBytesInUse();
+  const model::ModelConfig config = model::MakeTinyConfig(Shape());
+  auto model = Must(model::Qwen2_5_VL::Create(config, model::ModelOptions{}, /*seed=*/1), "model");
+  auto optimizer = Must(train::ShardedAdamW::Create(model->parameters(), train::ShardedAdamWOptions{}, nullptr), "optimizer");
+  const std::vector<RaggedSample> samples = RaggedSamples(config);
+  double real_tokens = 0, target_tokens = 0;
+  for (const auto& s : samples) {
+    real_tokens += static_cast<double>(s.prompt.ids.size() + s.target.size());
+    target_tokens += static_cast<double>(s.target.size());
+  }
+  const int steps = static_cast<int>(I("steps"));
+  double seconds = 0, forward_tokens = 0;
+  int64_t peak = 0, step_peak = 0;
+  for (int step = 0; step <= steps; ++step) {  // step 0 warms up (first-call allocations, thread pools)
+    optimizer->ZeroGrad();
+    const int64_t before = train::CpuBytesInUse();
+    train::ResetCpuPeakBytes();
+    forward_tokens = 0;
+    const auto t0 = Clock::now();
+    for (size_t first = 0; first < samples.size(); first += 4) {  // micro-batches of 4 samples
+      std::vector<const train::EncodedPrompt*> prompts;
+      std::vector<std::vector<int64_t>> targets;
+      for (size_t i = first; i < first + 4; ++i) {
+        prompts.push_back(&samples[i].prompt);
+        targets.push_back(samples[i].target);
+      }
+      at::Tensor logp_sum;
+      if (packed) {
+        auto batch = Must(train::BuildPackedSequenceBatch(prompts, targets), "packed batch");
+        logp_sum = Must(model::ComputeTokenLogProbsAt(*model, batch.input, batch.target_positions), "forward").sum();
+        forward_tokens += static_cast<double>(batch.tokens);
+      } else {
+        auto batch = Must(train::BuildSequenceBatch(prompts, targets, /*pad_id=*/0), "padded batch");
+        model::TokenLogProbsOptions lo;
+        lo.first_target_position = batch.prompt_width;
+        auto lp = Must(model::ComputeTokenLogProbs(*model, batch.input, lo), "forward");
+        logp_sum = (lp.logprobs * batch.response_mask).sum();
+        forward_tokens += static_cast<double>(batch.input.input_ids.numel());
+      }
+      (-logp_sum / target_tokens).backward();
+      Must(optimizer->AccumulateGradients(), "accumulate");
+    }
+    const double norm = Must(optimizer->ReduceGradients(), "reduce");
+    Must(optimizer->Step(1e-5, std::min(1.0, 1.0 / (norm + 1e-6))), "step");
+    if (step > 0) seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    peak = std::max(peak, train::CpuPeakBytes() - base);
+    step_peak = std::max(step_peak, train::CpuPeakBytes() - before);
+  }
+  nlohmann::json row = {{"packed", packed},
+                        {"real_tokens", real_tokens},
+                        {"forward_tokens", forward_tokens},
+                        {"step_seconds", seconds / steps},
+                        {"tokens_per_second", real_tokens * steps / seconds},
+                        {"peak_bytes", peak},             // weights, optimizer state and the step
+                        {"step_peak_bytes", step_peak}};  // above what was held before the step
+  std::printf("PACKING %s\n", row.dump().c_str());
+  return 0;
+}
+
+// Attention of one packed row (the first micro-batch, [1, heads, L, 64]) with LibTorch 1.13's explicit
+// kernels: a dense block-diagonal causal mask against one causal attention per sample. Seconds each
+// (forward and backward, median of 5).
+std::pair<double, double> BlockMaskVersusSegments(const model::ModelConfig& config) {
+  const std::vector<RaggedSample> samples = RaggedSamples(config);
+  std::vector<int64_t> lengths;
+  for (size_t i = 0; i < 4; ++i) lengths.push_back(static_cast<int64_t>(samples[i].prompt.ids.size() + samples[i].target.size()));
+  int64_t L = 0;
+  for (int64_t n : lengths) L += n;
+  const int64_t heads = config.text.num_attention_heads, D = config.text.head_dim;
+  auto attend = [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& allowed) {
+    at::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(D));
+    scores = scores.masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest());
+    return torch::matmul(torch::softmax(scores, -1), v);
+  };
+  auto causal = [](int64_t n) { return torch::ones({n, n}, torch::kBool).tril(); };
+  at::Tensor q = torch::randn({1, heads, L, D}).requires_grad_(true);
+  at::Tensor k = torch::randn({1, heads, L, D}).requires_grad_(true);
+  at::Tensor v = torch::randn({1, heads, L, D}).requires_grad_(true);
+  auto median = [](std::vector<double> t) {
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  };
+  std::vector<double> dense, segmented;
+  for (int rep = 0; rep < 5; ++rep) {
+    auto t0 = Clock::now();
+    at::Tensor block = torch::zeros({L, L}, torch::kBool);
+    for (int64_t start = 0, i = 0; i < 4; start += lengths[i], ++i) {
+      block.narrow(0, start, lengths[i]).narrow(1, start, lengths[i]).copy_(causal(lengths[i]));
+    }
+    attend(q, k, v, block.view({1, 1, L, L})).sum().backward();
+    dense.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    t0 = Clock::now();
+    std::vector<at::Tensor> parts;
+    for (int64_t start = 0, i = 0; i < 4; start += lengths[i], ++i) {
+      auto part = [&](const at::Tensor& t) { return t.narrow(2, start, lengths[i]); };
+      parts.push_back(attend(part(q), part(k), part(v), causal(lengths[i]).view({1, 1, lengths[i], lengths[i]})));
+    }
+    torch::cat(parts, 2).sum().backward();
+    segmented.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return {median(dense), median(segmented)};
+}
+
+int PackingMain(const char* self) {
+  std::vector<nlohmann::json> rows;
+  for (int packed : {0, 1}) {  // one after the other: each has the CPU to itself
+    std::string cmd = std::string(self) + " --child=1 --sft_packing=1 --packed=" + std::to_string(packed);
+    for (const char* k : {"steps", "threads"}) cmd += std::string(" --") + k + "=" + kFlags.at(k);
+    FILE* f = ::popen(cmd.c_str(), "r");
+    char line[1 << 16];
+    while (f && std::fgets(line, sizeof line, f)) {
+      std::string s(line);
+      if (s.rfind("PACKING ", 0) == 0) rows.push_back(nlohmann::json::parse(s.substr(8)));
+    }
+    if (!f || ::pclose(f) != 0 || rows.size() != static_cast<size_t>(packed + 1)) {
+      std::cerr << (packed ? "the packed" : "the padded") << " SFT run failed\n";
+      return 1;
+    }
+  }
+  torch::set_num_threads(static_cast<int>(I("threads")));
+  const auto [dense, segmented] = BlockMaskVersusSegments(model::MakeTinyConfig(Shape()));
+  const nlohmann::json& pad = rows[0];
+  const nlohmann::json& pack = rows[1];
+  std::printf("| SFT batches | tokens run (real %.0f) | step s | real tokens/s | peak MiB | step peak MiB |\n"
+              "|---|---|---|---|---|---|\n",
+              pad["real_tokens"].get<double>());
+  for (const auto& r : rows) {
+    std::printf("| %s | %.0f | %.2f | %.0f | %s | %s |\n", r["packed"].get<bool>() ? "packed" : "padded",
+                r["forward_tokens"].get<double>(), r["step_seconds"].get<double>(), r["tokens_per_second"].get<double>(),
+                Mib(r["peak_bytes"].get<double>()).c_str(), Mib(r["step_peak_bytes"].get<double>()).c_str());
+  }
+  const double speed = pack["tokens_per_second"].get<double>() / pad["tokens_per_second"].get<double>();
+  const double memory = pack["peak_bytes"].get<double>() / pad["peak_bytes"].get<double>();
+  const double step_memory = pack["step_peak_bytes"].get<double>() / pad["step_peak_bytes"].get<double>();
+  std::printf("\npacked_over_padded_tokens_per_second %.3f  packed_over_padded_peak_bytes %.3f (step only %.3f)\n",
+              speed, memory, step_memory);
+  std::printf("attention of one packed row (fwd+bwd): block-diagonal mask %.4f s, per-sample causal %.4f s (ratio %.2f)\n",
+              dense, segmented, dense / segmented);
+  if (I("json")) {
+    nlohmann::json out = {{"packed_over_padded_tokens_per_second", speed},
+                          {"packed_over_padded_peak_bytes", memory},
+                          {"packed_over_padded_step_peak_bytes", step_memory},
+                          {"block_mask_seconds", dense},
+                          {"segments_seconds", segmented},
+                          {"block_mask_over_segments_seconds", dense / segmented},
+                          {"rows", rows}};
+    std::printf("%s\n", out.dump().c_str());
+  }
+  return 0;
+}
+
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (!bench::ParseFlags(argc, argv, kFlags)) return 2;
-  if (I("child")) return Child();
+  if (I("child")) return I("sft_packing") ? PackingChild() : Child();
+  if (I("sft_packing")) return PackingMain(argv[0]);
 
   const auto start = Clock::now();
   std::vector<nlohmann::json> rows;
