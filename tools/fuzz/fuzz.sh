@@ -29,7 +29,14 @@ declare -A sources=(
   [job_spec]="common/config/yaml_reader.cc common/config/job_spec.cc common/config/plan.cc"
   [image_decode]="common/vision/decode.cc common/vision/decode_png.cc common/vision/decode_jpeg.cc common/files/paths.cc"
   [safetensors_header]="common/model/safetensors_header.cc"
+  [weight_stream]="common/train/weight_stream.cc common/train/weight_codec.cc"
 )
+# Targets that link LibTorch (Debian's, not instrumented: only r1r's own code is fuzzed and sanitized).
+declare -A torch_targets=([weight_stream]=1)
+# LibTorch 1.13's headers do not compile with clang in C++20 mode (c10::IValue incomplete): C++17 for these.
+torch_cflags="-std=c++17 -I/usr/include/torch/csrc/api/include"
+torch_sources=" common/train/weight_stream.cc common/train/weight_codec.cc "
+torch_libs="-ltorch -ltorch_cpu -lc10"
 # Seeds beyond tools/fuzz/corpus/<target>: the project's own fixtures in those formats.
 declare -A extra_seeds=(
   [jsonl_readers]="tests/fixtures/benchmarks"
@@ -40,7 +47,7 @@ declare -A extra_seeds=(
 [ -f "$root/common/config/memory_plan.cc" ] && sources[job_spec]+=" common/config/memory_plan.cc"
 
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(tokenizer_json bpe_encode jsonl_readers job_spec image_decode safetensors_header)
+[ ${#targets[@]} -eq 0 ] && targets=(tokenizer_json bpe_encode jsonl_readers job_spec image_decode safetensors_header weight_stream)
 
 command -v "$cxx" >/dev/null || { echo "fuzz: $cxx not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
 libs=$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format absl_flat_hash_map \
@@ -53,16 +60,18 @@ mkdir -p "$out/obj"
 compile() {
   local src=$1 obj="$out/obj/${1//\//_}.o"
   if [ ! -f "$obj" ] || [ "$root/$src" -nt "$obj" ]; then
-    "$cxx" $cflags -fsanitize=fuzzer-no-link -c "$root/$src" -o "$obj"
+    local extra=""; [[ "$torch_sources" == *" $src "* ]] && extra=$torch_cflags
+    "$cxx" $cflags $extra -fsanitize=fuzzer-no-link -c "$root/$src" -o "$obj"
   fi
 }
-export -f compile; export cxx cflags out root
+export -f compile; export cxx cflags out root torch_cflags torch_sources
 all=$(for t in "${targets[@]}"; do echo ${sources[$t]}; done | tr ' ' '\n' | grep . | sort -u)
 start=$(date +%s)
 printf '%s\n' $all | xargs -P "$jobs" -I{} bash -c 'compile {}'
 for t in "${targets[@]}"; do
   objs=$(for s in ${sources[$t]}; do echo "$out/obj/${s//\//_}.o"; done)
-  "$cxx" $cflags -fsanitize=fuzzer "$root/tools/fuzz/${t}_fuzz.cc" $objs $libs -o "$out/${t}_fuzz"
+  extra=""; [ -n "${torch_targets[$t]:-}" ] && extra="$torch_cflags $torch_libs"
+  "$cxx" $cflags -fsanitize=fuzzer "$root/tools/fuzz/${t}_fuzz.cc" $objs $libs $extra -o "$out/${t}_fuzz"
 done
 echo "fuzz: built ${#targets[@]} target(s) in $(( $(date +%s) - start )) s into $out"
 [ -n "${FUZZ_BUILD_ONLY:-}" ] && exit 0
