@@ -52,6 +52,7 @@ void LearnerServiceImpl::RestoreState(const train::CheckpointState& s) {
 absl::Status LearnerServiceImpl::InitLocked(const v1::InitRequest& req) {
   auto spec = config::ParseJobSpec(req.spec_yaml());
   if (!spec.ok()) return absl::InvalidArgumentError(absl::StrCat("spec_yaml: ", spec.status().message()));
+  if (absl::Status s = CheckLearnerWorldSize(*spec, options_.group ? options_.group->world_size() : 1); !s.ok()) return s;
   if (auto confined = options_.work_roots.Confine(req.work_dir(), "work_dir"); !confined.ok()) return confined.status();
   if (spec->model.init == "path") {
     auto model_path = options_.read_roots.Confine(spec->model.path, "model.path");
