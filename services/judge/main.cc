@@ -39,11 +39,11 @@ int main(int argc, char** argv) {
       o.model = f.Get("model-name");
       if (const char* key = std::getenv(f.Get("api-key-env").c_str())) o.api_key = key;
       auto temperature = f.GetDouble("temperature");
-      auto max_tokens = f.GetInt("max-tokens");
+      auto max_tokens = f.GetIntInRange("max-tokens", 1, 1 << 20);
       auto timeout = f.GetDouble("timeout-seconds");
-      auto retries = f.GetInt("retries");
+      auto retries = f.GetIntInRange("retries", 0, 100);
       auto qps = f.GetDouble("rate-limit-qps");
-      auto concurrency = f.GetInt("concurrency");
+      auto concurrency = f.GetIntInRange("concurrency", 1, 1024);
       for (const absl::Status& s : {temperature.status(), max_tokens.status(), timeout.status(), retries.status(),
                                     qps.status(), concurrency.status()}) {
         if (!s.ok()) return s;
@@ -61,8 +61,8 @@ int main(int argc, char** argv) {
       o.device = f.Get("device");
       o.dtype = f.Get("dtype");
       auto temperature = f.GetDouble("temperature");
-      auto max_tokens = f.GetInt("max-tokens");
-      auto batch = f.GetInt("batch");
+      auto max_tokens = f.GetIntInRange("max-tokens", 1, 1 << 20);
+      auto batch = f.GetIntInRange("batch", 1, 1024);
       for (const absl::Status& s : {temperature.status(), max_tokens.status(), batch.status()}) {
         if (!s.ok()) return s;
       }

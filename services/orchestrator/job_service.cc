@@ -9,15 +9,15 @@
 #include "common/jobs/atomic_file.h"
 #include "common/jobs/job_id.h"
 #include "common/rpc/auth.h"
+#include "common/rpc/request_limits.h"
 #include "common/rpc/status.h"
 #include "common/tokenizer/utf8.h"
 
 namespace r1r::orchestrator {
 namespace {
 
-constexpr size_t kMaxSpecBytes = 1 << 20;
-
-grpc::Status Invalid(const std::string& msg) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg); }
+using rpc::Invalid;
+using rpc::kMaxSpecBytes;
 
 grpc::Status CheckId(const std::string& id) {
   if (!jobs::IsValidJobId(id)) {
@@ -120,8 +120,8 @@ grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext* ctx, const v1::Cance
   auto current = store_->Get(req->id());
   if (!current.ok()) return rpc::ToGrpc(current.status());
   if (jobs::JobStore::IsTerminal(current->state())) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("job ", req->id(), " already finished (", v1::JobState_Name(current->state()), ")"));
+    return rpc::Precondition(
+        absl::StrCat("job ", req->id(), " already finished (", v1::JobState_Name(current->state()), ")"));
   }
   auto job = store_->Update(
       req->id(),

@@ -25,12 +25,11 @@ int main(int argc, char** argv) {
     if (!token.ok()) return token.status();
     judge.client.auth_token = *token;
     auto timeout = f.GetDouble("judge-timeout-seconds");
-    auto attempts = f.GetInt("judge-attempts");
-    auto batch = f.GetInt("judge-batch");
+    auto attempts = f.GetIntInRange("judge-attempts", 1, 100);
+    auto batch = f.GetIntInRange("judge-batch", 1, 1024);
     for (const absl::Status& s : {timeout.status(), attempts.status(), batch.status()}) {
       if (!s.ok()) return s;
     }
-    if (*batch < 1 || *batch > 1024) return absl::InvalidArgumentError("--judge-batch must be in [1, 1024]");
     judge.client.timeout = absl::Seconds(*timeout);
     judge.retry.max_attempts = static_cast<int>(*attempts);
     judge.batch_size = static_cast<int>(*batch);

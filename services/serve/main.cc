@@ -1,8 +1,7 @@
 // r1r-serve: the live reward-model endpoint of a published checkpoint (RewardModel: Compare, Rank).
 #include <memory>
 
-#include <absl/strings/str_cat.h>
-
+#include "common/files/paths.h"
 #include "common/obs/log.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/service_main.h"
@@ -32,16 +31,6 @@ class NoModelService final : public r1r::v1::RewardModel::Service {
   }
 };
 
-absl::Status IntFlag(const r1r::config::Flags& f, const std::string& name, int64_t min, int64_t max, int64_t* out) {
-  auto v = f.GetInt(name);
-  if (!v.ok()) return v.status();
-  if (*v < min || *v > max) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, " must be ", min, "..", max, ", got ", *v));
-  }
-  *out = *v;
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -61,7 +50,9 @@ int main(int argc, char** argv) {
         .Value("max-prompt-tokens", "16384", "longest chat-templated prompt accepted")
         .Value("reload-poll-seconds", "0",
                "re-read --model-dir's state.json this often and swap in a higher policy version (0 = only the "
-               "Reload RPC)");
+               "Reload RPC)")
+        .Value("data-root", "", "requests' image.path must lie under these comma-separated directories "
+                                "(default: $R1R_DATA_ROOT, else the working directory)");
   };
   m.setup = [&](const r1r::config::Flags& f, r1r::rpc::Server& server) -> absl::Status {
     if (f.Get("model-dir").empty()) {
@@ -75,24 +66,28 @@ int main(int argc, char** argv) {
     auto model = r1r::train::ParseModelOptions(f.Get("dtype"), f.Get("device"));
     if (!model.ok()) return model.status();
     o.model = *model;
-    int64_t max_batch = 0, window_ms = 0, max_new = 0, max_prompt = 0, poll_seconds = 0;
-    for (const absl::Status& s : {IntFlag(f, "max-batch", 1, 1024, &max_batch),
-                                  IntFlag(f, "reload-poll-seconds", 0, 86400, &poll_seconds),
-                                  IntFlag(f, "batch-window-ms", 0, 10000, &window_ms),
-                                  IntFlag(f, "max-new-tokens", 1, o.limits.max_new_tokens, &max_new),
-                                  IntFlag(f, "max-prompt-tokens", 16, 1 << 20, &max_prompt)}) {
+    const auto max_batch = f.GetIntInRange("max-batch", 1, 1024);
+    const auto poll_seconds = f.GetIntInRange("reload-poll-seconds", 0, 86400);
+    const auto window_ms = f.GetIntInRange("batch-window-ms", 0, 10000);
+    const auto max_new = f.GetIntInRange("max-new-tokens", 1, o.limits.max_new_tokens);
+    const auto max_prompt = f.GetIntInRange("max-prompt-tokens", 16, 1 << 20);
+    for (const absl::Status& s :
+         {max_batch.status(), poll_seconds.status(), window_ms.status(), max_new.status(), max_prompt.status()}) {
       if (!s.ok()) return s;
     }
-    o.batching.max_batch = static_cast<int>(max_batch);
-    o.batching.window = absl::Milliseconds(window_ms);
-    o.default_max_new_tokens = static_cast<int>(max_new);
-    o.max_prompt_tokens = max_prompt;
-    o.reload_poll = absl::Seconds(poll_seconds);
+    o.batching.max_batch = static_cast<int>(*max_batch);
+    o.batching.window = absl::Milliseconds(*window_ms);
+    o.default_max_new_tokens = static_cast<int>(*max_new);
+    o.max_prompt_tokens = *max_prompt;
+    o.reload_poll = absl::Seconds(*poll_seconds);
+    auto image_roots = r1r::files::Roots::Make(r1r::files::RootFlag("data-root", f.Get("data-root"), "R1R_DATA_ROOT", "."));
+    if (!image_roots.ok()) return image_roots.status();
+    o.limits.image_roots = *image_roots;
     auto created = r1r::serve::RewardModelServiceImpl::Create(o, &server.metrics());
     if (!created.ok()) return created.status();
     service = *std::move(created);
     spdlog::info("serving {} (policy version {}) on {} {}, max batch {}, window {} ms", o.model_dir,
-                 service->policy_version(), f.Get("device"), f.Get("dtype"), max_batch, window_ms);
+                 service->policy_version(), f.Get("device"), f.Get("dtype"), *max_batch, *window_ms);
     server.AddService(service.get());
     return absl::OkStatus();
   };
