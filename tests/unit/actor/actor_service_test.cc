@@ -12,6 +12,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
 
 #include "common/reward/answer_order.h"
 #include "services/actor/actor_requests.h"
@@ -150,6 +151,17 @@ TEST(actor, SamplingForMapsTheWireDefaults) {
   EXPECT_EQ(s.max_new_tokens, 12);
   EXPECT_EQ(s.seed, reward::Mix64(11));
   EXPECT_EQ(s.stop_token_ids, (std::vector<int64_t>{4}));
+}
+
+TEST(actor, EverySeriesExistsFromStartUp) {
+  obs::Metrics metrics("actor");
+  ActorServiceImpl actor(ActorOptions{}, &metrics);
+  const std::string text = prometheus::TextSerializer().Serialize(metrics.registry().Collect());
+  for (const char* series : {"r1r_actor_policy_version{service=\"actor\"} -1", "r1r_actor_rollout_seconds_count",
+                             "r1r_actor_weight_sync_seconds_count", "r1r_actor_tokens_per_second",
+                             "r1r_actor_trajectories_total", "r1r_actor_weight_sync_failures_total"}) {
+    EXPECT_THAT(text, HasSubstr(series)) << series;
+  }
 }
 
 }  // namespace

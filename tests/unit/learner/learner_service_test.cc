@@ -12,6 +12,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
 
 #include "common/files/remove_tree.h"
 #include "common/train/checkpoint_state.h"
@@ -222,6 +223,25 @@ TEST(learner, GoodSftStepMovesTheLearnerOnAndIsSavedInStateJson) {
   EXPECT_EQ(written->sft_steps, 1);
   EXPECT_EQ(written->data_cursor, 2);
   EXPECT_EQ(written->optimizer_steps, 1);
+}
+
+TEST(learner, EverySeriesExistsFromStartUp) {
+  // A short job's dashboards need a sample before the first event: counters, gauges and histograms
+  // are created when the service is, not at their first use.
+  obs::Metrics metrics("learner");
+  const World& w = TheWorld();
+  LearnerOptions o;
+  o.work_roots = *files::Roots::Make({{"work-root", w.root + "/work"}});
+  LearnerServiceImpl learner(o, &metrics);
+  const std::string text = prometheus::TextSerializer().Serialize(metrics.registry().Collect());
+  for (const char* series : {"r1r_learner_steps_total{phase=\"sft\"", "r1r_learner_steps_total{phase=\"rl\"",
+                             "r1r_learner_optimizer_steps_total{phase=\"rl\"", "r1r_learner_policy_version",
+                             "r1r_learner_truncated_targets_total", "r1r_learner_stale_trajectories_total",
+                             "r1r_learner_weight_sync_bytes_total", "r1r_learner_weight_sync_seconds_count",
+                             "r1r_learner_checkpoints_pruned_total", "r1r_rl_clip_fraction", "r1r_rl_kl",
+                             "r1r_learner_step_part_seconds_count{part=\"forward\",phase=\"rl\""}) {
+    EXPECT_THAT(text, HasSubstr(series)) << series;
+  }
 }
 
 }  // namespace
