@@ -6,6 +6,7 @@
 
 #include <absl/strings/str_cat.h>
 
+#include "common/rpc/request_limits.h"
 #include "common/vision/decode.h"
 
 namespace r1r::serve {
@@ -41,11 +42,17 @@ absl::Status CheckImageInput(const v1::ImageInput& image, const RequestLimits& l
       }
       return absl::OkStatus();
     case v1::ImageInput::kPath: {
+      if (image.path().empty() || image.path().size() > rpc::kMaxPathBytes) {
+        return Invalid("image.path", absl::StrCat("must be 1 to ", rpc::kMaxPathBytes, " bytes"));
+      }
+      // Confined before anything is looked up, so a caller cannot probe what exists outside the roots.
+      auto path = limits.image_roots.Confine(image.path(), "image.path");
+      if (!path.ok()) return path.status();
       std::error_code ec;
-      if (image.path().empty() || !std::filesystem::is_regular_file(image.path(), ec)) {
+      if (!std::filesystem::is_regular_file(*path, ec)) {
         return Invalid("image.path", absl::StrCat("no readable file '", image.path(), "' on the server"));
       }
-      const auto size = std::filesystem::file_size(image.path(), ec);
+      const auto size = std::filesystem::file_size(*path, ec);
       if (ec || size > limits.max_image_bytes) {
         return Invalid("image.path", absl::StrCat("file over ", limits.max_image_bytes >> 20, " MiB"));
       }
@@ -105,10 +112,13 @@ absl::StatusOr<std::optional<vision::RgbImage>> DecodeRequestImage(const v1::Ima
       field = "image.png_or_jpeg";
       rgb = vision::DecodeImage(image.png_or_jpeg(), decode);
       break;
-    case v1::ImageInput::kPath:
+    case v1::ImageInput::kPath: {
       field = "image.path";
-      rgb = vision::LoadImageFile(image.path(), decode);
+      auto path = limits.image_roots.Confine(image.path(), field);
+      if (!path.ok()) return path.status();
+      rgb = vision::LoadImageFile(*path, decode);
       break;
+    }
     default:
       return std::optional<vision::RgbImage>();
   }

@@ -1,5 +1,6 @@
 // Input limits of the RewardModel service (proto/r1r/v1/serve.proto) and the image a request names.
-// Every rejection is INVALID_ARGUMENT with a message that starts with the offending field.
+// Every rejection is INVALID_ARGUMENT with a message that starts with the offending field, except an
+// image.path outside the server's --data-root directories: PERMISSION_DENIED.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
 
+#include "common/files/paths.h"
 #include "common/vision/image.h"
 #include "r1r/v1/serve.pb.h"
 
@@ -25,13 +27,16 @@ struct RequestLimits {
   int max_rank_responses = 16;
   // Rank generates votes x N x (N - 1) sequences; beyond this the request is refused.
   int64_t max_rank_sequences = 4096;
+  // image.path must lie under one of these (r1r-serve's --data-root); with none, every path is refused.
+  files::Roots image_roots;
 };
 
 absl::Status CheckCompareRequest(const v1::CompareRequest& req, const RequestLimits& limits);
 absl::Status CheckRankRequest(const v1::RankRequest& req, const RequestLimits& limits);
 
 // Decodes the request's image: inline PNG/JPEG bytes or a file the server can read. nullopt when the
-// request has none. Corrupt data, a missing file or an image over the limits is INVALID_ARGUMENT.
+// request has none. Corrupt data, a missing file or an image over the limits is INVALID_ARGUMENT; a path
+// outside limits.image_roots is PERMISSION_DENIED.
 absl::StatusOr<std::optional<vision::RgbImage>> DecodeRequestImage(const v1::ImageInput& image,
                                                                   const RequestLimits& limits);
 

@@ -57,7 +57,8 @@ const test_support::TinyModelDir& Model() {
 Process StartServe(const std::string& dir) {
   auto p = Process::Start(BinDir() + "/r1r-serve",
                           {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--model-dir",
-                           Model().model_dir, "--max-batch", "8", "--batch-window-ms", "20", "--max-new-tokens", "16"},
+                           Model().model_dir, "--max-batch", "8", "--batch-window-ms", "20", "--max-new-tokens", "16",
+                           "--data-root", Model().data_dir},
                           dir + "/serve.log", absl::Seconds(120));
   EXPECT_TRUE(p.ok()) << p.status();
   return std::move(*p);
@@ -122,6 +123,7 @@ TEST(loop, ServeAnswersConcurrentClientsAndRejectsBadInput) {
   struct Bad {
     v1::CompareRequest req;
     std::string field;
+    grpc::StatusCode code = grpc::StatusCode::INVALID_ARGUMENT;
   };
   std::vector<Bad> bad;
   bad.push_back({Request(std::string((16 << 10) + 1, 'q'), 1, 0), "question"});
@@ -129,12 +131,17 @@ TEST(loop, ServeAnswersConcurrentClientsAndRejectsBadInput) {
   bad.push_back({Request("q", 1, 0), "image.png_or_jpeg"});
   bad.back().req.mutable_image()->set_png_or_jpeg("\x89PNG\r\n\x1a\ngarbage");
   bad.push_back({Request("q", 1, 0), "image.path"});
-  bad.back().req.mutable_image()->set_path(dir + "/missing.png");
+  bad.back().req.mutable_image()->set_path(Model().data_dir + "/missing.png");
+  // Outside --data-root: refused before the server looks, whether the file exists or not.
+  for (const std::string& outside : {dir + "/missing.png", std::string("/etc/passwd")}) {
+    bad.push_back({Request("q", 1, 0), "image.path", grpc::StatusCode::PERMISSION_DENIED});
+    bad.back().req.mutable_image()->set_path(outside);
+  }
   for (const Bad& b : bad) {
     SCOPED_TRACE(b.field);
     v1::CompareResponse resp;
     const grpc::Status s = Compare(o, b.req, &resp);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+    EXPECT_EQ(s.error_code(), b.code) << s.error_message();
     EXPECT_THAT(s.error_message(), HasSubstr(b.field));
   }
 

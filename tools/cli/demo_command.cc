@@ -240,7 +240,7 @@ int DemoCommand(int argc, char** argv) {
   // One Compare from the live endpoint on the published checkpoint.
   nlohmann::json compare_json;
   const std::string published = job.work_dir() + "/published";
-  auto serve = fleet.Start("serve", "serve", {"--model-dir", published});
+  auto serve = fleet.Start("serve", "serve", {"--model-dir", published, "--data-root", work});
   if (!serve.ok()) return Fail(serve.status());
   auto sample = FirstSample(job.work_dir() + "/data");
   if (sample.ok()) {

@@ -45,6 +45,7 @@ std::unique_ptr<RewardModelServiceImpl> Service(int max_batch, absl::Duration wi
   o.model_dir = model_dir.empty() ? Tiny().model_dir : model_dir;
   o.batching = BatcherOptions{.max_batch = max_batch, .window = window};
   o.default_max_new_tokens = 24;
+  o.limits.image_roots = *files::Roots::Make({{"data-root", Tiny().data_dir}});  // the tiny images
   auto s = RewardModelServiceImpl::Create(o, nullptr);
   EXPECT_TRUE(s.ok()) << s.status();
   return s.ok() ? *std::move(s) : nullptr;

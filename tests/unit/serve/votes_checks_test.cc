@@ -105,7 +105,44 @@ TEST(serve, CompareChecksNameTheField) {
   ExpectInvalid(CheckCompareRequest(r, limits), "image.png_or_jpeg");
   r = GoodCompare();
   r.mutable_image()->set_path("/nonexistent/r1r/image.png");
-  ExpectInvalid(CheckCompareRequest(r, limits), "image.path");
+  const absl::Status no_roots = CheckCompareRequest(r, limits);
+  EXPECT_EQ(no_roots.code(), absl::StatusCode::kPermissionDenied) << no_roots;  // no --data-root: no paths
+  EXPECT_THAT(std::string(no_roots.message()), HasSubstr("image.path"));
+}
+
+// image.path is confined to --data-root before anything is looked up: outside it, "../" or a link out
+// is PERMISSION_DENIED whether or not the file exists; inside, a missing file is INVALID_ARGUMENT.
+TEST(serve, RequestImagePathsStayUnderTheDataRoot) {
+  const std::string dir = ::testing::TempDir() + "/serve_roots_" + std::to_string(getpid());
+  std::filesystem::create_directories(dir + "/root");
+  ASSERT_TRUE(data::WritePng(dir + "/root/in.png", data::RgbImage(8, 8, 1, 2, 3)).ok());
+  ASSERT_TRUE(data::WritePng(dir + "/out.png", data::RgbImage(8, 8, 1, 2, 3)).ok());
+  std::filesystem::create_symlink(dir + "/out.png", dir + "/root/link.png");
+  RequestLimits limits;
+  auto roots = files::Roots::Make({{"data-root", dir + "/root"}});
+  ASSERT_TRUE(roots.ok()) << roots.status();
+  limits.image_roots = *roots;
+  auto request = [](const std::string& path) {
+    v1::CompareRequest r = GoodCompare();
+    r.mutable_image()->set_path(path);
+    return r;
+  };
+  EXPECT_TRUE(CheckCompareRequest(request(dir + "/root/in.png"), limits).ok());
+  v1::ImageInput in;
+  in.set_path(dir + "/root/in.png");
+  ASSERT_TRUE(DecodeRequestImage(in, limits).ok());
+  for (const std::string& outside : {dir + "/out.png", dir + "/root/../out.png", dir + "/root/link.png",
+                                     std::string("/etc/passwd"), dir + "/missing-outside.png"}) {
+    SCOPED_TRACE(outside);
+    const absl::Status s = CheckCompareRequest(request(outside), limits);
+    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("image.path"));
+    v1::ImageInput image;
+    image.set_path(outside);
+    EXPECT_EQ(DecodeRequestImage(image, limits).status().code(), absl::StatusCode::kPermissionDenied);
+  }
+  ExpectInvalid(CheckCompareRequest(request(dir + "/root/missing.png"), limits), "image.path");
+  r1r::files::RemoveTree(dir).IgnoreError();
 }
 
 TEST(serve, RankChecksBoundTheResponsesAndTheWork) {
@@ -137,9 +174,10 @@ TEST(serve, VotePlanIsGreedyForOneVoteAndDefaultsTheTemperature) {
 }
 
 TEST(serve, RequestImagesDecodeOrFailWithTheField) {
-  const RequestLimits limits;
   const std::string dir = ::testing::TempDir() + "/serve_images_" + std::to_string(getpid());
   std::filesystem::create_directories(dir);
+  RequestLimits limits;
+  limits.image_roots = *files::Roots::Make({{"data-root", dir}});
   ASSERT_TRUE(data::WritePng(dir + "/ok.png", data::RgbImage(30, 20, 200, 10, 10)).ok());
   ASSERT_TRUE(data::WritePng(dir + "/wide.png", data::RgbImage(4097, 1, 0, 0, 0)).ok());
 
