@@ -1,6 +1,5 @@
-// CRC32C (Castagnoli) over bytes, for the weight broadcast's checksum. The same function as
-// train::Crc32c (the gRPC stream's trailer), which this floor cannot include; a test checks that the
-// two agree, so a broadcast and a stream of the same weights carry the same checksum.
+// CRC32C (Castagnoli) over bytes: the weight broadcast's checksum, and (through train::Crc32c) the gRPC
+// weight stream's trailer, so a broadcast and a stream of the same weights carry the same checksum.
 #pragma once
 
 #include <cstddef>

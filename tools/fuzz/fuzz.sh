@@ -29,7 +29,7 @@ declare -A sources=(
   [job_spec]="common/config/yaml_reader.cc common/config/job_spec.cc common/config/plan.cc"
   [image_decode]="common/vision/decode.cc common/vision/decode_png.cc common/vision/decode_jpeg.cc common/files/paths.cc"
   [safetensors_header]="common/model/safetensors_header.cc"
-  [weight_stream]="common/train/weight_stream.cc common/train/weight_codec.cc"
+  [weight_stream]="common/train/weight_stream.cc common/train/weight_codec.cc common/dist/crc32c.cc"
 )
 # Targets that link LibTorch (Debian's, not instrumented: only r1r's own code is fuzzed and sanitized).
 declare -A torch_targets=([weight_stream]=1)
