@@ -404,8 +404,11 @@ struct SyncMember::Impl {
     return cv.wait_for(lock, d, [&] { return stop; });
   }
   void SetInGroup(bool value) {
-    std::lock_guard<std::mutex> lock(mu);
-    in_group = value;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      in_group = value;
+    }
+    cv.notify_all();  // a WaitFor gives up when the member leaves its group
   }
   // The value of `key` once the leader writes it; nullopt when stopping first.
   std::optional<std::string> WaitKey(const std::string& key) {
@@ -482,7 +485,7 @@ struct SyncMember::Impl {
         }
         if (absl::Status s = Receive(*group, value, start); !s.ok()) return s;
       }
-      SetInGroup(false);
+      // Still in the group while it re-forms: the next broadcast comes to the new generation.
     }
     return absl::CancelledError("stopping");
   }
@@ -549,10 +552,11 @@ absl::StatusOr<std::shared_ptr<const WeightSnapshot>> SyncMember::WaitFor(int64_
                                                                           std::chrono::milliseconds wait) {
   std::unique_lock<std::mutex> lock(impl_->mu);
   auto arrived = [&] { return impl_->latest && impl_->latest_serial >= min_serial; };
-  impl_->cv.wait_for(lock, wait, [&] { return impl_->stop || arrived(); });
+  impl_->cv.wait_for(lock, wait, [&] { return impl_->stop || arrived() || !impl_->in_group; });
   if (arrived()) return impl_->latest;
-  return absl::NotFoundError(absl::StrCat("weight sync: weights serial ", min_serial, " not received within ",
-                                          wait.count(), " ms (newest: ", impl_->latest_serial, ")"));
+  return absl::NotFoundError(absl::StrCat("weight sync: weights serial ", min_serial, " not received (",
+                                          impl_->in_group ? "waited " + std::to_string(wait.count()) + " ms"
+                                                          : "not in a group", "; newest: ", impl_->latest_serial, ")"));
 }
 
 void SyncMember::Release() {

@@ -108,8 +108,10 @@ class SyncMember {
   bool in_group() const;
   // The serial of the newest verified snapshot received (-1: none yet).
   int64_t latest_serial() const;
-  // The newest verified snapshot once its serial is >= min_serial, waiting at most `wait`; it stays
-  // here for the next caller too. NOT_FOUND when none arrived in time.
+  // The newest verified snapshot once its serial is >= min_serial, waiting at most `wait` while this
+  // member is in a group (one re-forming counts; a member not admitted yet does not wait, as the
+  // broadcast it waits for may have started without it). It stays here for the next caller too.
+  // NOT_FOUND when none arrived: not in a group, the group broke, or `wait` passed.
   absl::StatusOr<std::shared_ptr<const WeightSnapshot>> WaitFor(int64_t min_serial, std::chrono::milliseconds wait);
   // Drops the held snapshot (its memory) once loaded.
   void Release();

@@ -113,9 +113,30 @@ grpc::Status ActorServiceImpl::LoadWeights(grpc::ServerContext* ctx, const v1::L
   const auto start = Clock::now();
   model::TensorMap tensors;
   int64_t version = -1, bytes = 0;
-  if (absl::Status s = PullWeights(req->learner_target(), req->version(), &tensors, &version, &bytes); !s.ok()) {
-    metrics_.weight_sync_failures.Increment();
-    return rpc::ToGrpc(s);
+  std::string source = "stream";
+  if (options_.weight_receiver != nullptr) {
+    rpc::ClientOptions learner = options_.learner;
+    learner.target = req->learner_target();
+    auto broadcast = options_.weight_receiver->TakeCurrent(learner, req->version());
+    if (broadcast.ok()) {
+      // The same check the stream's receiver makes; the CRC32C was verified on arrival.
+      if (absl::Status s = train::CheckFinite(broadcast->tensors); !s.ok()) {
+        metrics_.weight_sync_failures.Increment();
+        return rpc::ToGrpc(s);
+      }
+      tensors = std::move(broadcast->tensors);
+      version = broadcast->version;
+      bytes = broadcast->bytes;
+      source = "broadcast";
+    } else {
+      spdlog::info("weight sync: pulling the stream ({})", broadcast.status().message());
+    }
+  }
+  if (source == "stream") {
+    if (absl::Status s = PullWeights(req->learner_target(), req->version(), &tensors, &version, &bytes); !s.ok()) {
+      metrics_.weight_sync_failures.Increment();
+      return rpc::ToGrpc(s);
+    }
   }
   const double pull_seconds = SecondsSince(start);
   // A new model directory (or the first load) builds a fresh replica off the lock.
@@ -147,15 +168,18 @@ grpc::Status ActorServiceImpl::LoadWeights(grpc::ServerContext* ctx, const v1::L
     }
     version_ = version;
   }
+  tensors.clear();
+  if (source == "broadcast") options_.weight_receiver->Release();  // the received buffer's memory
   const double seconds = SecondsSince(start);
-  spdlog::info("loaded weights version={} bytes={} seconds={:.3f} pull_seconds={:.3f} mb_per_second={:.0f}", version,
-               bytes, seconds, pull_seconds, static_cast<double>(bytes) / 1e6 / std::max(seconds, 1e-9));
+  spdlog::info("loaded weights version={} source={} bytes={} seconds={:.3f} pull_seconds={:.3f} mb_per_second={:.0f}",
+               version, source, bytes, seconds, pull_seconds, static_cast<double>(bytes) / 1e6 / std::max(seconds, 1e-9));
   metrics_.weight_sync_seconds.Observe(seconds);
   metrics_.weight_sync_bytes.Increment(static_cast<double>(bytes));
   metrics_.policy_version.Set(static_cast<double>(version));
   resp->set_version(version);
   resp->set_bytes(bytes);
   resp->set_seconds(seconds);
+  resp->set_source(source);
   return grpc::Status::OK;
 }
 

@@ -15,6 +15,7 @@
 #include "common/train/policy.h"
 #include "r1r/v1/actor.grpc.pb.h"
 #include "services/actor/actor_metrics.h"
+#include "services/actor/weight_receiver.h"
 
 namespace r1r::actor {
 
@@ -29,6 +30,9 @@ struct ActorOptions {
   std::vector<std::string> learner_targets;
   // Images and model_dir named in requests must lie under these (docs/security.md).
   files::Roots read_roots;
+  // With --weight-sync-store (owned by main): LoadWeights takes the weights the learner broadcast to
+  // its sync group when they are here in time, and pulls the stream otherwise. Null: always the stream.
+  WeightReceiver* weight_receiver = nullptr;
 };
 
 class ActorServiceImpl final : public v1::RolloutActor::Service {

@@ -9,8 +9,10 @@
 #include "common/rpc/auth.h"
 #include "common/rpc/service_main.h"
 #include "services/actor/actor_service.h"
+#include "services/actor/weight_receiver.h"
 
 int main(int argc, char** argv) {
+  std::unique_ptr<r1r::actor::WeightReceiver> receiver;  // outlives the service, which uses it
   std::unique_ptr<r1r::actor::ActorServiceImpl> service;
   r1r::rpc::ServiceMain m;
   m.name = "actor";
@@ -29,7 +31,16 @@ int main(int argc, char** argv) {
                "(default: $R1R_LEARNER_TARGETS, else 127.0.0.1:*,localhost:*,[::1]:*)")
         .Value("work-root", ".", "LoadWeights.model_dir and images may lie under this directory (the learner's --work-root)")
         .Value("data-root", "", "images may lie under these comma-separated directories "
-                                "(default: $R1R_DATA_ROOT, else the working directory)");
+                                "(default: $R1R_DATA_ROOT, else the working directory)")
+        .Value("weight-sync-store", "",
+               "host:port of the learner's weight sync store (its --weight-sync-store; docs/operations.md). "
+               "Empty: weights come only over the gRPC stream")
+        .Value("weight-sync-backend", "gloo", "gloo (CPU) | nccl (receives on --device, a cuda device)")
+        .Value("weight-sync-bucket-mb", "64", "MiB per broadcast call: the learner's value (1..2048)")
+        .Value("weight-sync-group-timeout-seconds", "30", "the learner's value (1..3600)")
+        .Value("weight-sync-wait-seconds", "60",
+               "how long LoadWeights waits in the group for the learner's current weights before pulling the "
+               "stream (1..3600)");
   };
   m.setup = [&](const r1r::config::Flags& f, r1r::rpc::Server& server) -> absl::Status {
     r1r::actor::ActorOptions o;
@@ -58,6 +69,14 @@ int main(int argc, char** argv) {
     auto read_roots = r1r::files::Roots::Make(read_dirs);
     if (!read_roots.ok()) return read_roots.status();
     o.read_roots = *read_roots;
+    auto sync = r1r::actor::ParseWeightSyncFlags(f, o.device);
+    if (!sync.ok()) return sync.status();
+    if (sync->has_value()) {
+      auto started = r1r::actor::WeightReceiver::Start(**sync, o.actor_id, server.metrics());
+      if (!started.ok()) return started.status();
+      receiver = std::move(*started);
+      o.weight_receiver = receiver.get();
+    }
     service = std::make_unique<r1r::actor::ActorServiceImpl>(o, &server.metrics());
     server.AddService(service.get());
     return absl::OkStatus();

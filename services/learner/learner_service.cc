@@ -67,6 +67,7 @@ grpc::Status LearnerServiceImpl::Init(grpc::ServerContext* ctx, const v1::InitRe
     initialised_ = false;
     return ReportGroupLoss(rpc::ToGrpc(replicated));
   }
+  PublishWeights();
   FillState(resp);
   return grpc::Status::OK;
 }
@@ -145,6 +146,16 @@ void LearnerServiceImpl::FillState(v1::LearnerState* out) const {
   out->set_last_checkpoint(last_checkpoint_);
   out->set_data_cursor(data_cursor_);
   out->set_model_dir(policy_ ? policy_->model_dir() : "");
+  out->set_weights_serial(weights_serial_);
+  if (options_.weight_publisher != nullptr) out->set_weight_sync_store(options_.weight_publisher->address());
+}
+
+void LearnerServiceImpl::PublishWeights() {
+  ++weights_serial_;
+  if (options_.weight_publisher == nullptr || !policy_) return;
+  if (absl::Status s = options_.weight_publisher->Publish(policy_->model(), policy_version_, weights_serial_); !s.ok()) {
+    spdlog::warn("weight sync: version {} not published, actors pull the stream: {}", policy_version_, s.ToString());
+  }
 }
 
 grpc::Status LearnerServiceImpl::SftStep(grpc::ServerContext* ctx, const v1::SftStepRequest* req,
@@ -156,7 +167,9 @@ grpc::Status LearnerServiceImpl::SftStep(grpc::ServerContext* ctx, const v1::Sft
   if (grpc::Status s = ReadyFor("sft"); !s.ok()) return s;
   absl::MutexLock group(ranks_.command_mutex());
   if (absl::Status s = Replicate(kSft, *req); !s.ok()) return ReportGroupLoss(rpc::ToGrpc(s));
-  return ReportGroupLoss(SftStepLocked(*req, resp));
+  grpc::Status done = SftStepLocked(*req, resp);
+  if (done.ok()) PublishWeights();
+  return ReportGroupLoss(done);
 }
 
 grpc::Status LearnerServiceImpl::RlStep(grpc::ServerContext* ctx, const v1::ExperienceBatch* req,
@@ -168,7 +181,9 @@ grpc::Status LearnerServiceImpl::RlStep(grpc::ServerContext* ctx, const v1::Expe
   if (grpc::Status s = ReadyFor("rl"); !s.ok()) return s;
   absl::MutexLock group(ranks_.command_mutex());
   if (absl::Status s = Replicate(kRl, *req); !s.ok()) return ReportGroupLoss(rpc::ToGrpc(s));
-  return ReportGroupLoss(RlStepLocked(*req, resp));
+  grpc::Status done = RlStepLocked(*req, resp);
+  if (done.ok()) PublishWeights();
+  return ReportGroupLoss(done);
 }
 
 grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* ctx, const v1::SaveCheckpointRequest* req,

@@ -16,6 +16,7 @@
 
 #include <absl/status/status.h>
 #include <absl/synchronization/mutex.h>
+#include <absl/time/clock.h>
 #include <absl/time/time.h>
 
 #include "common/config/job_spec.h"
@@ -28,6 +29,7 @@
 #include "common/train/trainer.h"
 #include "r1r/v1/learner.grpc.pb.h"
 #include "services/learner/learner_metrics.h"
+#include "services/learner/weight_publisher.h"
 
 namespace r1r::learner {
 
@@ -43,6 +45,9 @@ struct LearnerOptions {
   // Where request paths may point (docs/security.md): Init.work_dir under work_roots,
   // SaveCheckpoint.export_dir under export_roots, images and model.path under read_roots.
   files::Roots work_roots, export_roots, read_roots;
+  // Rank 0 with --weight-sync-store (owned by main): every change of the weights is also broadcast to
+  // the actors in the sync group. Null: actors only pull the stream.
+  WeightPublisher* weight_publisher = nullptr;
 };
 
 class LearnerServiceImpl final : public v1::Learner::Service {
@@ -91,6 +96,9 @@ class LearnerServiceImpl final : public v1::Learner::Service {
   train::CheckpointState State() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RestoreState(const train::CheckpointState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FillState(v1::LearnerState* out) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // After every change of the weights (Init, a step): a new weights serial, and the weights to the
+  // sync group when there is one (a failed copy is logged; actors then pull the stream).
+  void PublishWeights() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FillStepMetrics(const train::StepResult& r, v1::StepMetrics* resp) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const LearnerOptions options_;
@@ -108,6 +116,9 @@ class LearnerServiceImpl final : public v1::Learner::Service {
   std::unique_ptr<train::Trainer> trainer_ ABSL_GUARDED_BY(mu_);
   train::RlStepOptions rl_options_ ABSL_GUARDED_BY(mu_);
   int64_t policy_version_ ABSL_GUARDED_BY(mu_) = 0;
+  // Names the weights held now (LearnerState.weights_serial): from the start time in microseconds, so
+  // it also grows across restarts, plus one per change.
+  int64_t weights_serial_ ABSL_GUARDED_BY(mu_) = absl::ToUnixMicros(absl::Now());
   int64_t sft_steps_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t rl_steps_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t skipped_steps_ ABSL_GUARDED_BY(mu_) = 0;

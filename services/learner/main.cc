@@ -17,6 +17,7 @@
 #include "common/files/paths.h"
 #include "common/rpc/service_main.h"
 #include "services/learner/learner_service.h"
+#include "services/learner/weight_publisher.h"
 
 namespace {
 
@@ -52,6 +53,7 @@ absl::StatusOr<r1r::dist::GroupOptions> GroupOptionsFromFlags(const r1r::config:
 
 int main(int argc, char** argv) {
   std::unique_ptr<r1r::dist::ProcessGroup> group;
+  std::unique_ptr<r1r::learner::WeightPublisher> publisher;  // outlives the service, which uses it
   std::unique_ptr<r1r::learner::LearnerServiceImpl> service;
   std::atomic<bool> group_lost{false};
   r1r::rpc::ServiceMain m;
@@ -70,7 +72,14 @@ int main(int argc, char** argv) {
         .Value("work-root", ".", "Init.work_dir must lie under this directory (default: the working directory)")
         .Value("export-root", "", "SaveCheckpoint.export_dir must lie under this directory (default: --work-root)")
         .Value("data-root", "", "images and model.path must lie under these comma-separated directories or --work-root "
-                                "(default: $R1R_DATA_ROOT, else the working directory)");
+                                "(default: $R1R_DATA_ROOT, else the working directory)")
+        .Value("weight-sync-store", "",
+               "host:port of the weight sync group's store, hosted by rank 0 on that port; host is the name actors "
+               "reach it by (docs/operations.md). Empty: actors only pull the gRPC stream")
+        .Value("weight-sync-backend", "gloo", "weight sync group backend: gloo (CPU) or nccl (CUDA weights)")
+        .Value("weight-sync-bucket-mb", "64", "MiB per broadcast call of the weight sync group (1..2048)")
+        .Value("weight-sync-group-timeout-seconds", "30",
+               "how long forming the weight sync group and each broadcast wait for the slowest actor (1..3600)");
   };
   m.setup = [&](const r1r::config::Flags& f, r1r::rpc::Server& server) -> absl::Status {
     r1r::learner::LearnerOptions o;
@@ -111,6 +120,14 @@ int main(int argc, char** argv) {
                       s.ToString());
         ::kill(::getpid(), SIGTERM);
       };
+    }
+    auto sync = r1r::learner::ParseWeightSyncFlags(f);
+    if (!sync.ok()) return sync.status();
+    if (sync->has_value() && (!group || group->rank() == 0)) {
+      auto started = r1r::learner::WeightPublisher::Start(**sync, server.metrics());
+      if (!started.ok()) return started.status();
+      publisher = std::move(*started);
+      o.weight_publisher = publisher.get();
     }
     service = std::make_unique<r1r::learner::LearnerServiceImpl>(o, &server.metrics());
     server.AddService(service.get());
