@@ -1,5 +1,6 @@
 // SFT sequence packing: several samples in one row (block-diagonal causal attention, per-sample
-// positions and images) give the loss and the gradients of the samples trained unpacked.
+// positions and images) give the loss and the gradients of the samples trained unpacked (float64
+// model; the tolerances are float32 rounding, see below).
 #include <torch/torch.h>
 
 #include <gmock/gmock.h>
@@ -51,18 +52,22 @@ TEST(train, PackedSftStepEqualsTheSamplesUnpackedInFloat64) {
   alone.micro_batch = 1;  // every sample alone: no padding, no packing
   OptimizerOptions pack = Sgdish();
   pack.pack_sequences = true;
-  pack.micro_batch_tokens = 2 * static_cast<int64_t>(items[0].prompt.ids.size() + items[0].target_ids.size()) + 8;
+  // Two rows: samples 0-3 packed together, sample 4 alone (the gradients accumulate over both).
+  pack.micro_batch_tokens =
+      TotalTokens(items) - static_cast<int64_t>(items[4].prompt.ids.size() + items[4].target_ids.size());
   pack.gradient_checkpointing = true;  // the segments also travel through the recomputed layers
   Trainer ta(unpacked.get(), nullptr, alone), tb(packed.get(), nullptr, pack);
   auto ra = ta.SftStep(items);
   auto rb = tb.SftStep(items);
   ASSERT_TRUE(ra.ok()) << ra.status();
   ASSERT_TRUE(rb.ok()) << rb.status();
-  EXPECT_NEAR(rb->loss, ra->loss, 1e-12 * std::abs(ra->loss));
-  EXPECT_NEAR(rb->grad_norm, ra->grad_norm, 1e-10 * ra->grad_norm);
-  // One AdamW step from the same state with the same gradients: the same weights (a gradient that
-  // differed anywhere would move its weight by ~lr = 1e-3 in the other direction).
-  EXPECT_LT(MaxWeightDifference(*unpacked, *packed), 1e-10);
+  // Float32 rounding, not 1e-12: even a float64 model takes attention's softmax and the log-probs in
+  // float32 (as HF does), so the float64 matmuls' different blocking over a longer row can flip a
+  // float32 ulp. A sample that attends to its neighbour moves the loss by 4e-5 and the norm by 2e-4.
+  EXPECT_NEAR(rb->loss, ra->loss, 1e-6 * std::abs(ra->loss));
+  EXPECT_NEAR(rb->grad_norm, ra->grad_norm, 1e-7 * ra->grad_norm);
+  // One AdamW step from the same state with the same gradients: the same weights.
+  EXPECT_LT(MaxWeightDifference(*unpacked, *packed), 1e-6);
   EXPECT_EQ(rb->metrics.at("forward_tokens"), static_cast<double>(TotalTokens(items)));  // no padding
 }
 
