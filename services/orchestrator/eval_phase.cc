@@ -76,9 +76,8 @@ absl::Status RecordEval(JobContext& ctx, const std::string& stage, bool with_vot
                                      {stage + ".format_rate", r->format_rate},
                                      {stage + ".consistency_rate", r->consistency_rate}};
   if (r->voting_accuracy >= 0) m[stage + ".voting_accuracy"] = r->voting_accuracy;
-  ctx.metrics->Gauge("r1r_eval_accuracy_ratio", "Held-out accuracy by stage.", {{"stage", stage}}).Set(r->accuracy);
-  ctx.metrics->Gauge("r1r_eval_format_rate_ratio", "Held-out format rate by stage.", {{"stage", stage}})
-      .Set(r->format_rate);
+  ctx.metrics->EvalAccuracy(stage).Set(r->accuracy);
+  ctx.metrics->EvalFormatRate(stage).Set(r->format_rate);
   return ctx.UpdatePhase(v1::PHASE_EVAL,
                          [&](v1::PhaseProgress& p) {
                            for (const auto& [k, v] : m) (*p.mutable_metrics())[k] = v;

@@ -7,7 +7,7 @@
 namespace r1r::orchestrator {
 namespace fs = std::filesystem;
 
-JobContext::JobContext(jobs::JobStore* store_in, obs::Metrics* metrics_in, v1::Job job_in, config::JobSpec spec_in,
+JobContext::JobContext(jobs::JobStore* store_in, OrchestratorMetrics* metrics_in, v1::Job job_in, config::JobSpec spec_in,
                        std::unique_ptr<Cluster> cluster_in, const std::atomic<bool>* stopping_in)
     : store(store_in), metrics(metrics_in), job(std::move(job_in)), spec(std::move(spec_in)),
       cluster(std::move(cluster_in)), stopping(stopping_in), work_dir(fs::absolute(job.work_dir()).string()),

@@ -17,13 +17,13 @@
 #include "common/config/job_spec.h"
 #include "common/data/prepare.h"
 #include "common/jobs/job_store.h"
-#include "common/obs/metrics.h"
 #include "services/orchestrator/cluster.h"
+#include "services/orchestrator/orchestrator_metrics.h"
 
 namespace r1r::orchestrator {
 
 struct JobContext {
-  JobContext(jobs::JobStore* store, obs::Metrics* metrics, v1::Job job, config::JobSpec spec,
+  JobContext(jobs::JobStore* store, OrchestratorMetrics* metrics, v1::Job job, config::JobSpec spec,
              std::unique_ptr<Cluster> cluster, const std::atomic<bool>* stopping);
 
   // Applies `fn` to `phase`'s progress in the stored record (which also takes `version`) with the
@@ -42,7 +42,7 @@ struct JobContext {
   v1::RewardWeights Weights() const;
 
   jobs::JobStore* const store;
-  obs::Metrics* const metrics;
+  OrchestratorMetrics* const metrics;
   v1::Job job;
   const config::JobSpec spec;
   const std::unique_ptr<Cluster> cluster;

@@ -39,10 +39,7 @@ absl::Status RunPhase(JobContext& ctx, v1::Phase phase, const std::function<absl
     s = absl::AbortedError(absl::StrCat("orchestrator stopping (", s.message(), ")"));
   }
   const double seconds = rpc::SecondsSince(start);
-  ctx.metrics
-      ->Gauge("r1r_orchestrator_phase_seconds", "Wall seconds of the last run of each phase.",
-              {{"phase", v1::Phase_Name(phase)}})
-      .Set(seconds);
+  ctx.metrics->PhaseSeconds(phase).Set(seconds);
   if (!s.ok()) {
     if (absl::IsAborted(s)) return s;  // stopping: the phase stays RUNNING and resumes
     (void)ctx.UpdatePhase(
@@ -109,23 +106,12 @@ absl::Status ExecuteJob(JobContext& ctx) {
 }  // namespace
 
 JobRunner::JobRunner(jobs::JobStore* store, std::optional<ClusterTargets> targets, SpecRoots roots,
-                     obs::Metrics* metrics)
+                     OrchestratorMetrics* metrics)
     : store_(store), targets_(std::move(targets)), roots_(std::move(roots)), metrics_(metrics) {}
 
 JobRunner::~JobRunner() { Stop(); }
 
 void JobRunner::Start() {
-  // At 0 from start-up, so that dashboards show 0 rather than no data before the first event.
-  metrics_->Counter("r1r_orchestrator_learner_recoveries_total", "Phases resumed after a learner restart.");
-  metrics_->Counter("r1r_orchestrator_actor_recoveries_total", "Generations retried after an actor restart.");
-  for (const char* outcome : {"succeeded", "failed"}) {
-    metrics_->Counter("r1r_orchestrator_jobs_total", "Jobs finished, by outcome.", {{"outcome", outcome}});
-  }
-  // Histograms too: a rate() needs a sample before the first step, or a short job leaves it empty.
-  for (const char* part : {"generation", "reward", "learner", "weight_sync"}) {
-    metrics_->Histogram("r1r_orchestrator_rl_part_seconds", "RL step time by part in seconds.", {{"part", part}});
-  }
-  metrics_->Histogram("r1r_orchestrator_rl_step_seconds", "Wall time of one RL step in seconds.");
   if (!targets_) {
     spdlog::warn("no --learner/--actors/--reward given: jobs are accepted and stored but not run");
     return;
@@ -164,9 +150,7 @@ void JobRunner::Loop() {
       }
     } catch (const std::exception& e) {
       s = absl::InternalError(absl::StrCat("job runner: unexpected exception: ", e.what()));
-      metrics_->Counter("r1r_orchestrator_job_exceptions_total",
-                        "Exceptions caught in the job runner (the job failed with the message).")
-          .Increment();
+      metrics_->job_exceptions.Increment();
     }
     if (absl::IsCancelled(s)) continue;  // CancelJob already set the state
     if (absl::IsAborted(s) && stop_) return;  // resumes after restart
@@ -177,9 +161,7 @@ void JobRunner::Loop() {
           if (!s.ok()) j.set_error(std::string(s.message()));
         },
         s.ok() ? "job succeeded" : absl::StrCat("job failed: ", s.message()));
-    metrics_->Counter("r1r_orchestrator_jobs_total", "Jobs finished, by outcome.",
-                      {{"outcome", s.ok() ? "succeeded" : "failed"}})
-        .Increment();
+    (s.ok() ? metrics_->jobs_succeeded : metrics_->jobs_failed).Increment();
     if (!s.ok()) spdlog::error("job {} failed: {}", *id, s.message());
   }
 }

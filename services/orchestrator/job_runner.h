@@ -14,8 +14,8 @@
 
 #include "common/config/job_spec.h"
 #include "common/jobs/job_store.h"
-#include "common/obs/metrics.h"
 #include "services/orchestrator/cluster.h"
+#include "services/orchestrator/orchestrator_metrics.h"
 #include "services/orchestrator/spec_paths.h"
 
 namespace r1r::orchestrator {
@@ -23,7 +23,7 @@ namespace r1r::orchestrator {
 class JobRunner {
  public:
   // A job's spec paths are confined to `roots` again when it starts (see ConfineSpecPaths).
-  JobRunner(jobs::JobStore* store, std::optional<ClusterTargets> targets, SpecRoots roots, obs::Metrics* metrics);
+  JobRunner(jobs::JobStore* store, std::optional<ClusterTargets> targets, SpecRoots roots, OrchestratorMetrics* metrics);
   ~JobRunner();
   void Start();
   void Stop();
@@ -34,7 +34,7 @@ class JobRunner {
   jobs::JobStore* store_;
   std::optional<ClusterTargets> targets_;
   SpecRoots roots_;
-  obs::Metrics* metrics_;
+  OrchestratorMetrics* metrics_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

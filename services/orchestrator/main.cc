@@ -9,11 +9,13 @@
 #include "absl/strings/str_split.h"
 #include "services/orchestrator/job_runner.h"
 #include "services/orchestrator/job_service.h"
+#include "services/orchestrator/orchestrator_metrics.h"
 
 int main(int argc, char** argv) {
   std::unique_ptr<r1r::jobs::JobStore> store;
   std::unique_ptr<r1r::orchestrator::JobServiceImpl> jobs;
   std::unique_ptr<r1r::orchestrator::JobRunner> runner;
+  std::unique_ptr<r1r::orchestrator::OrchestratorMetrics> metrics;
   r1r::rpc::ServiceMain m;
   m.name = "orchestrator";
   m.default_listen = "127.0.0.1:50051";
@@ -35,10 +37,8 @@ int main(int argc, char** argv) {
     // Corrupt records were moved to <state-dir>/quarantine/ so that the others are served.
     const std::vector<std::string> quarantined = store->quarantined();
     for (const std::string& q : quarantined) spdlog::error("quarantined a corrupt job record: {}", q);
-    server.metrics()
-        .Counter("r1r_orchestrator_quarantined_records_total",
-                 "Corrupt job records moved to <state-dir>/quarantine/ at start instead of being served.")
-        .Increment(static_cast<double>(quarantined.size()));
+    metrics = std::make_unique<r1r::orchestrator::OrchestratorMetrics>(server.metrics());
+    metrics->quarantined_records.Increment(static_cast<double>(quarantined.size()));
     const std::string work_root = !f.Get("work-root").empty() ? f.Get("work-root") : f.Get("state-dir") + "/work";
     r1r::orchestrator::SpecRoots roots;
     auto data_roots = r1r::files::Roots::Make(r1r::files::RootFlag("data-root", f.Get("data-root"), "R1R_DATA_ROOT", "."));
@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
         return absl::InvalidArgumentError("--learner needs --actors and --reward as well");
       }
     }
-    runner = std::make_unique<r1r::orchestrator::JobRunner>(store.get(), targets, roots, &server.metrics());
+    runner = std::make_unique<r1r::orchestrator::JobRunner>(store.get(), targets, roots, metrics.get());
     runner->Start();
     server.OnDrain([&] {
       jobs->StopWatchers();

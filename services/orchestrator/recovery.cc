@@ -43,8 +43,7 @@ absl::Status RunResumingAfterLearnerRestarts(JobContext& ctx, v1::Phase phase,
                          ctx.learner_holds_job && recovery <= kLearnerRecoveries && LearnerRestarted(ctx);
        ++recovery) {
     ctx.learner_holds_job = false;
-    ctx.metrics->Counter("r1r_orchestrator_learner_recoveries_total", "Phases resumed after a learner restart.")
-        .Increment();
+    ctx.metrics->learner_recoveries.Increment();
     const std::string note =
         absl::StrFormat("the learner restarted (%s); resuming %s from the last checkpoint (recovery %d of %d)",
                         s.message(), v1::Phase_Name(phase).substr(6), recovery, kLearnerRecoveries);
@@ -73,8 +72,7 @@ absl::StatusOr<std::vector<v1::Trajectory>> GenerateOnCurrentWeights(JobContext&
         "an actor lost its weights (%s); loading version %d into every actor again (recovery %d of %d)",
         traj.status().message(), ctx.version, recovery, kActorRecoveries);
     if (absl::Status u = ctx.UpdatePhase(ctx.current_phase, [](v1::PhaseProgress&) {}, note); !u.ok()) return u;
-    ctx.metrics->Counter("r1r_orchestrator_actor_recoveries_total", "Generations retried after an actor restart.")
-        .Increment();
+    ctx.metrics->actor_recoveries.Increment();
     if (absl::Status s = SyncActors(ctx); !s.ok()) return s;
     traj = ctx.cluster->Generate(prompts, sampling, ctx.version);
   }
@@ -95,8 +93,7 @@ absl::Status SyncActors(JobContext& ctx) {
     }
   }
   if (!seconds.ok()) return seconds.status();
-  ctx.metrics->Histogram("r1r_orchestrator_weight_sync_seconds", "Time for all actors to load new weights in seconds.")
-      .Observe(*seconds);
+  ctx.metrics->weight_sync_seconds.Observe(*seconds);
   return absl::OkStatus();
 }
 

@@ -56,13 +56,11 @@ std::map<std::string, double> RecordStep(JobContext& ctx, const std::vector<v1::
                                            {"learner_compute_seconds", m.seconds()},
                                            {"step_seconds", t.total}};
   for (const auto& [key, v] : m.metrics()) metrics[key] = v;
-  for (const char* part : {"generation", "reward", "learner", "weight_sync"}) {
-    ctx.metrics->Histogram("r1r_orchestrator_rl_part_seconds", "RL step time by part in seconds.", {{"part", part}})
-        .Observe(metrics[absl::StrCat(part, "_seconds")]);
+  for (OrchestratorMetrics::RlPart part : OrchestratorMetrics::kRlParts) {
+    ctx.metrics->RlPartSeconds(part).Observe(metrics[absl::StrCat(OrchestratorMetrics::RlPartName(part), "_seconds")]);
   }
-  ctx.metrics->Histogram("r1r_orchestrator_rl_step_seconds", "Wall time of one RL step in seconds.").Observe(t.total);
-  ctx.metrics->Gauge("r1r_orchestrator_policy_version", "Policy version of the running job.")
-      .Set(static_cast<double>(ctx.version));
+  ctx.metrics->rl_step_seconds.Observe(t.total);
+  ctx.metrics->policy_version.Set(static_cast<double>(ctx.version));
   *reward_mean = reward / k;
   *accuracy = acc / k;
   return metrics;

@@ -13,6 +13,7 @@
 #include "services/orchestrator/eval_phase.h"
 #include "services/orchestrator/job_context.h"
 #include "services/orchestrator/job_runner.h"
+#include "services/orchestrator/orchestrator_metrics.h"
 #include "services/orchestrator/rl_phase.h"
 #include "services/orchestrator/sft_phase.h"
 #include "services/orchestrator/wire_prompts.h"
@@ -42,13 +43,11 @@ v1::Job Create(jobs::JobStore& store, const std::string& yaml, const std::string
   return job.ok() ? *job : v1::Job{};
 }
 
-double FailedJobs(obs::Metrics& m) {
-  return m.Counter("r1r_orchestrator_jobs_total", "Jobs finished, by outcome.", {{"outcome", "failed"}}).Value();
-}
 
 TEST(orchestrator, RunnerWithoutPeersKeepsJobsQueued) {
   OrchestratorWorld w("runner_no_peers");
-  obs::Metrics metrics("orchestrator");
+  obs::Metrics registry("orchestrator");
+  OrchestratorMetrics metrics(registry);
   const v1::Job job = Create(*w.store, TinySpecYaml(), w.work_root);
   JobRunner runner(w.store.get(), std::nullopt, w.roots, &metrics);
   runner.Start();
@@ -61,7 +60,8 @@ TEST(orchestrator, RunnerWithoutPeersKeepsJobsQueued) {
 // one that never was inside) fails the job, naming the field, before any peer is called.
 TEST(orchestrator, RunnerFailsAJobWhosePathLeftTheRoots) {
   OrchestratorWorld w("runner_roots");
-  obs::Metrics metrics("orchestrator");
+  obs::Metrics registry("orchestrator");
+  OrchestratorMetrics metrics(registry);
   const std::string yaml = "name: t\nmodel: {init: tiny, device: cpu, dtype: float32}\n"
                            "tokenizer: {train_vocab_size: 300}\ndata: {source: pairs_jsonl, path: /etc/hostname}\n";
   const v1::Job job = Create(*w.store, yaml, w.work_root);
@@ -72,13 +72,15 @@ TEST(orchestrator, RunnerFailsAJobWhosePathLeftTheRoots) {
   EXPECT_EQ(done.state(), v1::JOB_STATE_FAILED);
   EXPECT_EQ(done.error().rfind("data.path", 0), 0u) << done.error();
   EXPECT_EQ(done.phases(0).state(), v1::JOB_STATE_QUEUED);  // no phase ran
-  EXPECT_EQ(FailedJobs(metrics), 1);
+  EXPECT_EQ(metrics.jobs_failed.Value(), 1);
+  EXPECT_EQ(metrics.jobs_succeeded.Value(), 0);
 }
 
 // Data prep is the first phase and calls no peer: a dataset without a usable row fails it.
 TEST(orchestrator, DataPrepFailureFailsThePhaseAndTheJob) {
   OrchestratorWorld w("runner_data_prep");
-  obs::Metrics metrics("orchestrator");
+  obs::Metrics registry("orchestrator");
+  OrchestratorMetrics metrics(registry);
   std::ofstream(w.data_root + "/pairs.jsonl") << "not json\n";
   const std::string yaml = "name: t\nmodel: {init: tiny, device: cpu, dtype: float32}\n"
                            "tokenizer: {train_vocab_size: 300}\ndata: {source: pairs_jsonl, path: " +
@@ -93,7 +95,8 @@ TEST(orchestrator, DataPrepFailureFailsThePhaseAndTheJob) {
   EXPECT_EQ(done.phases(0).phase(), v1::PHASE_DATA_PREP);
   EXPECT_EQ(done.phases(0).state(), v1::JOB_STATE_FAILED);
   EXPECT_EQ(done.phases(1).state(), v1::JOB_STATE_QUEUED);
-  EXPECT_EQ(FailedJobs(metrics), 1);
+  EXPECT_EQ(metrics.jobs_failed.Value(), 1);
+  EXPECT_EQ(metrics.jobs_succeeded.Value(), 0);
 }
 
 struct ContextWorld : OrchestratorWorld {
@@ -105,7 +108,8 @@ struct ContextWorld : OrchestratorWorld {
     ctx = std::make_unique<JobContext>(store.get(), &metrics, Create(*store, TinySpecYaml(), work_root), *spec,
                                        std::move(*cluster), &stopping);
   }
-  obs::Metrics metrics{"orchestrator"};
+  obs::Metrics registry{"orchestrator"};
+  OrchestratorMetrics metrics{registry};
   std::atomic<bool> stopping{false};
   std::unique_ptr<JobContext> ctx;
 };
