@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/obs/metrics.h"
+#include "common/rpc/handler_guard.h"
 
 namespace r1r::rpc {
 namespace {
@@ -29,12 +30,17 @@ class MetricsInterceptor : public grpc::experimental::Interceptor {
     using grpc::experimental::InterceptionHookPoints;
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       grpc::Status status = methods->GetSendStatus();
-      // gRPC answers a C++ exception that left a handler with UNKNOWN and this fixed text (the
-      // exception's own message is gone by then). The process goes on: say so, name the method, count it.
-      if (status.error_code() == grpc::StatusCode::UNKNOWN && status.error_message() == kHandlerExceptionMessage) {
+      // gRPC answers a C++ exception that left a handler without GuardHandler with UNKNOWN and this fixed
+      // text (the exception's own message is gone by then). The process goes on: say so, name the method,
+      // count it. A guarded handler already answered INTERNAL with the message; it is only counted.
+      const bool unguarded = status.error_code() == grpc::StatusCode::UNKNOWN &&
+                             status.error_message() == kHandlerExceptionMessage;
+      if (unguarded || methods->GetSendTrailingMetadata()->count(kHandlerExceptionKey) > 0) {
         metrics_->Counter("r1r_rpc_handler_exceptions_total",
                           "C++ exceptions caught at the edge of an RPC handler (answered INTERNAL) or a worker thread.")
             .Increment();
+      }
+      if (unguarded) {
         status = grpc::Status(grpc::StatusCode::INTERNAL,
                               method_ + ": the handler failed with an unexpected C++ exception on this request; "
                                         "the service goes on serving (its log and r1r_rpc_handler_exceptions_total "

@@ -11,6 +11,7 @@
 #include "common/model/weights.h"
 #include "common/obs/log.h"
 #include "common/rpc/auth.h"
+#include "common/rpc/handler_guard.h"
 #include "common/rpc/request_limits.h"
 #include "common/rpc/status.h"
 #include "common/train/weight_stream.h"
@@ -91,111 +92,115 @@ absl::Status ActorServiceImpl::PullWeights(const std::string& target, int64_t mi
 
 grpc::Status ActorServiceImpl::LoadWeights(grpc::ServerContext* ctx, const v1::LoadWeightsRequest* req,
                                            v1::LoadWeightsResponse* resp) {
-  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
-  if (req->learner_target().empty() || req->learner_target().size() > 1024) {
-    return Invalid("learner_target: need host:port");
-  }
-  // The pull sends this actor's learner token: only to a learner the operator named (--learner-targets).
-  if (!IsAllowedTarget(req->learner_target(), options_.learner_targets)) {
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        absl::StrCat("learner_target: '", req->learner_target().substr(0, 256),
-                                     "' is not one of --learner-targets (", absl::StrJoin(options_.learner_targets, ","),
-                                     ")"));
-  }
-  if (req->version() < 0) return Invalid("version: must be >= 0");
-  if (req->model_dir().size() > rpc::kMaxPathBytes) return Invalid("model_dir: over 4096 bytes");
-  if (!req->model_dir().empty()) {
-    if (auto confined = options_.read_roots.Confine(req->model_dir(), "model_dir"); !confined.ok()) {
-      return rpc::ToGrpc(confined.status());
+  return rpc::GuardHandler(ctx, "RolloutActor/LoadWeights", [&]() -> grpc::Status {
+    if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+    if (req->learner_target().empty() || req->learner_target().size() > 1024) {
+      return Invalid("learner_target: need host:port");
     }
-  }
-  absl::MutexLock load_lock(&load_mu_);
-  const auto start = Clock::now();
-  model::TensorMap tensors;
-  int64_t version = -1, bytes = 0;
-  std::string source = "stream";
-  if (options_.weight_receiver != nullptr) {
-    rpc::ClientOptions learner = options_.learner;
-    learner.target = req->learner_target();
-    auto broadcast = options_.weight_receiver->TakeCurrent(learner, req->version());
-    if (broadcast.ok()) {
-      // The same check the stream's receiver makes; the CRC32C was verified on arrival.
-      if (absl::Status s = train::CheckFinite(broadcast->tensors); !s.ok()) {
+    // The pull sends this actor's learner token: only to a learner the operator named (--learner-targets).
+    if (!IsAllowedTarget(req->learner_target(), options_.learner_targets)) {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          absl::StrCat("learner_target: '", req->learner_target().substr(0, 256),
+                                       "' is not one of --learner-targets (", absl::StrJoin(options_.learner_targets, ","),
+                                       ")"));
+    }
+    if (req->version() < 0) return Invalid("version: must be >= 0");
+    if (req->model_dir().size() > rpc::kMaxPathBytes) return Invalid("model_dir: over 4096 bytes");
+    if (!req->model_dir().empty()) {
+      if (auto confined = options_.read_roots.Confine(req->model_dir(), "model_dir"); !confined.ok()) {
+        return rpc::ToGrpc(confined.status());
+      }
+    }
+    absl::MutexLock load_lock(&load_mu_);
+    const auto start = Clock::now();
+    model::TensorMap tensors;
+    int64_t version = -1, bytes = 0;
+    std::string source = "stream";
+    if (options_.weight_receiver != nullptr) {
+      rpc::ClientOptions learner = options_.learner;
+      learner.target = req->learner_target();
+      auto broadcast = options_.weight_receiver->TakeCurrent(learner, req->version());
+      if (broadcast.ok()) {
+        // The same check the stream's receiver makes; the CRC32C was verified on arrival.
+        if (absl::Status s = train::CheckFinite(broadcast->tensors); !s.ok()) {
+          metrics_.weight_sync_failures.Increment();
+          return rpc::ToGrpc(s);
+        }
+        tensors = std::move(broadcast->tensors);
+        version = broadcast->version;
+        bytes = broadcast->bytes;
+        source = "broadcast";
+      } else {
+        spdlog::info("weight sync: pulling the stream ({})", broadcast.status().message());
+      }
+    }
+    if (source == "stream") {
+      if (absl::Status s = PullWeights(req->learner_target(), req->version(), &tensors, &version, &bytes); !s.ok()) {
         metrics_.weight_sync_failures.Increment();
         return rpc::ToGrpc(s);
       }
-      tensors = std::move(broadcast->tensors);
-      version = broadcast->version;
-      bytes = broadcast->bytes;
-      source = "broadcast";
-    } else {
-      spdlog::info("weight sync: pulling the stream ({})", broadcast.status().message());
     }
-  }
-  if (source == "stream") {
-    if (absl::Status s = PullWeights(req->learner_target(), req->version(), &tensors, &version, &bytes); !s.ok()) {
-      metrics_.weight_sync_failures.Increment();
-      return rpc::ToGrpc(s);
-    }
-  }
-  const double pull_seconds = SecondsSince(start);
-  // A new model directory (or the first load) builds a fresh replica off the lock.
-  std::unique_ptr<train::Policy> fresh;
-  {
-    absl::ReaderMutexLock lock(&weights_mu_);
-    const bool need_new = !policy_ || (!req->model_dir().empty() && req->model_dir() != model_dir_);
-    if (need_new && req->model_dir().empty()) return Invalid("model_dir: required for the first load");
-    if (need_new) {
-      auto options = train::ParseModelOptions(options_.dtype, options_.device);
-      if (!options.ok()) return rpc::ToGrpc(options.status());
-      auto policy = train::Policy::Load(req->model_dir(), *options, /*with_weights=*/false);
-      if (!policy.ok()) {
-        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                            absl::StrCat("model_dir ", req->model_dir(), ": ", policy.status().message()));
+    const double pull_seconds = SecondsSince(start);
+    // A new model directory (or the first load) builds a fresh replica off the lock.
+    std::unique_ptr<train::Policy> fresh;
+    {
+      absl::ReaderMutexLock lock(&weights_mu_);
+      const bool need_new = !policy_ || (!req->model_dir().empty() && req->model_dir() != model_dir_);
+      if (need_new && req->model_dir().empty()) return Invalid("model_dir: required for the first load");
+      if (need_new) {
+        auto options = train::ParseModelOptions(options_.dtype, options_.device);
+        if (!options.ok()) return rpc::ToGrpc(options.status());
+        auto policy = train::Policy::Load(req->model_dir(), *options, /*with_weights=*/false);
+        if (!policy.ok()) {
+          return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                              absl::StrCat("model_dir ", req->model_dir(), ": ", policy.status().message()));
+        }
+        fresh = std::move(*policy);
+        if (absl::Status s = model::LoadWeights(fresh->model(), tensors); !s.ok()) return rpc::ToGrpc(s);
+        fresh->model().eval();
       }
-      fresh = std::move(*policy);
-      if (absl::Status s = model::LoadWeights(fresh->model(), tensors); !s.ok()) return rpc::ToGrpc(s);
-      fresh->model().eval();
     }
-  }
-  {
-    absl::MutexLock lock(&weights_mu_);  // waits for in-flight GenerateRollouts calls
-    if (fresh) {
-      policy_ = std::move(fresh);
-      model_dir_ = req->model_dir();
-    } else if (absl::Status s = model::LoadWeights(policy_->model(), tensors); !s.ok()) {
-      return rpc::ToGrpc(s);
+    {
+      absl::MutexLock lock(&weights_mu_);  // waits for in-flight GenerateRollouts calls
+      if (fresh) {
+        policy_ = std::move(fresh);
+        model_dir_ = req->model_dir();
+      } else if (absl::Status s = model::LoadWeights(policy_->model(), tensors); !s.ok()) {
+        return rpc::ToGrpc(s);
+      }
+      version_ = version;
     }
-    version_ = version;
-  }
-  tensors.clear();
-  if (source == "broadcast") options_.weight_receiver->Release();  // the received buffer's memory
-  const double seconds = SecondsSince(start);
-  spdlog::info("loaded weights version={} source={} bytes={} seconds={:.3f} pull_seconds={:.3f} mb_per_second={:.0f}",
-               version, source, bytes, seconds, pull_seconds, static_cast<double>(bytes) / 1e6 / std::max(seconds, 1e-9));
-  metrics_.weight_sync_seconds.Observe(seconds);
-  metrics_.weight_sync_bytes.Increment(static_cast<double>(bytes));
-  metrics_.policy_version.Set(static_cast<double>(version));
-  resp->set_version(version);
-  resp->set_bytes(bytes);
-  resp->set_seconds(seconds);
-  resp->set_source(source);
-  return grpc::Status::OK;
+    tensors.clear();
+    if (source == "broadcast") options_.weight_receiver->Release();  // the received buffer's memory
+    const double seconds = SecondsSince(start);
+    spdlog::info("loaded weights version={} source={} bytes={} seconds={:.3f} pull_seconds={:.3f} mb_per_second={:.0f}",
+                 version, source, bytes, seconds, pull_seconds, static_cast<double>(bytes) / 1e6 / std::max(seconds, 1e-9));
+    metrics_.weight_sync_seconds.Observe(seconds);
+    metrics_.weight_sync_bytes.Increment(static_cast<double>(bytes));
+    metrics_.policy_version.Set(static_cast<double>(version));
+    resp->set_version(version);
+    resp->set_bytes(bytes);
+    resp->set_seconds(seconds);
+    resp->set_source(source);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status ActorServiceImpl::GenerateRollouts(grpc::ServerContext* ctx, const v1::GenerateRolloutsRequest* req,
                                                 grpc::ServerWriter<v1::Trajectory>* writer) {
-  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
-  if (absl::Status s = CheckGenerateRequest(*req); !s.ok()) return rpc::ToGrpc(s);
-  auto& inflight = metrics_.inflight_requests;
-  inflight.Increment();
-  grpc::Status s;
-  {
-    absl::ReaderMutexLock lock(&weights_mu_);  // the whole call sees one version
-    s = Generate(ctx, *req, writer);
-  }
-  inflight.Decrement();
-  return s;
+  return rpc::GuardHandler(ctx, "RolloutActor/GenerateRollouts", [&]() -> grpc::Status {
+    if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+    if (absl::Status s = CheckGenerateRequest(*req); !s.ok()) return rpc::ToGrpc(s);
+    auto& inflight = metrics_.inflight_requests;
+    inflight.Increment();
+    grpc::Status s;
+    {
+      absl::ReaderMutexLock lock(&weights_mu_);  // the whole call sees one version
+      s = Generate(ctx, *req, writer);
+    }
+    inflight.Decrement();
+    return s;
+  });
 }
 
 grpc::Status ActorServiceImpl::Generate(grpc::ServerContext* ctx, const v1::GenerateRolloutsRequest& req,

@@ -6,6 +6,7 @@
 
 #include "common/reward/referee.h"
 #include "common/rpc/auth.h"
+#include "common/rpc/handler_guard.h"
 #include "common/rpc/request_limits.h"
 #include "common/rpc/status.h"
 
@@ -41,8 +42,10 @@ JudgeServiceImpl::JudgeServiceImpl(std::unique_ptr<RefereeBackend> backend, obs:
 
 grpc::Status JudgeServiceImpl::JudgeBatch(grpc::ServerContext* ctx, const v1::JudgeBatchRequest* req,
                                           v1::JudgeBatchResponse* resp) {
-  if (grpc::Status s = rpc::Authorize(ctx); !s.ok()) return s;
-  return Assess(*req, resp);
+  return rpc::GuardHandler(ctx, "Judge/JudgeBatch", [&]() -> grpc::Status {
+    if (grpc::Status s = rpc::Authorize(ctx); !s.ok()) return s;
+    return Assess(*req, resp);
+  });
 }
 
 grpc::Status JudgeServiceImpl::Assess(const v1::JudgeBatchRequest& req, v1::JudgeBatchResponse* resp) {

@@ -9,6 +9,7 @@
 #include "common/model/weights.h"
 #include "common/obs/log.h"
 #include "common/rpc/auth.h"
+#include "common/rpc/handler_guard.h"
 #include "common/rpc/status.h"
 #include "common/train/checkpoint.h"
 #include "common/train/weight_stream.h"
@@ -54,22 +55,24 @@ void LearnerServiceImpl::StartRankThreads(absl::Duration heartbeat_every,
 }
 
 grpc::Status LearnerServiceImpl::Init(grpc::ServerContext* ctx, const v1::InitRequest* req, v1::LearnerState* resp) {
-  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
-  if (absl::Status s = CheckInitRequest(*req); !s.ok()) return rpc::ToGrpc(s);
-  absl::MutexLock lock(&mu_);
-  if (IsFollower()) return NotRankZero(*options_.group);
-  if (absl::Status s = InitLocked(*req); !s.ok()) return rpc::ToGrpc(s);
-  // The other ranks load what this one just created or linked (the model folder, the reference).
-  absl::MutexLock group(ranks_.command_mutex());
-  absl::Status replicated = Replicate(kInit, *req);
-  if (replicated.ok()) replicated = ranks_.Agree(absl::OkStatus());
-  if (!replicated.ok()) {
-    initialised_ = false;
-    return ReportGroupLoss(rpc::ToGrpc(replicated));
-  }
-  PublishWeights();
-  FillState(resp);
-  return grpc::Status::OK;
+  return rpc::GuardHandler(ctx, "Learner/Init", [&]() -> grpc::Status {
+    if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+    if (absl::Status s = CheckInitRequest(*req); !s.ok()) return rpc::ToGrpc(s);
+    absl::MutexLock lock(&mu_);
+    if (IsFollower()) return NotRankZero(*options_.group);
+    if (absl::Status s = InitLocked(*req); !s.ok()) return rpc::ToGrpc(s);
+    // The other ranks load what this one just created or linked (the model folder, the reference).
+    absl::MutexLock group(ranks_.command_mutex());
+    absl::Status replicated = Replicate(kInit, *req);
+    if (replicated.ok()) replicated = ranks_.Agree(absl::OkStatus());
+    if (!replicated.ok()) {
+      initialised_ = false;
+      return ReportGroupLoss(rpc::ToGrpc(replicated));
+    }
+    PublishWeights();
+    FillState(resp);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status LearnerServiceImpl::ReadyFor(const std::string& phase) const {
@@ -160,111 +163,119 @@ void LearnerServiceImpl::PublishWeights() {
 
 grpc::Status LearnerServiceImpl::SftStep(grpc::ServerContext* ctx, const v1::SftStepRequest* req,
                                          v1::StepMetrics* resp) {
-  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
-  if (absl::Status s = CheckSftStepRequest(*req); !s.ok()) return rpc::ToGrpc(s);
-  absl::MutexLock lock(&mu_);
-  if (IsFollower()) return NotRankZero(*options_.group);
-  if (grpc::Status s = ReadyFor("sft"); !s.ok()) return s;
-  absl::MutexLock group(ranks_.command_mutex());
-  if (absl::Status s = Replicate(kSft, *req); !s.ok()) return ReportGroupLoss(rpc::ToGrpc(s));
-  grpc::Status done = SftStepLocked(*req, resp);
-  if (done.ok()) PublishWeights();
-  return ReportGroupLoss(done);
+  return rpc::GuardHandler(ctx, "Learner/SftStep", [&]() -> grpc::Status {
+    if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+    if (absl::Status s = CheckSftStepRequest(*req); !s.ok()) return rpc::ToGrpc(s);
+    absl::MutexLock lock(&mu_);
+    if (IsFollower()) return NotRankZero(*options_.group);
+    if (grpc::Status s = ReadyFor("sft"); !s.ok()) return s;
+    absl::MutexLock group(ranks_.command_mutex());
+    if (absl::Status s = Replicate(kSft, *req); !s.ok()) return ReportGroupLoss(rpc::ToGrpc(s));
+    grpc::Status done = SftStepLocked(*req, resp);
+    if (done.ok()) PublishWeights();
+    return ReportGroupLoss(done);
+  });
 }
 
 grpc::Status LearnerServiceImpl::RlStep(grpc::ServerContext* ctx, const v1::ExperienceBatch* req,
                                         v1::StepMetrics* resp) {
-  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
-  if (absl::Status s = CheckExperienceBatch(*req); !s.ok()) return rpc::ToGrpc(s);
-  absl::MutexLock lock(&mu_);
-  if (IsFollower()) return NotRankZero(*options_.group);
-  if (grpc::Status s = ReadyFor("rl"); !s.ok()) return s;
-  absl::MutexLock group(ranks_.command_mutex());
-  if (absl::Status s = Replicate(kRl, *req); !s.ok()) return ReportGroupLoss(rpc::ToGrpc(s));
-  grpc::Status done = RlStepLocked(*req, resp);
-  if (done.ok()) PublishWeights();
-  return ReportGroupLoss(done);
+  return rpc::GuardHandler(ctx, "Learner/RlStep", [&]() -> grpc::Status {
+    if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+    if (absl::Status s = CheckExperienceBatch(*req); !s.ok()) return rpc::ToGrpc(s);
+    absl::MutexLock lock(&mu_);
+    if (IsFollower()) return NotRankZero(*options_.group);
+    if (grpc::Status s = ReadyFor("rl"); !s.ok()) return s;
+    absl::MutexLock group(ranks_.command_mutex());
+    if (absl::Status s = Replicate(kRl, *req); !s.ok()) return ReportGroupLoss(rpc::ToGrpc(s));
+    grpc::Status done = RlStepLocked(*req, resp);
+    if (done.ok()) PublishWeights();
+    return ReportGroupLoss(done);
+  });
 }
 
 grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* ctx, const v1::SaveCheckpointRequest* req,
                                                 v1::SaveCheckpointResponse* resp) {
-  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
-  if (absl::Status s = CheckSaveCheckpointRequest(*req); !s.ok()) return rpc::ToGrpc(s);
-  absl::MutexLock lock(&mu_);
-  if (IsFollower()) return NotRankZero(*options_.group);
-  if (!initialised_) return Precondition("learner not initialised: call Init first");
-  // The export replaces the directory: only one under --export-root that is new, empty or ours.
-  std::string export_dir;
-  if (!req->export_dir().empty()) {
-    auto confined = options_.export_roots.Confine(req->export_dir(), "export_dir");
-    if (!confined.ok()) return rpc::ToGrpc(confined.status());
-    if (absl::Status s = files::CheckReplaceable(*confined, "export_dir"); !s.ok()) return rpc::ToGrpc(s);
-    export_dir = *confined;
-  }
-  data_cursor_ = req->data_cursor();
-  absl::StatusOr<std::string> dir;
-  if (trainer_ && trainer_->optimizer_state_is_sharded()) {
-    // Every rank writes its optimizer shard: the other ranks write theirs on this command.
-    absl::MutexLock group(ranks_.command_mutex());
-    if (absl::Status s = Replicate(kSave, *req); !s.ok()) return ReportGroupLoss(rpc::ToGrpc(s));
-    dir = WriteCheckpoint();
-    if (!dir.ok()) return ReportGroupLoss(rpc::ToGrpc(dir.status()));
-  } else {
-    dir = WriteCheckpoint();
-  }
-  if (!dir.ok()) return rpc::ToGrpc(dir.status());
-  if (!export_dir.empty()) {
-    if (absl::Status s = train::ExportModelDir(*policy_, export_dir, State().ToJson()); !s.ok()) {
-      return rpc::ToGrpc(s);
+  return rpc::GuardHandler(ctx, "Learner/SaveCheckpoint", [&]() -> grpc::Status {
+    if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+    if (absl::Status s = CheckSaveCheckpointRequest(*req); !s.ok()) return rpc::ToGrpc(s);
+    absl::MutexLock lock(&mu_);
+    if (IsFollower()) return NotRankZero(*options_.group);
+    if (!initialised_) return Precondition("learner not initialised: call Init first");
+    // The export replaces the directory: only one under --export-root that is new, empty or ours.
+    std::string export_dir;
+    if (!req->export_dir().empty()) {
+      auto confined = options_.export_roots.Confine(req->export_dir(), "export_dir");
+      if (!confined.ok()) return rpc::ToGrpc(confined.status());
+      if (absl::Status s = files::CheckReplaceable(*confined, "export_dir"); !s.ok()) return rpc::ToGrpc(s);
+      export_dir = *confined;
     }
-    if (absl::Status s = files::MarkOwned(export_dir, "r1r-learner SaveCheckpoint export"); !s.ok()) {
-      return rpc::ToGrpc(s);
+    data_cursor_ = req->data_cursor();
+    absl::StatusOr<std::string> dir;
+    if (trainer_ && trainer_->optimizer_state_is_sharded()) {
+      // Every rank writes its optimizer shard: the other ranks write theirs on this command.
+      absl::MutexLock group(ranks_.command_mutex());
+      if (absl::Status s = Replicate(kSave, *req); !s.ok()) return ReportGroupLoss(rpc::ToGrpc(s));
+      dir = WriteCheckpoint();
+      if (!dir.ok()) return ReportGroupLoss(rpc::ToGrpc(dir.status()));
+    } else {
+      dir = WriteCheckpoint();
     }
-  }
-  resp->set_path(*dir);
-  return grpc::Status::OK;
+    if (!dir.ok()) return rpc::ToGrpc(dir.status());
+    if (!export_dir.empty()) {
+      if (absl::Status s = train::ExportModelDir(*policy_, export_dir, State().ToJson()); !s.ok()) {
+        return rpc::ToGrpc(s);
+      }
+      if (absl::Status s = files::MarkOwned(export_dir, "r1r-learner SaveCheckpoint export"); !s.ok()) {
+        return rpc::ToGrpc(s);
+      }
+    }
+    resp->set_path(*dir);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status LearnerServiceImpl::StreamWeights(grpc::ServerContext* ctx, const v1::StreamWeightsRequest* req,
                                                grpc::ServerWriter<v1::WeightChunk>* writer) {
-  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
-  auto chunk_bytes = train::WeightChunkBytes(req->chunk_bytes());
-  if (!chunk_bytes.ok()) return rpc::ToGrpc(chunk_bytes.status());
-  const auto start = std::chrono::steady_clock::now();
-  // A shared lock for the whole stream: training waits, other actors stream concurrently, and the
-  // chunks come straight from the parameters (no snapshot copy of the model).
-  absl::ReaderMutexLock lock(&mu_);
-  if (!initialised_) return Precondition("learner not initialised: call Init first");
-  if (req->min_version() > policy_version_) {
-    return Precondition(absl::StrCat("min_version: ", req->min_version(), " requested, the learner holds version ",
-                                     policy_version_));
-  }
-  const int64_t version = policy_version_;
-  auto sent = train::SendWeights(
-      model::ExportWeights(policy_->model()), version, *chunk_bytes, [&](const train::WeightChunkView& view) {
-        if (!view.end_of_stream && ctx->IsCancelled()) return absl::CancelledError("client cancelled the weight stream");
-        v1::WeightChunk chunk;
-        chunk.set_version(view.version);
-        if (view.end_of_stream) {  // the trailer: no tensor, only the checksum and byte count
-          chunk.set_end_of_stream(true);
-          chunk.set_crc32c(view.crc32c);
-          chunk.set_total_bytes(view.total_bytes);
-        } else {
-          chunk.set_tensor_name(view.tensor_name);
-          chunk.set_dtype(view.dtype);
-          for (int64_t d : view.shape) chunk.add_shape(d);
-          chunk.set_offset(view.offset);
-          chunk.set_data(view.data, view.size);
-          chunk.set_last_chunk_of_tensor(view.last_chunk_of_tensor);
-        }
-        return writer->Write(chunk) ? absl::OkStatus() : absl::UnavailableError("weight stream broken");
-      });
-  if (!sent.ok()) return rpc::ToGrpc(sent.status());
-  const double seconds = rpc::SecondsSince(start);
-  spdlog::info("streamed weights version={} bytes={} seconds={:.3f}", version, *sent, seconds);
-  metrics_.weight_sync_seconds.Observe(seconds);
-  metrics_.weight_sync_bytes.Increment(static_cast<double>(*sent));
-  return grpc::Status::OK;
+  return rpc::GuardHandler(ctx, "Learner/StreamWeights", [&]() -> grpc::Status {
+    if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+    auto chunk_bytes = train::WeightChunkBytes(req->chunk_bytes());
+    if (!chunk_bytes.ok()) return rpc::ToGrpc(chunk_bytes.status());
+    const auto start = std::chrono::steady_clock::now();
+    // A shared lock for the whole stream: training waits, other actors stream concurrently, and the
+    // chunks come straight from the parameters (no snapshot copy of the model).
+    absl::ReaderMutexLock lock(&mu_);
+    if (!initialised_) return Precondition("learner not initialised: call Init first");
+    if (req->min_version() > policy_version_) {
+      return Precondition(absl::StrCat("min_version: ", req->min_version(), " requested, the learner holds version ",
+                                       policy_version_));
+    }
+    const int64_t version = policy_version_;
+    auto sent = train::SendWeights(
+        model::ExportWeights(policy_->model()), version, *chunk_bytes, [&](const train::WeightChunkView& view) {
+          if (!view.end_of_stream && ctx->IsCancelled()) return absl::CancelledError("client cancelled the weight stream");
+          v1::WeightChunk chunk;
+          chunk.set_version(view.version);
+          if (view.end_of_stream) {  // the trailer: no tensor, only the checksum and byte count
+            chunk.set_end_of_stream(true);
+            chunk.set_crc32c(view.crc32c);
+            chunk.set_total_bytes(view.total_bytes);
+          } else {
+            chunk.set_tensor_name(view.tensor_name);
+            chunk.set_dtype(view.dtype);
+            for (int64_t d : view.shape) chunk.add_shape(d);
+            chunk.set_offset(view.offset);
+            chunk.set_data(view.data, view.size);
+            chunk.set_last_chunk_of_tensor(view.last_chunk_of_tensor);
+          }
+          return writer->Write(chunk) ? absl::OkStatus() : absl::UnavailableError("weight stream broken");
+        });
+    if (!sent.ok()) return rpc::ToGrpc(sent.status());
+    const double seconds = rpc::SecondsSince(start);
+    spdlog::info("streamed weights version={} bytes={} seconds={:.3f}", version, *sent, seconds);
+    metrics_.weight_sync_seconds.Observe(seconds);
+    metrics_.weight_sync_bytes.Increment(static_cast<double>(*sent));
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status LearnerServiceImpl::GetState(grpc::ServerContext* ctx, const v1::GetStateRequest*,

@@ -10,6 +10,7 @@
 
 #include "common/obs/log.h"
 #include "common/rpc/auth.h"
+#include "common/rpc/handler_guard.h"
 #include "common/rpc/status.h"
 #include "common/train/checkpoint_state.h"
 #include "services/serve/votes.h"
@@ -338,36 +339,42 @@ absl::StatusOr<v1::RankResponse> RewardModelServiceImpl::DoRank(const v1::RankRe
 
 grpc::Status RewardModelServiceImpl::Compare(grpc::ServerContext* ctx, const v1::CompareRequest* req,
                                              v1::CompareResponse* resp) {
-  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
-  const auto start = std::chrono::steady_clock::now();
-  auto result = DoCompare(*req, [ctx] { return ctx->IsCancelled(); });
-  CountRequest("compare", result.status(), SecondsSince(start));
-  if (!result.ok()) return rpc::ToGrpc(result.status());
-  *resp = *std::move(result);
-  return grpc::Status::OK;
+  return rpc::GuardHandler(ctx, "RewardModel/Compare", [&]() -> grpc::Status {
+    if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+    const auto start = std::chrono::steady_clock::now();
+    auto result = DoCompare(*req, [ctx] { return ctx->IsCancelled(); });
+    CountRequest("compare", result.status(), SecondsSince(start));
+    if (!result.ok()) return rpc::ToGrpc(result.status());
+    *resp = *std::move(result);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status RewardModelServiceImpl::Rank(grpc::ServerContext* ctx, const v1::RankRequest* req,
                                           v1::RankResponse* resp) {
-  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
-  const auto start = std::chrono::steady_clock::now();
-  auto result = DoRank(*req, [ctx] { return ctx->IsCancelled(); });
-  CountRequest("rank", result.status(), SecondsSince(start));
-  if (!result.ok()) return rpc::ToGrpc(result.status());
-  *resp = *std::move(result);
-  return grpc::Status::OK;
+  return rpc::GuardHandler(ctx, "RewardModel/Rank", [&]() -> grpc::Status {
+    if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+    const auto start = std::chrono::steady_clock::now();
+    auto result = DoRank(*req, [ctx] { return ctx->IsCancelled(); });
+    CountRequest("rank", result.status(), SecondsSince(start));
+    if (!result.ok()) return rpc::ToGrpc(result.status());
+    *resp = *std::move(result);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status RewardModelServiceImpl::Reload(grpc::ServerContext* ctx, const v1::ReloadRequest* req,
                                             v1::ReloadResponse* resp) {
-  if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
-  auto result = DoReload(*req);
-  CountRequest("reload", result.status(), result.ok() ? result->seconds() : 0);
-  if (!result.ok()) return rpc::ToGrpc(result.status());
-  spdlog::info("reloaded {}: policy version {} -> {}", result->model_dir(), result->previous_version(),
-               result->policy_version());
-  *resp = *std::move(result);
-  return grpc::Status::OK;
+  return rpc::GuardHandler(ctx, "RewardModel/Reload", [&]() -> grpc::Status {
+    if (auto s = rpc::Authorize(ctx); !s.ok()) return s;
+    auto result = DoReload(*req);
+    CountRequest("reload", result.status(), result.ok() ? result->seconds() : 0);
+    if (!result.ok()) return rpc::ToGrpc(result.status());
+    spdlog::info("reloaded {}: policy version {} -> {}", result->model_dir(), result->previous_version(),
+                 result->policy_version());
+    *resp = *std::move(result);
+    return grpc::Status::OK;
+  });
 }
 
 }  // namespace r1r::serve

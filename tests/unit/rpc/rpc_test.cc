@@ -21,6 +21,7 @@
 #include "common/obs/http_exposer.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/client.h"
+#include "common/rpc/handler_guard.h"
 #include "common/rpc/server.h"
 #include "common/rpc/status.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -166,13 +167,30 @@ TEST(rpc, MetricsAnswerWhileSlowAndIdleClientsHoldConnections) {
   EXPECT_LT(seconds, 2.0);
 }
 
-// A JobService whose GetJob throws, as a handler with a bug would.
+// A JobService whose GetJob throws, as a handler with a bug would; ListJobs throws behind GuardHandler.
 class ThrowingJobs final : public v1::JobService::Service {
  public:
   grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest* req, v1::Job*) override {
     throw std::out_of_range("vector::at: " + req->id());
   }
+  grpc::Status ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest*, v1::ListJobsResponse*) override {
+    return GuardHandler(ctx, "JobService/ListJobs", [&]() -> grpc::Status {
+      throw std::runtime_error("shape mismatch: [3, 4] vs [4, 3]");
+    });
+  }
 };
+
+TEST(rpc, GuardedHandlerExceptionKeepsItsMessageAndIsCounted) {
+  ThrowingJobs jobs;
+  auto server = StartServer(&jobs);
+  for (int i = 0; i < 3; ++i) {
+    v1::ListJobsResponse resp;
+    const grpc::Status s = CallList(Client(server->port()), &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+    EXPECT_THAT(s.error_message(), HasSubstr("JobService/ListJobs: unexpected C++ exception: shape mismatch"));
+  }
+  EXPECT_EQ(server->metrics().Counter("r1r_rpc_handler_exceptions_total", "").Value(), 3);
+}
 
 TEST(rpc, HandlerExceptionIsInternalNamingTheMethodAndCounted) {
   ThrowingJobs jobs;
@@ -189,8 +207,10 @@ TEST(rpc, HandlerExceptionIsInternalNamingTheMethodAndCounted) {
     EXPECT_THAT(s.error_message(), HasSubstr("JobService/GetJob"));
   }
   EXPECT_EQ(server->metrics().Counter("r1r_rpc_handler_exceptions_total", "").Value(), 2);
-  v1::ListJobsResponse resp;  // still serving
-  EXPECT_EQ(CallList(Client(server->port()), &resp).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  grpc::ClientContext ctx;  // still serving
+  rpc::PrepareContext(ctx, Client(server->port()));
+  v1::Job cancelled;
+  EXPECT_EQ(stub->CancelJob(&ctx, v1::CancelJobRequest(), &cancelled).error_code(), grpc::StatusCode::UNIMPLEMENTED);
 }
 
 TEST(rpc, DeadlineIsHonoured) {
