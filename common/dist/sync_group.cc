@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
+#include <utility>
 #include <optional>
 #include <stdexcept>
 
@@ -111,22 +113,27 @@ struct Collective {
   }
 
   // Every bucket of the snapshot's buffer, in order, straight from (or into) the buffer. Two buckets
-  // in flight, so the next one is queued while the backend moves the current one.
-  void BroadcastBuffer(at::Tensor& buffer, int64_t bucket_bytes) {
+  // in flight, so the next one moves while `arrived` (may be null) reads the one before: a member
+  // checksums each bucket as it lands instead of the whole buffer at the end.
+  void BroadcastBuffer(at::Tensor& buffer, int64_t bucket_bytes,
+                       const std::function<void(int64_t begin, int64_t end)>& arrived = nullptr) {
     const int64_t total = buffer.numel();
     using WorkPtr = decltype(group->barrier());  // c10d::ProcessGroup::Work in LibTorch 1.13, c10d::Work in 2
-    std::vector<WorkPtr> inflight;
+    std::vector<std::pair<WorkPtr, int64_t>> inflight;  // and the bucket's offset
+    auto finish_oldest = [&] {
+      inflight.front().first->wait();
+      const int64_t begin = inflight.front().second;
+      if (arrived) arrived(begin, std::min(total, begin + bucket_bytes));
+      inflight.erase(inflight.begin());
+    };
     for (int64_t offset = 0; offset < total; offset += bucket_bytes) {
       std::vector<at::Tensor> bucket = {buffer.narrow(0, offset, std::min(bucket_bytes, total - offset))};
       c10d::BroadcastOptions options;
       options.rootRank = 0;
-      inflight.push_back(group->broadcast(bucket, options));
-      if (inflight.size() == 2) {
-        inflight.front()->wait();
-        inflight.erase(inflight.begin());
-      }
+      inflight.emplace_back(group->broadcast(bucket, options), offset);
+      if (inflight.size() == 2) finish_oldest();
     }
-    for (auto& w : inflight) w->wait();
+    while (!inflight.empty()) finish_oldest();
   }
 };
 
@@ -184,6 +191,7 @@ struct SyncLeader::Impl {
   std::mutex mu;
   std::condition_variable cv;
   std::shared_ptr<WeightSnapshot> queued;  // guarded by mu
+  std::shared_ptr<WeightSnapshot> spare;   // guarded by mu; the last one sent, its buffer for the next copy
   bool busy = false;                       // guarded by mu
   bool stop = false;                       // guarded by mu
   SyncResult last;                         // guarded by mu
@@ -333,7 +341,12 @@ SyncLeader::~SyncLeader() {
 }
 
 absl::Status SyncLeader::Publish(const NamedTensors& tensors, int64_t version, int64_t serial) {
-  auto snapshot = WeightSnapshot::Copy(tensors, version, serial);
+  std::shared_ptr<WeightSnapshot> spare;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    spare = std::move(impl_->spare);
+  }
+  auto snapshot = WeightSnapshot::Copy(tensors, version, serial, std::move(spare));
   if (!snapshot.ok()) return snapshot.status();
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -361,12 +374,12 @@ void SyncLeader::Run() {
       m.busy = true;
     }
     SyncResult r = m.Sync(*snapshot);
-    snapshot.reset();  // its memory goes before the next one is taken
     if (m.on_sync) m.on_sync(r);
     {
       std::lock_guard<std::mutex> lock(m.mu);
       m.last = r;
       m.busy = false;
+      if (!m.spare) m.spare = std::move(snapshot);  // kept for the next copy: at most two buffers in all
     }
     m.cv.notify_all();
   }
@@ -389,7 +402,8 @@ struct SyncMember::Impl {
   std::condition_variable cv;
   bool stop = false;                                // guarded by mu
   bool in_group = false;                            // guarded by mu
-  std::shared_ptr<const WeightSnapshot> latest;     // guarded by mu
+  std::shared_ptr<WeightSnapshot> latest;           // guarded by mu
+  std::shared_ptr<WeightSnapshot> spare;            // guarded by mu; a released buffer for the next receive
   int64_t latest_serial = -1;                       // guarded by mu
 
   c10::intrusive_ptr<c10d::Store> store;  // the receiving thread's
@@ -431,18 +445,28 @@ struct SyncMember::Impl {
   absl::Status Receive(Collective& group, int64_t announced, Clock::time_point start) {
     std::string manifest;
     group.BroadcastBytes(&manifest, /*leader=*/false);
-    auto snapshot = WeightSnapshot::Allocate(manifest, options.device);
+    std::shared_ptr<WeightSnapshot> reuse;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      reuse = std::move(spare);
+    }
+    auto snapshot = WeightSnapshot::Allocate(manifest, options.device, std::move(reuse));
     if (!snapshot.ok()) return snapshot.status();  // the group is now out of step: the caller leaves it
-    group.BroadcastBuffer((*snapshot)->buffer(), options.bucket_bytes);
+    uint32_t crc = 0;
+    const WeightSnapshot& s = **snapshot;
+    group.BroadcastBuffer((*snapshot)->buffer(), options.bucket_bytes,
+                          [&](int64_t begin, int64_t end) { crc = s.ContinueCrc32c(crc, begin, end); });
     if ((*snapshot)->serial() != announced) {
       return absl::DataLossError(absl::StrCat("weight broadcast: announced serial ", announced,
                                               ", the manifest says ", (*snapshot)->serial()));
     }
-    if (absl::Status s = (*snapshot)->Verify(); !s.ok()) return s;
+    if (absl::Status v = (*snapshot)->Verify(crc); !v.ok()) return v;
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     if (events.on_received) events.on_received(**snapshot, seconds);
     {
       std::lock_guard<std::mutex> lock(mu);
+      // The one it replaces is reused when nobody took it.
+      if (latest && latest.use_count() == 1 && !spare) spare = std::move(latest);
       latest = std::move(*snapshot);
       latest_serial = latest->serial();
     }
@@ -561,6 +585,7 @@ absl::StatusOr<std::shared_ptr<const WeightSnapshot>> SyncMember::WaitFor(int64_
 
 void SyncMember::Release() {
   std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->latest && impl_->latest.use_count() == 1 && !impl_->spare) impl_->spare = std::move(impl_->latest);
   impl_->latest.reset();
 }
 

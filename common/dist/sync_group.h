@@ -15,9 +15,9 @@
 //
 // The leader never blocks its caller on the network: Publish copies the weights into a snapshot (the
 // only pause) and a background thread broadcasts it. A newer version replaces a queued one not yet
-// sent, so the leader holds at most two snapshots (one in flight, one queued): up to 2x the model's
-// bytes on the model's device. Members receive in their own thread and keep the newest verified
-// snapshot (1x the model) until it is taken.
+// sent, so the leader holds at most two snapshot buffers (in flight or kept for reuse, and queued):
+// up to 2x the model's bytes on the model's device. Members receive in their own thread and keep the
+// newest verified snapshot (1x the model; its buffer is reused for the next one once released).
 #pragma once
 
 #include <chrono>
@@ -113,7 +113,8 @@ class SyncMember {
   // broadcast it waits for may have started without it). It stays here for the next caller too.
   // NOT_FOUND when none arrived: not in a group, the group broke, or `wait` passed.
   absl::StatusOr<std::shared_ptr<const WeightSnapshot>> WaitFor(int64_t min_serial, std::chrono::milliseconds wait);
-  // Drops the held snapshot (its memory) once loaded.
+  // Once the taken snapshot's tensors are loaded and dropped: its buffer is kept for the next
+  // broadcast of the same size (1x the model, as while it was held) instead of a fresh allocation.
   void Release();
 
  private:

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <limits>
 
 #include <absl/strings/numbers.h>
@@ -55,8 +56,21 @@ absl::Status Bad(const std::string& field, const std::string& why) {
 
 }  // namespace
 
+namespace {
+
+// `reuse`'s buffer when it has `bytes` bytes on `device`, else a new one.
+at::Tensor BufferFor(int64_t bytes, const at::Device& device, const std::shared_ptr<WeightSnapshot>& reuse) {
+  if (reuse && reuse->buffer().defined() && reuse->buffer().numel() == bytes && reuse->buffer().device() == device) {
+    return reuse->buffer();
+  }
+  return torch::empty({bytes}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<WeightSnapshot>> WeightSnapshot::Copy(const NamedTensors& tensors, int64_t version,
-                                                                     int64_t serial) {
+                                                                     int64_t serial,
+                                                                     std::shared_ptr<WeightSnapshot> reuse) {
   std::shared_ptr<WeightSnapshot> s(new WeightSnapshot());
   s->version_ = version;
   s->serial_ = serial;
@@ -82,7 +96,7 @@ absl::StatusOr<std::shared_ptr<WeightSnapshot>> WeightSnapshot::Copy(const Named
     s->tensor_bytes_ += slot.bytes;
     s->slots_.push_back(std::move(slot));
   }
-  s->buffer_ = torch::empty({AlignUp(end)}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
+  s->buffer_ = BufferFor(AlignUp(end), device, reuse);
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < tensors.size(); ++i) {
     SlotView(s->buffer_, s->slots_[i], tensors[i].second.scalar_type()).copy_(tensors[i].second.detach());
@@ -92,7 +106,8 @@ absl::StatusOr<std::shared_ptr<WeightSnapshot>> WeightSnapshot::Copy(const Named
 }
 
 absl::StatusOr<std::shared_ptr<WeightSnapshot>> WeightSnapshot::Allocate(const std::string& manifest,
-                                                                         const std::string& device_name) {
+                                                                         const std::string& device_name,
+                                                                         std::shared_ptr<WeightSnapshot> reuse) {
   std::vector<std::string> lines = absl::StrSplit(manifest, '\n', absl::SkipEmpty());
   if (lines.size() < 6 || lines[0] != kMagic) return Bad("header", absl::StrCat("expected '", kMagic, "'"));
   std::shared_ptr<WeightSnapshot> s(new WeightSnapshot());
@@ -150,7 +165,7 @@ absl::StatusOr<std::shared_ptr<WeightSnapshot>> WeightSnapshot::Allocate(const s
     s->slots_.push_back(std::move(slot));
   }
   try {
-    s->buffer_ = torch::empty({buffer_bytes}, torch::TensorOptions().dtype(torch::kUInt8).device(device_name));
+    s->buffer_ = BufferFor(buffer_bytes, at::Device(device_name), reuse);
   } catch (const std::exception& e) {
     return absl::ResourceExhaustedError(absl::StrCat("weight snapshot: cannot allocate ", buffer_bytes, " bytes on ",
                                                      device_name, ": ", e.what()));
@@ -167,21 +182,24 @@ std::string WeightSnapshot::Manifest() const {
   return out;
 }
 
-uint32_t WeightSnapshot::ComputeCrc32c() const {
-  // On a GPU the checksum reads a host copy of each slot (one at a time, so the host never holds
-  // the whole model twice).
-  uint32_t crc = 0;
+uint32_t WeightSnapshot::ComputeCrc32c() const { return ContinueCrc32c(0, 0, buffer_.defined() ? buffer_.numel() : 0); }
+
+uint32_t WeightSnapshot::ContinueCrc32c(uint32_t crc, int64_t begin, int64_t end) const {
+  // On a GPU the checksum reads a host copy of each piece (never the whole model at once).
   const bool on_host = buffer_.device().is_cpu();
   for (const TensorSlot& s : slots_) {
-    at::Tensor bytes = buffer_.narrow(0, s.offset, s.bytes);
+    const int64_t from = std::max(begin, s.offset), to = std::min(end, s.offset + s.bytes);
+    if (from >= to) continue;
+    at::Tensor bytes = buffer_.narrow(0, from, to - from);
     if (!on_host) bytes = bytes.to(at::kCPU);
-    crc = Crc32c(crc, bytes.data_ptr<uint8_t>(), static_cast<size_t>(s.bytes));
+    crc = Crc32c(crc, bytes.data_ptr<uint8_t>(), static_cast<size_t>(to - from));
   }
   return crc;
 }
 
-absl::Status WeightSnapshot::Verify() const {
-  const uint32_t got = ComputeCrc32c();
+absl::Status WeightSnapshot::Verify() const { return Verify(ComputeCrc32c()); }
+
+absl::Status WeightSnapshot::Verify(uint32_t got) const {
   if (got != crc32c_) {
     return absl::DataLossError(absl::StrCat("weight broadcast of version ", version_, ": crc32c ", got,
                                             " received, the manifest says ", crc32c_));

@@ -37,14 +37,17 @@ inline constexpr int64_t kMaxSnapshotBytes = int64_t{1} << 40;
 
 class WeightSnapshot {
  public:
-  // Copies `tensors` (in this order; all on one device) into a new buffer on that device and
-  // checksums it. Errors name the tensor.
+  // Copies `tensors` (in this order; all on one device) into a buffer on that device and checksums
+  // it. Errors name the tensor. The buffer of `reuse` (nobody may use it any more) is taken when it has
+  // the same size and device: a fresh buffer of a model's size costs its page faults on every sync.
   static absl::StatusOr<std::shared_ptr<WeightSnapshot>> Copy(const NamedTensors& tensors, int64_t version,
-                                                              int64_t serial);
-  // An unfilled buffer laid out by `manifest` (from Manifest()) on `device` ("cpu", "cuda:N").
-  // INVALID_ARGUMENT naming the manifest's bad field.
+                                                              int64_t serial,
+                                                              std::shared_ptr<WeightSnapshot> reuse = nullptr);
+  // An unfilled buffer laid out by `manifest` (from Manifest()) on `device` ("cpu", "cuda:N"), `reuse`'s
+  // when it fits. INVALID_ARGUMENT naming the manifest's bad field.
   static absl::StatusOr<std::shared_ptr<WeightSnapshot>> Allocate(const std::string& manifest,
-                                                                  const std::string& device);
+                                                                  const std::string& device,
+                                                                  std::shared_ptr<WeightSnapshot> reuse = nullptr);
 
   std::string Manifest() const;
   int64_t version() const { return version_; }
@@ -56,6 +59,10 @@ class WeightSnapshot {
   at::Tensor& buffer() { return buffer_; }
   // DATA_LOSS when the buffer's CRC32C differs from the manifest's (a torn or corrupted transfer).
   absl::Status Verify() const;
+  // The same check in steps, as buckets arrive: continues `crc` over the slots' bytes within buffer
+  // bytes [begin, end) (ranges given in order, covering the buffer once); Verify(crc) at the end.
+  uint32_t ContinueCrc32c(uint32_t crc, int64_t begin, int64_t end) const;
+  absl::Status Verify(uint32_t crc) const;
   // The tensors as views into the buffer, in manifest order.
   NamedTensors Tensors() const;
 
