@@ -4,8 +4,9 @@
 // and chunk size (target >= 1 GB/s). Then broadcast_vs_stream (issue #17): the new weights of one SFT
 // step reach 2 real actors (checked and loaded on both) over the gRPC stream (2 actors pulling at
 // once) and over the weight sync group (Gloo broadcast, common/dist/sync_group.h); the broadcast's
-// time counts the learner's snapshot copy (from its metrics) plus step-return to both actors loaded.
-// Target: >= 2x. The last line is one JSON object.
+// time counts the learner's snapshot copy (from its metrics) plus step-return to both actors loaded,
+// after two warm-up syncs (the stream gets one). Target: >= 2x; measured 1.76x and 1.88x on the shared
+// 2-core machine (docs/operations.md). The last line is one JSON object.
 //
 //   weight_sync_bench [--bin-dir build/services] [--work DIR] [--repeats 3] [--bucket-mb 64] [--json]
 #include <algorithm>
@@ -264,7 +265,10 @@ int main(int argc, char** argv) {
   example->mutable_preference()->set_label(1);
   example->set_target_text("<think>x</think><answer>1</answer>");
   int fallbacks = 0;
-  for (int r = 0; r <= repeats; ++r) {  // r == 0 admits the actors to the group and builds their models
+  // Two warm-up syncs, as the stream had one: the first admits the actors to the group (they load it
+  // over the stream and build their models), the second fills their receive buffers for the first time.
+  constexpr int kWarmUp = 2;
+  for (int r = 0; r < kWarmUp + repeats; ++r) {
     std::string page;
     if (auto p = r1r::testing::HttpGet(learner->metrics_port(), "/metrics"); p.ok()) page = *p;
     const double snapshot_before = MetricValue(page, "r1r_learner_weight_snapshot_seconds_sum");
@@ -282,10 +286,10 @@ int main(int argc, char** argv) {
     const double sec = snapshot + after_step;
     const bool broadcast = std::all_of(sources.begin(), sources.end(), [](const std::string& s) { return s == "broadcast"; });
     std::printf("%-34s %7lld MiB %12lld %10.2f  (%.3f s = snapshot %.3f + after step %.3f)%s\n",
-                r == 0 ? "broadcast -> 2 actors (first)" : "broadcast -> 2 actors (verify+load)",
+                r < kWarmUp ? "broadcast -> 2 actors (warm-up)" : "broadcast -> 2 actors (verify+load)",
                 static_cast<long long>(bucket_mb), static_cast<long long>(bytes), bytes / sec / 1e9, sec, snapshot,
                 after_step, broadcast ? "" : "  [fell back to the stream]");
-    if (r == 0) continue;
+    if (r < kWarmUp) continue;
     if (!broadcast) ++fallbacks;
     broadcast_sec.push_back(sec);
   }
