@@ -51,7 +51,8 @@ LearnerMetrics::LearnerMetrics(obs::Metrics& m)
       image_cache_bytes_(
           m.Gauge("r1r_learner_image_cache_bytes", "Pixel bytes held by the processed-image LRU cache.")),
       image_cache_evictions_(
-          m.Gauge("r1r_learner_image_cache_evictions", "Images evicted from the processed-image cache so far.")) {
+          m.Gauge("r1r_learner_image_cache_evictions", "Images evicted from the processed-image cache so far.")),
+      metrics_(m) {
   struct Named {
     const char* key;
     const char* name;
@@ -62,7 +63,6 @@ LearnerMetrics::LearnerMetrics(obs::Metrics& m)
                                "Share of tokens whose log-ratio hit the pre-clip bounds."},
                          Named{"adv_filtered_fraction", "r1r_rl_adv_filtered_fraction",
                                "Share of tokens dropped by the advantage filter."},
-                         Named{"kl", "r1r_rl_kl", "Mean per-token KL(policy || reference) before the step."},
                          Named{"approx_kl", "r1r_rl_approx_kl", "Mean per-token approximate KL(old || new)."},
                          Named{"reward_mean", "r1r_learner_reward_mean", "Mean total reward of the last rollout."},
                          Named{"response_length_mean", "r1r_learner_response_length_tokens",
@@ -95,6 +95,10 @@ void LearnerMetrics::RecordStep(const std::string& phase, const train::StepResul
   if (phase != "rl") return;
   for (const auto& [key, gauge] : rl_gauges_) {
     if (auto it = r.metrics.find(key); it != r.metrics.end() && std::isfinite(it->second)) gauge->Set(it->second);
+  }
+  if (auto it = r.metrics.find("kl"); it != r.metrics.end() && std::isfinite(it->second)) {
+    if (kl_ == nullptr) kl_ = &metrics_.Gauge("r1r_rl_kl", "Mean per-token KL(policy || reference) before the step.");
+    kl_->Set(it->second);
   }
 }
 

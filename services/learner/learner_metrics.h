@@ -53,6 +53,10 @@ class LearnerMetrics {
   prometheus::Gauge& image_cache_bytes_;
   prometheus::Gauge& image_cache_evictions_;
   std::vector<std::pair<std::string, prometheus::Gauge*>> rl_gauges_;  // StepResult.metrics key -> gauge
+  // r1r_rl_kl is the one series created at its first value: it exists only when rl.kl_coef > 0 (a
+  // reference model is loaded), and a 0 from start-up would read as a measured KL of zero.
+  obs::Metrics& metrics_;
+  prometheus::Gauge* kl_ = nullptr;
 };
 
 }  // namespace r1r::learner

@@ -18,9 +18,7 @@
 namespace r1r::serve {
 namespace {
 
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
+using rpc::SecondsSince;
 
 const char* OutcomeLabel(const absl::Status& s) {
   switch (s.code()) {
