@@ -3,33 +3,21 @@
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 
+#include "common/dist/sync_flags.h"
 #include "common/obs/log.h"
 #include "r1r/v1/learner.grpc.pb.h"
 
 namespace r1r::actor {
 
 absl::StatusOr<std::optional<WeightSyncFlags>> ParseWeightSyncFlags(const config::Flags& f, const std::string& device) {
-  const std::string store = f.Get("weight-sync-store");
-  if (store.empty()) return std::nullopt;
+  auto group = dist::SyncGroupOptionsFromFlags(f, device);
+  if (!group.ok()) return group.status();
+  if (!group->has_value()) return std::nullopt;
   WeightSyncFlags out;
-  dist::SyncGroupOptions& o = out.group;
-  if (absl::Status s = dist::SetStoreAddress(store, &o); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--weight-sync-store: ", s.message()));
-  }
-  auto backend = dist::ParseBackend(f.Get("weight-sync-backend"));
-  if (!backend.ok()) return absl::InvalidArgumentError(absl::StrCat("--weight-sync-backend: ", backend.status().message()));
-  o.backend = *backend;
-  auto bucket_mb = f.GetIntInRange("weight-sync-bucket-mb", 1, 2048);
-  if (!bucket_mb.ok()) return bucket_mb.status();
-  o.bucket_bytes = *bucket_mb << 20;
-  auto timeout = f.GetIntInRange("weight-sync-group-timeout-seconds", 1, 3600);
-  if (!timeout.ok()) return timeout.status();
-  o.timeout = std::chrono::seconds(*timeout);
+  out.group = **group;
   auto wait = f.GetIntInRange("weight-sync-wait-seconds", 1, 3600);
   if (!wait.ok()) return wait.status();
   out.wait = std::chrono::seconds(*wait);
-  o.device = o.backend == dist::Backend::kNccl ? device : "cpu";
-  if (absl::Status s = dist::Validate(o); !s.ok()) return s;
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 
+#include "common/dist/sync_flags.h"
 #include "common/model/model.h"
 #include "common/model/weights.h"
 #include "common/obs/log.h"
@@ -12,24 +13,7 @@
 namespace r1r::learner {
 
 absl::StatusOr<std::optional<dist::SyncGroupOptions>> ParseWeightSyncFlags(const config::Flags& f) {
-  const std::string store = f.Get("weight-sync-store");
-  if (store.empty()) return std::nullopt;
-  dist::SyncGroupOptions o;
-  if (absl::Status s = dist::SetStoreAddress(store, &o); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--weight-sync-store: ", s.message()));
-  }
-  auto backend = dist::ParseBackend(f.Get("weight-sync-backend"));
-  if (!backend.ok()) return absl::InvalidArgumentError(absl::StrCat("--weight-sync-backend: ", backend.status().message()));
-  o.backend = *backend;
-  auto bucket_mb = f.GetIntInRange("weight-sync-bucket-mb", 1, 2048);
-  if (!bucket_mb.ok()) return bucket_mb.status();
-  o.bucket_bytes = *bucket_mb << 20;
-  auto timeout = f.GetIntInRange("weight-sync-group-timeout-seconds", 1, 3600);
-  if (!timeout.ok()) return timeout.status();
-  o.timeout = std::chrono::seconds(*timeout);
-  if (o.backend == dist::Backend::kNccl) o.device = "cuda";  // the learner sends from its weights' device
-  if (absl::Status s = dist::Validate(o); !s.ok()) return s;
-  return o;
+  return dist::SyncGroupOptionsFromFlags(f, "cuda");  // the learner sends from its weights' device
 }
 
 WeightPublisher::Metrics::Metrics(obs::Metrics& m)

@@ -16,6 +16,7 @@
 
 #include "common/reward/answer_order.h"
 #include "services/actor/actor_requests.h"
+#include "services/actor/weight_receiver.h"
 
 namespace r1r::actor {
 namespace {
@@ -151,6 +152,40 @@ TEST(actor, SamplingForMapsTheWireDefaults) {
   EXPECT_EQ(s.max_new_tokens, 12);
   EXPECT_EQ(s.seed, reward::Mix64(11));
   EXPECT_EQ(s.stop_token_ids, (std::vector<int64_t>{4}));
+}
+
+// The sync-group flags (read by dist::SyncGroupOptionsFromFlags for the learner too): off without a
+// store, every value reaches the options, and a bad value's error names its flag.
+TEST(actor, WeightSyncFlagsReachTheOptionsOrNameTheBadFlag) {
+  auto parse = [](std::vector<const char*> args) {
+    config::Flags f;
+    f.Value("weight-sync-store", "", "").Value("weight-sync-backend", "gloo", "")
+        .Value("weight-sync-bucket-mb", "64", "").Value("weight-sync-group-timeout-seconds", "30", "")
+        .Value("weight-sync-wait-seconds", "60", "");
+    args.insert(args.begin(), "actor");
+    EXPECT_TRUE(f.Parse(static_cast<int>(args.size()), args.data()).ok());
+    return ParseWeightSyncFlags(f, "cpu");
+  };
+  auto off = parse({});
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->has_value());
+  auto on = parse({"--weight-sync-store", "learner:29600", "--weight-sync-bucket-mb", "8",
+                   "--weight-sync-group-timeout-seconds", "5", "--weight-sync-wait-seconds", "7"});
+  ASSERT_TRUE(on.ok()) << on.status();
+  ASSERT_TRUE(on->has_value());
+  EXPECT_EQ((*on)->group.bucket_bytes, int64_t{8} << 20);
+  EXPECT_EQ((*on)->group.timeout, std::chrono::seconds(5));
+  EXPECT_EQ((*on)->wait, std::chrono::seconds(7));
+  for (const auto& [flag, value] : std::vector<std::pair<const char*, const char*>>{
+           {"--weight-sync-bucket-mb", "0"}, {"--weight-sync-backend", "mpi"},
+           {"--weight-sync-group-timeout-seconds", "0"}, {"--weight-sync-wait-seconds", "9999"}}) {
+    SCOPED_TRACE(flag);
+    auto bad = parse({"--weight-sync-store", "learner:29600", flag, value});
+    ASSERT_FALSE(bad.ok());
+    EXPECT_THAT(std::string(bad.status().message()), HasSubstr(flag));
+  }
+  EXPECT_THAT(std::string(parse({"--weight-sync-store", "no-port"}).status().message()),
+              HasSubstr("--weight-sync-store"));
 }
 
 TEST(actor, EverySeriesExistsFromStartUp) {
