@@ -56,12 +56,20 @@ san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 cflags="-std=c++20 -O1 -g -I$root $san"
 
 mkdir -p "$out/obj"
-# Objects are shared between targets and rebuilt when their source is newer.
+# Objects are shared between targets and rebuilt when their source or a header it includes (from the
+# compiler's dependency file) is newer: a stale object after a header change mixes struct layouts.
 compile() {
-  local src=$1 obj="$out/obj/${1//\//_}.o"
-  if [ ! -f "$obj" ] || [ "$root/$src" -nt "$obj" ]; then
+  local src=$1 obj="$out/obj/${1//\//_}.o" dep="$out/obj/${1//\//_}.d"
+  local stale=1 f
+  if [ -f "$obj" ] && [ -f "$dep" ]; then
+    stale=
+    for f in $(sed -e 's/^[^:]*://' -e 's/\\$//' "$dep"); do
+      [ "$f" -nt "$obj" ] && { stale=1; break; }
+    done
+  fi
+  if [ -n "$stale" ]; then
     local extra=""; [[ "$torch_sources" == *" $src "* ]] && extra=$torch_cflags
-    "$cxx" $cflags $extra -fsanitize=fuzzer-no-link -c "$root/$src" -o "$obj"
+    "$cxx" $cflags $extra -fsanitize=fuzzer-no-link -MMD -MF "$dep" -c "$root/$src" -o "$obj"
   fi
 }
 export -f compile; export cxx cflags out root torch_cflags torch_sources
