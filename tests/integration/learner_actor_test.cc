@@ -19,6 +19,7 @@
 #include "r1r/v1/learner.grpc.pb.h"
 #include "tests/integration/http_get.h"
 #include "tests/integration/process.h"
+#include "tests/integration/wire_prompt_fixture.h"
 #include "tests/support/tiny_model_dir.h"
 
 namespace r1r::testing {
@@ -82,16 +83,6 @@ std::unique_ptr<Stub> Connect(int port) {
   return std::make_unique<Stub>(*rpc::MakeChannel(Client(port)));
 }
 
-void FillPreference(const World& w, const data::SyntheticItem& item, v1::PreferencePrompt* p) {
-  p->mutable_sample()->set_dataset(w.data_dir);
-  p->mutable_sample()->set_sample_id(item.sample.id);
-  p->mutable_sample()->set_image_path(item.sample.image_path);
-  p->set_question(item.sample.question);
-  p->set_response1(item.sample.response1);
-  p->set_response2(item.sample.response2);
-  p->set_label(item.sample.label);
-}
-
 struct Learner {
   std::unique_ptr<v1::Learner::Stub> stub;
   int port;
@@ -112,7 +103,7 @@ struct Learner {
     v1::SftStepRequest req;
     for (int i = 0; i < 4; ++i) {
       auto* e = req.add_examples();
-      FillPreference(w, w.items[i], e->mutable_preference());
+      FillPreference(w.data_dir, w.items[i], e->mutable_preference());
       e->set_target_text(w.items[i].sample.reasoning.value_or("<think>x</think><answer>1</answer>"));
     }
     grpc::ClientContext ctx;
@@ -143,7 +134,7 @@ struct Actor {
     for (int i = 0; i < 4; ++i) {
       auto* p = req.add_prompts();
       p->set_prompt_id("p" + std::to_string(i));
-      FillPreference(w, w.items[i + 4], p->mutable_preference());
+      FillPreference(w.data_dir, w.items[i + 4], p->mutable_preference());
     }
     req.mutable_sampling()->set_temperature(1.0f);
     req.mutable_sampling()->set_max_new_tokens(16);
@@ -356,7 +347,7 @@ TEST(files, LearnerConfinesPathsAndReplacesOnlyDirectoriesItCreated) {
            {w.data_dir + "/../../../../../../etc/hostname", grpc::StatusCode::PERMISSION_DENIED}}) {
     v1::SftStepRequest req;
     auto* e = req.add_examples();
-    FillPreference(w, w.items[0], e->mutable_preference());
+    FillPreference(w.data_dir, w.items[0], e->mutable_preference());
     e->mutable_preference()->mutable_sample()->set_image_path(image);
     e->mutable_preference()->mutable_sample()->set_image_sha256(std::string(64, 'a'));
     e->set_target_text("<answer>1</answer>");
@@ -467,7 +458,7 @@ TEST(loop, LearnerAndActorValidateRequests) {
   {
     v1::SftStepRequest req;
     auto* e = req.add_examples();
-    FillPreference(w, w.items[0], e->mutable_preference());
+    FillPreference(w.data_dir, w.items[0], e->mutable_preference());
     e->mutable_preference()->set_label(3);
     e->set_target_text("<answer>1</answer>");
     grpc::ClientContext ctx;
@@ -481,7 +472,7 @@ TEST(loop, LearnerAndActorValidateRequests) {
     // An image whose content no longer matches the sample's hash is refused, naming the field.
     v1::SftStepRequest req;
     auto* e = req.add_examples();
-    FillPreference(w, w.items[0], e->mutable_preference());
+    FillPreference(w.data_dir, w.items[0], e->mutable_preference());
     e->mutable_preference()->mutable_sample()->set_image_sha256(std::string(64, 'a'));
     e->set_target_text("<answer>1</answer>");
     grpc::ClientContext ctx;

@@ -19,6 +19,7 @@
 #include "r1r/v1/learner.grpc.pb.h"
 #include "tests/integration/http_get.h"
 #include "tests/integration/process.h"
+#include "tests/integration/wire_prompt_fixture.h"
 #include "tests/unit/dist/free_port.h"
 
 namespace r1r::testing {
@@ -100,16 +101,6 @@ Process StartActor(const World& w, const std::string& id, bool in_group, const s
   return p;
 }
 
-void FillPreference(const World& w, const data::SyntheticItem& item, v1::PreferencePrompt* p) {
-  p->mutable_sample()->set_dataset(w.data_dir);
-  p->mutable_sample()->set_sample_id(item.sample.id);
-  p->mutable_sample()->set_image_path(item.sample.image_path);
-  p->set_question(item.sample.question);
-  p->set_response1(item.sample.response1);
-  p->set_response2(item.sample.response2);
-  p->set_label(item.sample.label);
-}
-
 struct Learner {
   explicit Learner(int p) : port(p), stub(v1::Learner::NewStub(*rpc::MakeChannel(Client(p)))) {}
   int port;
@@ -132,7 +123,7 @@ struct Learner {
     v1::SftStepRequest req;
     for (int i = 0; i < 2; ++i) {
       auto* e = req.add_examples();
-      FillPreference(w, w.items[i], e->mutable_preference());
+      FillPreference(w.data_dir, w.items[i], e->mutable_preference());
       e->set_target_text(w.items[i].sample.reasoning.value_or("<think>x</think><answer>1</answer>"));
     }
     grpc::ClientContext ctx;
@@ -165,7 +156,7 @@ struct Actor {
     for (int i = 0; i < 3; ++i) {
       auto* p = req.add_prompts();
       p->set_prompt_id("p" + std::to_string(i));
-      FillPreference(w, w.items[i + 4], p->mutable_preference());
+      FillPreference(w.data_dir, w.items[i + 4], p->mutable_preference());
     }
     req.mutable_sampling()->set_temperature(1.0f);
     req.mutable_sampling()->set_max_new_tokens(12);
