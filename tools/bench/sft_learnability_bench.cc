@@ -25,6 +25,7 @@
 #include "common/data/synthetic.h"
 #include "common/eval/judgement.h"
 #include "common/files/remove_tree.h"
+#include "common/reward/prompt_layout.h"
 #include "common/reward/prompt_template.h"
 #include "common/tokenizer/bpe_trainer.h"
 #include "common/train/policy.h"
@@ -237,9 +238,10 @@ int main(int argc, char** argv) {
   tokenizer::BpeTrainerOptions bpe;
   bpe.vocab_size = static_cast<int32_t>(I("vocab"));
   Must(tokenizer::TrainBpeTokenizerFile(corpus, bpe, (root / "model/tokenizer.json").string()), "tokenizer");
-  std::ofstream((root / "model/r1r_prompt.json").string()) << "{\"prompt_style\": \"" << kFlags["prompt_style"]
-                                                           << "\", \"image_placement\": \"" << kFlags["placement"]
-                                                           << "\"}\n";
+  reward::PromptLayout layout;
+  layout.style = prompt_style;
+  layout.placement = Must(reward::ParseImagePlacement(kFlags["placement"]), "--placement");
+  Must(reward::WritePromptLayout(layout, (root / "model").string()), "prompt layout");
   model::TinyConfigOptions tiny;
   tiny.hidden_size = I("hidden");
   tiny.num_layers = I("layers");
