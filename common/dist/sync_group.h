@@ -1,7 +1,8 @@
 // Weight sync over collectives: learner rank 0 (the leader) and the actors (members) form a c10d
 // group — Gloo on CPU, NCCL on GPU — and every new policy version goes out as a bucketed broadcast of
 // a WeightSnapshot, tagged with its policy version, weights serial and CRC32C, which members verify
-// before handing it on.
+// (with the finite-weights check, bucket by bucket as the buffer arrives) before handing it on: a
+// corrupt or non-finite broadcast is dropped (the member leaves the group and pulls the stream).
 //
 // How the group forms: the leader hosts a TCPStore (the address it publishes); a member takes a ticket
 // there and waits to be assigned a rank. Before each broadcast the leader admits the tickets taken
@@ -95,8 +96,9 @@ class SyncMember {
   // as `member_id` (unique per actor: a new ticket with the same id replaces the old member) and
   // receives every broadcast. The events (may be null) run on that thread.
   struct Events {
-    // After each verified broadcast, with the seconds from its announcement to verified.
-    std::function<void(const WeightSnapshot&, double seconds)> on_received;
+    // After each verified broadcast (CRC32C and finite weights), with the seconds from its
+    // announcement to verified and those spent checking (overlapped with receiving).
+    std::function<void(const WeightSnapshot&, double seconds, double check_seconds)> on_received;
     // When this member leaves a group (the group ended or broke, or joining failed): why.
     std::function<void(const absl::Status&)> on_left;
   };

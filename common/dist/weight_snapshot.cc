@@ -11,6 +11,7 @@
 #include <absl/strings/str_split.h>
 
 #include "common/dist/crc32c.h"
+#include "common/dist/finite_bits.h"
 
 namespace r1r::dist {
 namespace {
@@ -185,16 +186,44 @@ std::string WeightSnapshot::Manifest() const {
 uint32_t WeightSnapshot::ComputeCrc32c() const { return ContinueCrc32c(0, 0, buffer_.defined() ? buffer_.numel() : 0); }
 
 uint32_t WeightSnapshot::ContinueCrc32c(uint32_t crc, int64_t begin, int64_t end) const {
-  // On a GPU the checksum reads a host copy of each piece (never the whole model at once).
+  Check check{crc};
+  Scan(&check, begin, end, /*finite=*/false);
+  return check.crc;
+}
+
+void WeightSnapshot::Continue(Check* check, int64_t begin, int64_t end) const {
+  Scan(check, begin, end, /*finite=*/check->nonfinite_slot < 0);
+}
+
+void WeightSnapshot::Scan(Check* check, int64_t begin, int64_t end, bool finite) const {
+  // On the host, pieces small enough to stay in cache between the checksum and the finite check; on a
+  // GPU each piece is a host copy (never the whole model at once).
   const bool on_host = buffer_.device().is_cpu();
-  for (const TensorSlot& s : slots_) {
+  constexpr int64_t kHostPiece = 256 << 10;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const TensorSlot& s = slots_[i];
     const int64_t from = std::max(begin, s.offset), to = std::min(end, s.offset + s.bytes);
     if (from >= to) continue;
-    at::Tensor bytes = buffer_.narrow(0, from, to - from);
-    if (!on_host) bytes = bytes.to(at::kCPU);
-    crc = Crc32c(crc, bytes.data_ptr<uint8_t>(), static_cast<size_t>(to - from));
+    // The finite check covers the elements that end in [from, to): one that began before `from` is
+    // whole now, one cut at `to` waits for the next range.
+    const int64_t element = static_cast<int64_t>(c10::elementSize(*DtypeOf(s.dtype)));
+    const int64_t first = s.offset + (from - s.offset) / element * element;
+    const int64_t last = to == s.offset + s.bytes ? to : s.offset + (to - s.offset) / element * element;
+    const int64_t piece_bytes = on_host ? kHostPiece : to - first;
+    for (int64_t piece = first; piece < to; piece += piece_bytes) {
+      const int64_t piece_end = std::min(to, piece + piece_bytes);
+      at::Tensor bytes = buffer_.narrow(0, piece, piece_end - piece);
+      if (!on_host) bytes = bytes.to(at::kCPU);
+      const uint8_t* data = bytes.data_ptr<uint8_t>();
+      const int64_t crc_from = std::max(piece, from);
+      check->crc = Crc32c(check->crc, data + (crc_from - piece), static_cast<size_t>(piece_end - crc_from));
+      const int64_t finite_end = std::min(piece_end, last);
+      if (finite && check->nonfinite_slot < 0 && finite_end > piece &&
+          !FiniteBits(data, (finite_end - piece) / element, s.dtype)) {
+        check->nonfinite_slot = static_cast<int64_t>(i);
+      }
+    }
   }
-  return crc;
 }
 
 absl::Status WeightSnapshot::Verify() const { return Verify(ComputeCrc32c()); }
@@ -203,6 +232,15 @@ absl::Status WeightSnapshot::Verify(uint32_t got) const {
   if (got != crc32c_) {
     return absl::DataLossError(absl::StrCat("weight broadcast of version ", version_, ": crc32c ", got,
                                             " received, the manifest says ", crc32c_));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WeightSnapshot::Verify(const Check& check) const {
+  if (absl::Status s = Verify(check.crc); !s.ok()) return s;
+  if (check.nonfinite_slot >= 0 && check.nonfinite_slot < static_cast<int64_t>(slots_.size())) {
+    return absl::DataLossError(absl::StrCat("weight broadcast of version ", version_, ": tensor ",
+                                            slots_[check.nonfinite_slot].name, " holds NaN or infinite values"));
   }
   return absl::OkStatus();
 }

@@ -63,12 +63,27 @@ class WeightSnapshot {
   // bytes [begin, end) (ranges given in order, covering the buffer once); Verify(crc) at the end.
   uint32_t ContinueCrc32c(uint32_t crc, int64_t begin, int64_t end) const;
   absl::Status Verify(uint32_t crc) const;
+
+  // What a receiver learns from the buffer while it arrives: the CRC32C so far and the first tensor
+  // holding NaN or an infinity.
+  struct Check {
+    uint32_t crc = 0;
+    int64_t nonfinite_slot = -1;  // index into slots(), -1 while none
+  };
+  // ContinueCrc32c fused with the finite check of the floating-point slots: one read of each piece of
+  // [begin, end) while it is in cache (same order and coverage rules). An element split between two
+  // ranges is checked with the second.
+  void Continue(Check* check, int64_t begin, int64_t end) const;
+  // DATA_LOSS for a CRC32C mismatch, then for a tensor with NaN or infinite values (naming it): such a
+  // snapshot must never be loaded.
+  absl::Status Verify(const Check& check) const;
   // The tensors as views into the buffer, in manifest order.
   NamedTensors Tensors() const;
 
  private:
   WeightSnapshot() = default;
   uint32_t ComputeCrc32c() const;
+  void Scan(Check* check, int64_t begin, int64_t end, bool finite) const;
 
   int64_t version_ = 0;
   int64_t serial_ = 0;

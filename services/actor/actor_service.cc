@@ -121,11 +121,7 @@ grpc::Status ActorServiceImpl::LoadWeights(grpc::ServerContext* ctx, const v1::L
       learner.target = req->learner_target();
       auto broadcast = options_.weight_receiver->TakeCurrent(learner, req->version());
       if (broadcast.ok()) {
-        // The same check the stream's receiver makes; the CRC32C was verified on arrival.
-        if (absl::Status s = train::CheckFinite(broadcast->tensors); !s.ok()) {
-          metrics_.weight_sync_failures.Increment();
-          return rpc::ToGrpc(s);
-        }
+        // Verified on arrival: the CRC32C and the stream receiver's finite-weights check, bucket by bucket.
         tensors = std::move(broadcast->tensors);
         version = broadcast->version;
         bytes = broadcast->bytes;

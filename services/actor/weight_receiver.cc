@@ -24,6 +24,9 @@ absl::StatusOr<std::optional<WeightSyncFlags>> ParseWeightSyncFlags(const config
 WeightReceiver::Metrics::Metrics(obs::Metrics& m)
     : receive_seconds(m.Histogram("r1r_actor_weight_broadcast_seconds",
                                   "Time from a broadcast's announcement to its weights verified in seconds.")),
+      check_seconds(m.Histogram("r1r_actor_weight_broadcast_check_seconds",
+                                "Time the receiving thread spent on the CRC32C and finite checks of one broadcast, "
+                                "overlapped with receiving, in seconds.")),
       receive_bytes(m.Counter("r1r_actor_weight_broadcast_bytes_total", "Weight bytes received by broadcast.")),
       fallbacks(m.Counter("r1r_actor_weight_broadcast_fallbacks_total",
                           "LoadWeights calls that found no broadcast version in time and pulled the stream.")),
@@ -42,12 +45,13 @@ absl::StatusOr<std::unique_ptr<WeightReceiver>> WeightReceiver::Start(const Weig
   std::unique_ptr<WeightReceiver> r(new WeightReceiver(flags, metrics));
   Metrics* m = &r->metrics_;
   dist::SyncMember::Events events;
-  events.on_received = [m](const dist::WeightSnapshot& s, double seconds) {
+  events.on_received = [m](const dist::WeightSnapshot& s, double seconds, double check_seconds) {
     m->in_group.Set(1);
     m->receive_seconds.Observe(seconds);
+    m->check_seconds.Observe(check_seconds);
     m->receive_bytes.Increment(static_cast<double>(s.tensor_bytes()));
-    spdlog::info("weight broadcast received version={} serial={} bytes={} seconds={:.3f}", s.version(), s.serial(),
-                 s.tensor_bytes(), seconds);
+    spdlog::info("weight broadcast received version={} serial={} bytes={} seconds={:.3f} check_seconds={:.3f}",
+                 s.version(), s.serial(), s.tensor_bytes(), seconds, check_seconds);
   };
   events.on_left = [m](const absl::Status& why) {
     m->in_group.Set(0);

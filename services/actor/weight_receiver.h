@@ -1,5 +1,6 @@
 // The actor's end of the weight sync group (common/dist/sync_group.h): a thread that stays in the
-// learner's group and receives each broadcast version, verified against its CRC32C. LoadWeights takes
+// learner's group and receives each broadcast version, verified against its CRC32C and checked for NaN
+// and infinite weights while it arrives (so nothing reads the model twice). LoadWeights takes
 // the broadcast weights when they arrive in time and falls back to the gRPC stream otherwise (not in
 // the group yet, just restarted, the broadcast failed). Off unless --weight-sync-store is given.
 #pragma once
@@ -32,7 +33,8 @@ struct WeightSyncFlags {
 absl::StatusOr<std::optional<WeightSyncFlags>> ParseWeightSyncFlags(const config::Flags& flags,
                                                                     const std::string& device);
 
-// Weights received by broadcast: views into the received buffer, which `keep` holds alive.
+// Weights received by broadcast, CRC32C-verified and finite: views into the received buffer, which
+// `keep` holds alive.
 struct BroadcastWeights {
   int64_t version = -1;
   int64_t bytes = 0;  // tensor bytes
@@ -62,6 +64,7 @@ class WeightReceiver {
   struct Metrics {
     explicit Metrics(obs::Metrics& m);
     prometheus::Histogram& receive_seconds;  // r1r_actor_weight_broadcast_seconds (announced to verified)
+    prometheus::Histogram& check_seconds;    // r1r_actor_weight_broadcast_check_seconds (CRC32C + finite)
     prometheus::Counter& receive_bytes;      // r1r_actor_weight_broadcast_bytes_total
     prometheus::Counter& fallbacks;          // r1r_actor_weight_broadcast_fallbacks_total (loads over the stream)
     prometheus::Counter& group_exits;        // r1r_actor_weight_sync_group_exits_total

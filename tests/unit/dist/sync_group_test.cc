@@ -7,7 +7,10 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
+#include <limits>
+#include <mutex>
 #include <thread>
 
 #include <absl/strings/match.h>
@@ -130,6 +133,67 @@ TEST(dist, SnapshotManifestRoundTripsAndNamesBadFields) {
   EXPECT_TRUE(absl::StrContains(bad(last_line, "zz.large_fp32\tF77\t300,77").message(), "unknown dtype"));
 }
 
+// The fused check a member runs per bucket: over ranges that cut elements in two (999 bytes), a NaN
+// or an infinity in any floating-point tensor is found and named, also in an element split between
+// two ranges, and the checksum is the one Verify() computes in one go.
+TEST(dist, BucketCheckFindsNonFiniteWeightsAcrossRangeEdges) {
+  NamedTensors weights = TinyWeights(6);
+  auto snapshot = WeightSnapshot::Copy(weights, 1, 10);
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  const int64_t total = (*snapshot)->buffer().numel();
+  auto check_in_ranges = [&](const WeightSnapshot& s, int64_t step) {
+    WeightSnapshot::Check check;
+    for (int64_t b = 0; b < total; b += step) s.Continue(&check, b, std::min<int64_t>(total, b + step));
+    return check;
+  };
+  WeightSnapshot::Check clean = check_in_ranges(**snapshot, 999);
+  EXPECT_EQ(clean.crc, (*snapshot)->crc32c());
+  EXPECT_EQ(clean.nonfinite_slot, -1);
+  EXPECT_TRUE((*snapshot)->Verify(clean).ok());
+
+  const auto& slots = (*snapshot)->slots();
+  const int64_t fp32 = static_cast<int64_t>(slots.size()) - 1;  // zz.large_fp32
+  ASSERT_EQ(slots[fp32].name, "zz.large_fp32");
+  int64_t bf16 = -1;
+  for (size_t i = 0; i < slots.size() && bf16 < 0; ++i) {
+    if (slots[i].dtype == "BF16" && slots[i].bytes > 4000) bf16 = static_cast<int64_t>(i);
+  }
+  ASSERT_GE(bf16, 0);
+  struct Case {
+    int64_t slot;
+    int64_t element;  // its index in the slot
+    float value;
+  };
+  // An fp32 element whose 4 bytes straddle a 999-byte range edge, a bf16 one inside a range, an
+  // infinity as the fp32 slot's last element.
+  const int64_t fp32_elements = slots[fp32].bytes / 4;
+  int64_t straddling = 0;
+  for (int64_t e = 0; e < fp32_elements; ++e) {
+    const int64_t at = slots[fp32].offset + e * 4;
+    if (at / 999 != (at + 3) / 999) {
+      straddling = e;
+      break;
+    }
+  }
+  ASSERT_GT(straddling, 0);
+  for (const Case& c : {Case{fp32, straddling, std::nanf("")}, Case{bf16, 5, -std::numeric_limits<float>::infinity()},
+                        Case{fp32, fp32_elements - 1, std::numeric_limits<float>::infinity()}}) {
+    NamedTensors bad = weights;
+    bad[c.slot].second = bad[c.slot].second.clone();
+    bad[c.slot].second.view(-1)[c.element] = c.value;
+    auto s = WeightSnapshot::Copy(bad, 1, 11);
+    ASSERT_TRUE(s.ok()) << s.status();
+    for (int64_t step : {int64_t{999}, int64_t{64} << 10, total}) {
+      WeightSnapshot::Check check = check_in_ranges(**s, step);
+      EXPECT_EQ(check.crc, (*s)->crc32c()) << step;
+      EXPECT_EQ(check.nonfinite_slot, c.slot) << slots[c.slot].name << " element " << c.element << " step " << step;
+      absl::Status v = (*s)->Verify(check);
+      EXPECT_EQ(v.code(), absl::StatusCode::kDataLoss);
+      EXPECT_TRUE(absl::StrContains(v.message(), slots[c.slot].name)) << v;
+    }
+  }
+}
+
 TEST(dist, SyncOptionsAreValidated) {
   SyncGroupOptions o;
   o.bucket_bytes = 1000;
@@ -193,6 +257,47 @@ TEST(dist, BroadcastWeightsAreBitIdenticalToStreamedWeights) {
       EXPECT_TRUE(BitEqual(t, streamed->at(name))) << name;
     }
   }
+}
+
+// A broadcast of weights holding a NaN passes its CRC32C (the leader sent what it had) but is never
+// handed to an actor: the member finds it while the buckets arrive, leaves the group and keeps the
+// version before; the actor then pulls the stream, whose receiver refuses it too.
+TEST(dist, NonFiniteBroadcastIsNeverHandedOut) {
+  if (!HaveGloo()) GTEST_SKIP() << "no Gloo in this build";
+  auto leader = SyncLeader::Start(Options(0, std::chrono::seconds(20)));
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  std::mutex mu;
+  std::vector<std::string> left;
+  SyncMember::Events events;
+  events.on_left = [&](const absl::Status& why) {
+    std::lock_guard<std::mutex> lock(mu);
+    left.emplace_back(why.message());
+  };
+  auto member = SyncMember::Start(Options((*leader)->port(), std::chrono::seconds(20)), "actor-a", events);
+  ASSERT_TRUE(member.ok());
+  WaitForTickets((*leader)->port(), 1);
+  NamedTensors good = TinyWeights(7);
+  ASSERT_TRUE((*leader)->Publish(good, 1, 1).ok());
+  ASSERT_TRUE((*leader)->WaitIdle().status.ok());
+  ASSERT_TRUE((*member)->WaitFor(1, std::chrono::seconds(10)).ok());
+
+  NamedTensors bad = good;
+  bad.back().second = bad.back().second.clone();
+  bad.back().second[150][40] = std::nanf("");
+  ASSERT_TRUE((*leader)->Publish(bad, 2, 2).ok());
+  (*leader)->WaitIdle();
+  auto got = (*member)->WaitFor(2, std::chrono::seconds(3));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound) << "a non-finite broadcast was handed out";
+  EXPECT_EQ((*member)->latest_serial(), 1);
+  const auto start = Clock::now();  // on_left runs just after the member marks itself out of the group
+  auto any_left = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !left.empty();
+  };
+  while (!any_left() && SecondsSince(start) < 10) std::this_thread::sleep_for(milliseconds(5));
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_FALSE(left.empty());
+  EXPECT_TRUE(absl::StrContains(left.front(), "zz.large_fp32 holds NaN")) << left.front();
 }
 
 // A member that takes a ticket and never connects fails one generation after the timeout; the
