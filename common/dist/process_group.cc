@@ -48,6 +48,30 @@ using CollectiveGroup = c10d::ProcessGroup;
 
 }  // namespace
 
+struct PendingCollective::Impl {
+  c10::intrusive_ptr<c10d::Work> work;  // null: nothing to wait for (one rank)
+  at::Tensor staged, target;            // target undefined unless the backend's copy must come back
+  int rank = 0;
+};
+
+PendingCollective::PendingCollective() = default;
+PendingCollective::~PendingCollective() = default;
+PendingCollective::PendingCollective(PendingCollective&&) noexcept = default;
+PendingCollective& PendingCollective::operator=(PendingCollective&&) noexcept = default;
+
+absl::Status PendingCollective::Wait() {
+  if (!impl_ || !impl_->work) return absl::OkStatus();
+  try {
+    impl_->work->wait();  // throws on a peer's failure or after the group's timeout
+    if (impl_->target.defined()) impl_->target.copy_(impl_->staged);
+  } catch (const std::exception& e) {
+    impl_->work.reset();
+    return absl::UnavailableError(absl::StrCat("dist: reduce on rank ", impl_->rank, ": ", e.what()));
+  }
+  impl_->work.reset();
+  return absl::OkStatus();
+}
+
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<CollectiveGroup> group;
@@ -274,6 +298,28 @@ absl::Status ProcessGroup::ReduceScatter(const at::Tensor& input, at::Tensor& ou
     return absl::UnavailableError(absl::StrCat("dist: reduce-scatter on rank ", rank_, ": ", e.what()));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<PendingCollective> ProcessGroup::ReduceAsync(const at::Tensor& tensor, int root) {
+  if (root < 0 || root >= world_size_) return absl::InvalidArgumentError("dist: reduce root out of range");
+  if (!tensor.is_contiguous()) return absl::InvalidArgumentError("dist: async reduce needs a contiguous tensor");
+  PendingCollective pending;
+  pending.impl_ = std::make_unique<PendingCollective::Impl>();
+  pending.impl_->rank = rank_;
+  if (world_size_ == 1) return pending;
+  try {
+    const bool here = tensor.device() == impl_->device;
+    pending.impl_->staged = here ? tensor : tensor.to(impl_->device);
+    if (!here && rank_ == root) pending.impl_->target = tensor;
+    std::vector<at::Tensor> buffer = {pending.impl_->staged};
+    c10d::ReduceOptions options;
+    options.rootRank = root;
+    options.reduceOp = c10d::ReduceOp::SUM;
+    pending.impl_->work = impl_->group->reduce(buffer, options);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("dist: starting a reduce on rank ", rank_, ": ", e.what()));
+  }
+  return pending;
 }
 
 absl::StatusOr<int64_t> ProcessGroup::SumOverRanks(int64_t value) {

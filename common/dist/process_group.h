@@ -40,6 +40,23 @@ absl::Status Validate(const GroupOptions& options);
 
 enum class ReduceOp { kSum, kMin, kMax };
 
+// A collective started by ProcessGroup::ReduceAsync, running on the backend's threads while the caller
+// goes on (e.g. with the backward pass). Wait() blocks until it finished, failed, or passed the group's
+// timeout; the backend keeps the tensors it was given alive until then, even if the handle is dropped.
+class PendingCollective {
+ public:
+  PendingCollective();
+  ~PendingCollective();
+  PendingCollective(PendingCollective&&) noexcept;
+  PendingCollective& operator=(PendingCollective&&) noexcept;
+  absl::Status Wait();
+
+ private:
+  friend class ProcessGroup;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 class ProcessGroup {
  public:
   static absl::StatusOr<std::unique_ptr<ProcessGroup>> Create(const GroupOptions& options);
@@ -61,6 +78,10 @@ class ProcessGroup {
   // [rank * n, (rank + 1) * n), into `output` ([n]). A native reduce-scatter where the backend has one
   // (NCCL; Gloo in LibTorch >= 2), otherwise one reduce per rank of that rank's chunk.
   absl::Status ReduceScatter(const at::Tensor& input, at::Tensor& output);
+  // Starts summing `tensor` (contiguous, the same size on every rank) over ranks into `tensor` on `root`
+  // and returns without waiting; on the other ranks `tensor` is scratch. Every rank must start its async
+  // collectives in the same order (c10d matches them by order).
+  absl::StatusOr<PendingCollective> ReduceAsync(const at::Tensor& tensor, int root);
   // The sum of one integer over all ranks (agreement flags, counts) without torch in the caller.
   absl::StatusOr<int64_t> SumOverRanks(int64_t value);
 
