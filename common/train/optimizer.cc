@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/dist/process_group.h"
+#include "common/train/grad_bucket_reducer.h"
 
 namespace r1r::train {
 namespace fs = std::filesystem;
@@ -94,6 +95,12 @@ absl::StatusOr<std::unique_ptr<ShardedAdamW>> ShardedAdamW::Create(std::vector<a
   } catch (const c10::Error& e) {
     return absl::ResourceExhaustedError(absl::StrCat("optimizer state: ", e.what_without_backtrace()));
   }
+  if (options.zero_stage == 2 && options.overlap_grad_reduce && o->world_ > 1) {
+    auto reducer = GradBucketReducer::Create(o->params_, o->offsets_, o->shard_,
+                                             std::max<int64_t>(1, options.bucket_bytes / 4), group);
+    if (!reducer.ok()) return reducer.status();
+    o->reducer_ = std::move(*reducer);
+  }
   return o;
 }
 
@@ -108,6 +115,7 @@ void ShardedAdamW::ReleaseParamGrads() {
 void ShardedAdamW::ZeroGrad() {
   torch::NoGradGuard no_grad;
   grad_acc_.zero_();
+  if (reducer_) reducer_->Reset();
   if (mixed_ || options_.zero_stage == 2) ReleaseParamGrads();
 }
 
@@ -153,8 +161,20 @@ absl::Status ShardedAdamW::AccumulateGradients() {
         at::Tensor g = torch::empty({shard_}, grad_acc_.options());
         GatherGrads(0, shard_, g);
         grad_acc_.add_(g);
-      } else if (absl::Status s = ReduceScatterFlat(/*from_accumulator=*/false, grad_acc_, /*accumulate=*/true); !s.ok()) {
-        return s;
+      } else {
+        // Overlapped: most buckets left during the backward. `late`: some .grad arrived after its bucket
+        // had left (every rank agrees) and goes the synchronous way; the others are freed already.
+        bool late = true;
+        if (reducer_) {
+          auto finished = reducer_->Finish(grad_acc_);
+          if (!finished.ok()) return finished.status();
+          late = *finished;
+        }
+        if (late) {
+          if (absl::Status s = ReduceScatterFlat(/*from_accumulator=*/false, grad_acc_, /*accumulate=*/true); !s.ok()) {
+            return s;
+          }
+        }
       }
       ReleaseParamGrads();
       return absl::OkStatus();
@@ -233,8 +253,10 @@ absl::Status ShardedAdamW::Step(double lr, double grad_scale) {
     return absl::InternalError(absl::StrCat("optimizer step: ", e.what_without_backtrace()));
   }
   if (options_.zero_stage > 0 && world_ > 1) {
-    at::Tensor mine = flat_params_.narrow(0, rank_ * shard_, shard_);
-    if (absl::Status s = group_->AllGather(mine, flat_params_); !s.ok()) return s;
+    // Gloo in LibTorch 1.13 has no bfloat16; an all-gather only copies, so bf16 bits travel as float16.
+    at::Tensor wire = mixed_ ? flat_params_.view(torch::kHalf) : flat_params_;
+    at::Tensor mine = wire.narrow(0, rank_ * shard_, shard_);
+    if (absl::Status s = group_->AllGather(mine, wire); !s.ok()) return s;
   }
   return absl::OkStatus();
 }

@@ -9,11 +9,13 @@
 //   stage 1: the master and moments of rank r cover only shard r; gradients still accumulate in a full
 //            fp32 buffer, are reduce-scattered in buckets before the step, each rank updates its shard
 //            and the updated parameter slices are all-gathered.
-//   stage 2: as stage 1, and the gradient accumulator is the shard too: after every micro-batch's
-//            backward the gradients are reduce-scattered in buckets into it and the full-size ones freed.
-//            (LibTorch has no post-accumulate-grad hook, so the reduction follows the backward of each
-//            micro-batch rather than overlapping it.) Every rank must call AccumulateGradients() the same
-//            number of times per step.
+//   stage 2: as stage 1, and the gradient accumulator is the shard too. With several ranks the gradients
+//            are reduced while backward runs (GradBucketReducer: a hook on each parameter's gradient
+//            accumulator fills contiguous buckets in reverse layer order and starts an async reduce to
+//            the bucket's owner when it is full, freeing the full-size .grad); AccumulateGradients()
+//            after each micro-batch's backward waits for them and adds the sums into the shard.
+//            overlap_grad_reduce = false reduce-scatters after the backward instead (the same sums).
+//            Every rank must call AccumulateGradients() the same number of times per step.
 //
 // With float32 parameters the master is the parameters themselves (the shard is a view into the
 // flat buffer) and their .grad are views into the fp32 accumulator (stages 0 and 1), so nothing is
@@ -36,6 +38,8 @@ class ProcessGroup;
 
 namespace r1r::train {
 
+class GradBucketReducer;
+
 struct ShardedAdamWOptions {
   double beta1 = 0.9;
   double beta2 = 0.95;
@@ -43,6 +47,7 @@ struct ShardedAdamWOptions {
   double weight_decay = 0.0;
   int zero_stage = 0;               // 0, 1 or 2
   int64_t bucket_bytes = 32 << 20;  // fp32 bytes per collective when reducing gradients
+  bool overlap_grad_reduce = true;  // stage 2: reduce buckets during backward (see above)
 };
 
 // Bytes this rank holds for the optimiser's three kinds of state (the flat parameter buffer, the
@@ -65,7 +70,8 @@ class ShardedAdamW {
   // Clears the accumulated gradients (call before the first micro-batch of a step).
   void ZeroGrad();
   // After each micro-batch's backward: moves the parameters' gradients into the fp32 accumulator
-  // (bf16, or stage 2 where they are reduce-scattered across ranks) and frees them.
+  // (bf16, or stage 2 where they are reduce-scattered across ranks, during the backward when
+  // overlapped) and frees them.
   absl::Status AccumulateGradients();
   // True when AccumulateGradients() is a collective (stage 2 with more than one rank).
   bool AccumulateIsCollective() const;
@@ -112,6 +118,7 @@ class ShardedAdamW {
   at::Tensor exp_avg_, exp_avg_sq_;
   at::Tensor grad_acc_;           // fp32: [shard_ * world_] (stages 0, 1) or [end_ - begin_] (stage 2)
   at::Tensor reduced_;            // the reduced gradient of this rank's shard (a view of grad_acc_)
+  std::unique_ptr<GradBucketReducer> reducer_;  // stage 2 on several ranks with overlap_grad_reduce
   int64_t steps_ = 0;
 };
 

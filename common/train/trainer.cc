@@ -115,6 +115,7 @@ absl::Status Trainer::EnsureOptimizer() {
   o.beta2 = options_.beta2;
   o.weight_decay = options_.weight_decay;
   o.zero_stage = options_.zero_stage;
+  o.overlap_grad_reduce = options_.overlap_grad_reduce;
   auto made = ShardedAdamW::Create(std::move(trainable), o, group_);
   if (!made.ok()) return made.status();
   sharded_ = std::move(*made);

@@ -52,6 +52,8 @@ struct OptimizerOptions {
   // 0: replicated optimizer state; 1: fp32 master + moments sharded over the ranks; 2: gradients too
   // (ShardedAdamW, optimizer.h). Anything but kModelDtype with stage 0 uses ShardedAdamW.
   int zero_stage = 0;
+  // Stage 2 on several ranks: reduce gradient buckets while the backward runs (false: after it).
+  bool overlap_grad_reduce = true;
   // Activation checkpointing of the decoder layers and vision blocks in every training forward.
   bool gradient_checkpointing = false;
   // SFT only: each micro-batch is one row of samples back to back (BuildPackedSequenceBatch), up to

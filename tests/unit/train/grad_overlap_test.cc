@@ -1,0 +1,166 @@
+// ZeRO-2's gradient reduction overlapped with the backward pass (GradBucketReducer) sums what the
+// synchronous reduce-scatter after the backward sums: two Gloo ranks (threads of this process), many
+// small buckets or the default ones, several micro-batches accumulated per step (the ranks have 3 and 2,
+// the second adds an empty one), fp32 and bf16 gradients, activation checkpointing, and two backward
+// passes before one accumulation (gradients that arrive after their bucket left go the synchronous way).
+#include <torch/torch.h>
+
+#include <atomic>
+#include <cmath>
+#include <functional>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/dist/process_group.h"
+#include "common/train/optimizer.h"
+#include "common/train/sequence_batch.h"
+#include "tests/unit/dist/free_port.h"
+#include "tests/unit/train/tiny_world.h"
+
+namespace r1r::train {
+namespace {
+
+using testing::MakeSftItems;
+using testing::World;
+
+struct Case {
+  int64_t bucket_bytes = 32 << 20;
+  at::ScalarType dtype = at::kFloat;
+  bool checkpointing = false;
+  int backwards_per_accumulate = 1;  // 2: two backward passes, then one AccumulateGradients
+};
+
+struct Result {
+  std::vector<double> norms;  // global gradient norm of each step
+  std::vector<at::Tensor> weights;
+  int64_t buckets = 0;
+};
+
+std::unique_ptr<Policy> Load(at::ScalarType dtype) {
+  model::ModelOptions o;
+  o.dtype = dtype;
+  auto p = Policy::Load(World().model_dir, o);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return std::move(*p);
+}
+
+// Three ZeRO-2 steps of one rank: items rank, rank + 2, rank + 4 of 5, one per micro-batch.
+Result Train(const Case& c, bool overlap, int rank, dist::ProcessGroup* group) {
+  Result out;
+  auto policy = Load(c.dtype);
+  policy->set_gradient_checkpointing(c.checkpointing);
+  policy->model().train();
+  ShardedAdamWOptions o;
+  o.zero_stage = 2;
+  o.bucket_bytes = c.bucket_bytes;
+  o.overlap_grad_reduce = overlap;
+  auto made = ShardedAdamW::Create(policy->model().parameters(), o, group);
+  EXPECT_TRUE(made.ok()) << made.status();
+  if (!made.ok()) return out;
+  ShardedAdamW& opt = **made;
+  const auto items = MakeSftItems(*policy, 0, 5);
+  double tokens = 0;
+  for (const auto& it : items) tokens += static_cast<double>(it.target_ids.size());
+  for (int step = 0; step < 3; ++step) {
+    opt.ZeroGrad();
+    int backwards = 0, accumulates = 0;
+    for (size_t i = static_cast<size_t>(rank); i < items.size(); i += 2) {
+      auto batch = BuildSequenceBatch({&items[i].prompt}, {items[i].target_ids}, policy->pad_id());
+      EXPECT_TRUE(batch.ok()) << batch.status();
+      auto logp = policy->ResponseLogProbs(*batch);
+      EXPECT_TRUE(logp.ok()) << logp.status();
+      (-(*logp * batch->response_mask).sum() / tokens).backward();
+      if (++backwards % c.backwards_per_accumulate == 0) {
+        EXPECT_TRUE(opt.AccumulateGradients().ok());
+        ++accumulates;
+      }
+    }
+    if (backwards % c.backwards_per_accumulate != 0) {
+      EXPECT_TRUE(opt.AccumulateGradients().ok());
+      ++accumulates;
+    }
+    // Every rank accumulates as often as the busiest (rank 0 has 3 items, rank 1 has 2).
+    const int most = c.backwards_per_accumulate == 1 ? 3 : 2;
+    for (; accumulates < most; ++accumulates) EXPECT_TRUE(opt.AccumulateGradients().ok());
+    auto norm = opt.ReduceGradients();
+    EXPECT_TRUE(norm.ok()) << norm.status();
+    if (!norm.ok()) return out;
+    out.norms.push_back(*norm);
+    const absl::Status stepped = opt.Step(1e-3, std::min(1.0, 1.0 / (*norm + 1e-6)));
+    EXPECT_TRUE(stepped.ok()) << stepped;
+  }
+  for (const auto& p : policy->model().parameters()) out.weights.push_back(p.detach().to(torch::kFloat).clone());
+  return out;
+}
+
+// Both ranks' results of Train; false when this build has no Gloo.
+bool OnTwoRanks(const Case& c, bool overlap, std::vector<Result>& results) {
+  const int port = dist::testing::FreeLoopbackPort();
+  std::atomic<bool> no_gloo{false};
+  results.assign(2, Result{});
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < 2; ++rank) {
+    threads.emplace_back([&, rank] {
+      dist::GroupOptions o;
+      o.rank = rank;
+      o.world_size = 2;
+      o.master_port = port;
+      o.timeout = std::chrono::seconds(120);
+      auto group = dist::ProcessGroup::Create(o);
+      if (group.status().code() == absl::StatusCode::kUnimplemented) {
+        no_gloo = true;
+        return;
+      }
+      ASSERT_TRUE(group.ok()) << group.status();
+      results[static_cast<size_t>(rank)] = Train(c, overlap, rank, group->get());
+    });
+  }
+  for (auto& t : threads) t.join();
+  return !no_gloo;
+}
+
+void ExpectOverlapMatchesSynchronous(const Case& c, double tolerance) {
+  std::vector<Result> sync, overlapped;
+  if (!OnTwoRanks(c, /*overlap=*/false, sync) || !OnTwoRanks(c, /*overlap=*/true, overlapped)) {
+    GTEST_SKIP() << "this build has no Gloo backend";
+  }
+  for (int rank = 0; rank < 2; ++rank) {
+    const Result& a = sync[static_cast<size_t>(rank)];
+    const Result& b = overlapped[static_cast<size_t>(rank)];
+    ASSERT_EQ(a.norms.size(), 3u);
+    ASSERT_EQ(b.norms.size(), 3u);
+    for (size_t s = 0; s < 3; ++s) EXPECT_NEAR(b.norms[s], a.norms[s], tolerance * a.norms[s]) << "rank " << rank << " step " << s;
+    ASSERT_EQ(a.weights.size(), b.weights.size());
+    double drift = 0;
+    for (size_t i = 0; i < a.weights.size(); ++i) drift = std::max(drift, (a.weights[i] - b.weights[i]).abs().max().item<double>());
+    EXPECT_LE(drift, tolerance) << "rank " << rank;
+  }
+  // The steps moved the weights: equal results are not equal because nothing happened.
+  auto start = Load(c.dtype);
+  double moved = 0;
+  const auto params = start->model().parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    moved = std::max(moved, (params[i].detach().to(torch::kFloat) - sync[0].weights[i]).abs().max().item<double>());
+  }
+  EXPECT_GT(moved, 1e-4);
+}
+
+TEST(dist, ZeroTwoOverlappedReductionEqualsTheSynchronousOneWithManyBuckets) {
+  ExpectOverlapMatchesSynchronous(Case{.bucket_bytes = 16 << 10}, 1e-6);
+}
+
+TEST(dist, ZeroTwoOverlappedReductionEqualsTheSynchronousOneWithDefaultBucketsAndCheckpointing) {
+  ExpectOverlapMatchesSynchronous(Case{.checkpointing = true}, 1e-6);
+}
+
+TEST(dist, ZeroTwoOverlappedReductionEqualsTheSynchronousOneInBf16) {
+  ExpectOverlapMatchesSynchronous(Case{.bucket_bytes = 16 << 10, .dtype = at::kBFloat16}, 1e-6);
+}
+
+TEST(dist, ZeroTwoGradientsArrivingAfterTheirBucketLeftTakeTheSynchronousPath) {
+  ExpectOverlapMatchesSynchronous(Case{.bucket_bytes = 16 << 10, .backwards_per_accumulate = 2}, 1e-6);
+}
+
+}  // namespace
+}  // namespace r1r::train
