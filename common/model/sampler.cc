@@ -79,101 +79,148 @@ std::pair<at::Tensor, at::Tensor> InverseCdfInIdOrder(const at::Tensor& e, const
   return {pick, total};
 }
 
-std::vector<SampledToken> SampleOnDevice(const at::Tensor& logits_in, const std::vector<const SamplingParams*>& params,
-                                         const std::vector<double>& uniforms) {
-  const int64_t n = logits_in.size(0), V = logits_in.size(1);
-  const at::Device device = logits_in.device();
-  const auto on_device = [&](at::ScalarType t) { return torch::TensorOptions().dtype(t).device(device); };
-  at::Tensor logits = logits_in.to(torch::kFloat);
-  std::vector<float> temperatures(n);
-  std::vector<int64_t> plain, filtered;  // sampled rows without / with top-k or top-p
-  for (int64_t i = 0; i < n; ++i) {
-    const SamplingParams& p = *params[i];
-    const bool greedy = p.temperature <= 0.0;
-    temperatures[i] = greedy ? 1.0f : static_cast<float>(p.temperature);
-    if (greedy) continue;
-    (p.top_k > 0 || p.top_p < 1.0 ? filtered : plain).push_back(i);
-  }
-  const bool all_one = std::all_of(temperatures.begin(), temperatures.end(), [](float t) { return t == 1.0f; });
-  at::Tensor scaled = all_one ? logits : logits / torch::tensor(temperatures, torch::kFloat).to(device).unsqueeze(1);
-  // log softmax without materialising it: lse = max + log(sum exp(x - max)).
-  at::Tensor row_max = std::get<0>(scaled.max(-1, /*keepdim=*/true));
-  at::Tensor e = (scaled - row_max).exp_();  // unnormalised probabilities, [n, V]
-  at::Tensor tokens = logits.argmax(-1);  // greedy rows keep it
-  at::Tensor sampling_logp = torch::zeros({n}, on_device(torch::kDouble));
-  at::Tensor u_all = torch::tensor(uniforms, torch::kDouble).to(device);
-  auto subset = [&](const std::vector<int64_t>& rows) { return torch::tensor(rows, torch::kLong).to(device); };
-  if (!plain.empty()) {
-    at::Tensor idx = subset(plain);
-    const bool all = static_cast<int64_t>(plain.size()) == n;
-    at::Tensor rows_e = all ? e : e.index_select(0, idx);
-    auto [pick, total] = InverseCdfInIdOrder(rows_e, all ? u_all : u_all.index_select(0, idx));
-    at::Tensor p = rows_e.gather(1, pick.unsqueeze(1)).squeeze(1).to(torch::kDouble);
-    tokens.index_copy_(0, idx, pick);
-    sampling_logp.index_copy_(0, idx, (p / total).log());
-  }
-  if (!filtered.empty()) {
-    // As SampleToken: descending order, top-k, then top-p on the unrenormalised mass, over the
-    // top candidates only (topk, not a sort of the vocabulary). Top-p needs the candidates to reach
-    // its mass; a row whose 1024 best tokens do not is sorted in full.
-    at::Tensor idx = subset(filtered);
-    std::vector<int64_t> ks;
-    std::vector<double> ps;
-    int64_t candidates = 1;
-    for (int64_t i : filtered) {
-      const int64_t k = params[i]->top_k > 0 ? std::min<int64_t>(V, params[i]->top_k) : V;
-      ks.push_back(k);
-      ps.push_back(params[i]->top_p < 1.0 ? params[i]->top_p : 2.0);
-      candidates = std::max(candidates, params[i]->top_p < 1.0 ? std::min<int64_t>(k, 1024) : k);
+// Candidates for a top-k/top-p row: the ids whose log-prob is at least `cutoff`, in the reference's
+// order (descending log-prob, ties by ascending id). Such a set is a prefix of SampleToken's sorted
+// row with every tie group whole, so when the kept set fits inside it, it is the reference's kept set.
+std::pair<at::Tensor, at::Tensor> SortedCandidates(const at::Tensor& logp, double cutoff) {
+  at::Tensor ids = std::isinf(cutoff) && cutoff < 0 ? at::Tensor() : torch::nonzero(logp.ge(cutoff)).squeeze(1);
+  at::Tensor values = ids.defined() ? logp.index_select(0, ids) : logp;  // ids ascending: a stable sort keeps them so
+  auto [sorted, order] = torch::sort(values, /*stable=*/true, /*dim=*/0, /*descending=*/true);
+  return {sorted, ids.defined() ? ids.index_select(0, order) : order};
+}
+
+// One top-k/top-p row as SampleToken samples it, without sorting the vocabulary: a cutoff on the
+// log-probs that keeps the top-k and reaches the top-p mass (a bisection with one threshold-and-sum
+// pass per step), then a sort of the tokens above it only. The kept set is then decided exactly as
+// the reference does (float64 running sum over the same float32 probabilities in the same order);
+// if it does not end inside the candidates (float32 sums off by a rounding), the row is sorted in
+// full. Returns the token [1] and its log-prob under the kept, renormalised distribution [1].
+std::pair<at::Tensor, at::Tensor> SampleFilteredRow(const at::Tensor& logits, const SamplingParams& s, double uniform,
+                                                    at::Tensor* behaviour_logprob) {
+  const int64_t V = logits.size(0);
+  // The same expression on the same row as SampleToken: the same log-probs and probabilities, bit
+  // for bit (row by row also because on a CPU a row stays in cache through every pass: log_softmax
+  // over [32, 152k] at once measured 20x slower than 32 rows one at a time).
+  at::Tensor logp = torch::log_softmax(logits / s.temperature, 0);
+  at::Tensor probs = logp.exp();
+  const int64_t k = s.top_k > 0 ? std::min(V, s.top_k) : V;
+  const bool top_p = s.top_p < 1.0;
+  double cutoff = -std::numeric_limits<double>::infinity();
+  if (k < V) cutoff = std::get<0>(torch::kthvalue(logp, V - k + 1)).item<double>();  // the k-th largest
+  if (top_p) {
+    // Every token below (1 - top_p) / V together holds less than 1 - top_p, so the tokens above it
+    // reach top_p: the bisection starts there (or at the top-k cutoff, if higher) and stops once the
+    // interval is narrower than a factor e^0.125 in probability. Slack for float32 sums.
+    double lo = std::max(cutoff, std::log((1.0 - s.top_p) / static_cast<double>(V)));
+    double hi = logp.max().item<double>();
+    for (int step = 0; step < 10 && hi - lo > 0.125; ++step) {
+      const double mid = 0.5 * (lo + hi);
+      const double mass = torch::threshold(probs, std::exp(mid), 0.0).sum().item<double>();
+      (mass >= s.top_p + 1e-5 ? lo : hi) = mid;
     }
-    at::Tensor lp = torch::log_softmax(scaled.index_select(0, idx), -1);
-    at::Tensor k = torch::tensor(ks, torch::kLong).to(device).unsqueeze(1);
-    at::Tensor top_p = torch::tensor(ps, torch::kDouble).to(device).unsqueeze(1);
-    at::Tensor u = u_all.index_select(0, idx).unsqueeze(1);
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      at::Tensor sorted_lp, sorted_ids;
-      if (candidates >= V) {
-        // Row by row: one sort of a [rows, V] tensor is slower than rows sorts of [V] on CPUs.
-        std::vector<at::Tensor> values, ids;
-        for (int64_t r = 0; r < lp.size(0); ++r) {
-          auto [v, i] = torch::sort(lp[r], /*stable=*/true, /*dim=*/-1, /*descending=*/true);
-          values.push_back(v);
-          ids.push_back(i);
-        }
-        sorted_lp = torch::stack(values);
-        sorted_ids = torch::stack(ids);
-      } else {
-        std::tie(sorted_lp, sorted_ids) = torch::topk(lp, candidates, -1, /*largest=*/true, /*sorted=*/true);
-      }
-      at::Tensor probs = sorted_lp.exp().to(torch::kDouble);  // [m, candidates]
-      at::Tensor cdf = probs.cumsum(-1);
-      at::Tensor mass_before = (cdf - probs).contiguous();
-      // Kept: the first min(k, #(mass before < top_p)) tokens, at least one.
-      at::Tensor within = torch::min(torch::searchsorted(mass_before, top_p), k.clamp_max(candidates));
-      if (candidates < V) {
-        // A row is complete when its kept set ends inside the candidates.
-        const bool complete = within.lt(candidates).logical_or(k.le(candidates)).all().item<bool>();
-        if (!complete) {
-          candidates = V;
+    cutoff = lo;
+  }
+  for (;;) {
+    auto [sorted_logp, sorted_ids] = SortedCandidates(logp, cutoff);
+    at::Tensor p = probs.index_select(0, sorted_ids).to(torch::kDouble);
+    const int64_t candidates = p.size(0);
+    int64_t keep = std::min(k, candidates);
+    if (top_p) {
+      // As SampleToken: keep tokens while the mass before them is below top_p (at least one).
+      at::Tensor cdf = p.narrow(0, 0, keep).cumsum(0);
+      const int64_t within = (cdf - p.narrow(0, 0, keep)).lt(s.top_p).sum().item<int64_t>();
+      // The running mass only grows, so the kept set ends inside the candidates if a candidate
+      // already has top_p before it, or top-k ends it there. If every candidate is kept, it ends
+      // there when the next token in the reference's order (the largest left out) has top_p before
+      // it, in the reference's float64 arithmetic. Otherwise the search fell short (float32 sums):
+      // the row is sorted in full.
+      if (within == candidates && k > candidates) {
+        const double next = torch::where(logp.lt(cutoff), probs, torch::zeros({}, probs.options())).max().item<double>();
+        const double last = cdf[candidates - 1].item<double>();
+        if (!((last + next) - next >= s.top_p)) {
+          cutoff = -std::numeric_limits<double>::infinity();
           continue;
         }
       }
-      at::Tensor keep = within.clamp_min(1);  // [m, 1]
-      at::Tensor total = cdf.gather(1, keep - 1);
-      at::Tensor pick = torch::min(torch::searchsorted(cdf.contiguous(), u * total), keep - 1);
-      at::Tensor p = probs.gather(1, pick);
-      tokens.index_copy_(0, idx, sorted_ids.gather(1, pick).squeeze(1));
-      sampling_logp.index_copy_(0, idx, (p / total).log().squeeze(1));
-      break;
+      keep = std::max<int64_t>(1, within);
+    }
+    at::Tensor kept = p.narrow(0, 0, keep);
+    at::Tensor total = kept.sum(0, /*keepdim=*/true);  // as SampleToken: a sum, not the last running sum
+    at::Tensor pick = torch::searchsorted(kept.cumsum(0), total * uniform).clamp_max(keep - 1);
+    at::Tensor token = sorted_ids.index_select(0, pick);
+    *behaviour_logprob = logp.index_select(0, token);
+    return {token, (kept.index_select(0, pick) / total).log()};
+  }
+}
+
+std::vector<SampledToken> SampleOnDevice(const at::Tensor& logits_in, const std::vector<const SamplingParams*>& params,
+                                         const std::vector<double>& uniforms) {
+  const int64_t n = logits_in.size(0);
+  const at::Device device = logits_in.device();
+  const auto on_device = [&](at::ScalarType t) { return torch::TensorOptions().dtype(t).device(device); };
+  at::Tensor logits = logits_in.to(torch::kFloat);
+  std::vector<int64_t> greedy, plain, filtered;  // rows: argmax / inverse CDF / top-k or top-p
+  for (int64_t i = 0; i < n; ++i) {
+    const SamplingParams& p = *params[i];
+    if (p.temperature <= 0.0) {
+      greedy.push_back(i);
+    } else {
+      (p.top_k > 0 || p.top_p < 1.0 ? filtered : plain).push_back(i);
     }
   }
-  // log softmax(logits / T)[token] = x - max - log(sum exp(x - max)), sums in float64.
-  at::Tensor sums = e.sum(-1, /*keepdim=*/true).to(torch::kDouble);
-  at::Tensor logprob =
-      scaled.gather(1, tokens.unsqueeze(1)).to(torch::kDouble) - row_max.to(torch::kDouble) - sums.log();
+  auto subset = [&](const std::vector<int64_t>& rows) { return torch::tensor(rows, torch::kLong).to(device); };
+  auto rows_of = [&](const std::vector<int64_t>& rows) {
+    return static_cast<int64_t>(rows.size()) == n ? logits : logits.index_select(0, subset(rows));
+  };
+  at::Tensor tokens = torch::empty({n}, on_device(torch::kLong));
+  at::Tensor logprob = torch::empty({n}, on_device(torch::kDouble));
+  at::Tensor sampling_logp = torch::zeros({n}, on_device(torch::kDouble));
+  if (!greedy.empty()) {
+    // The argmax and the maximum in one pass (max keeps the first index of a tie, as argmax does),
+    // then log softmax(x)[argmax] = -log(sum exp(x - max)) with the log in float64.
+    at::Tensor x = rows_of(greedy);
+    auto [row_max, argmax] = x.max(-1, /*keepdim=*/true);
+    at::Tensor chosen = -(x - row_max).exp_().sum(-1).to(torch::kDouble).log();
+    argmax = argmax.squeeze(1);
+    at::Tensor idx = subset(greedy);
+    tokens.index_copy_(0, idx, argmax);
+    logprob.index_copy_(0, idx, chosen);
+  }
+  if (!plain.empty()) {
+    at::Tensor x = rows_of(plain);
+    std::vector<float> temperatures;
+    for (int64_t i : plain) temperatures.push_back(static_cast<float>(params[i]->temperature));
+    const bool all_one = std::all_of(temperatures.begin(), temperatures.end(), [](float t) { return t == 1.0f; });
+    at::Tensor scaled = all_one ? x : x / torch::tensor(temperatures, torch::kFloat).to(device).unsqueeze(1);
+    at::Tensor row_max = scaled.amax(-1, /*keepdim=*/true);
+    at::Tensor e = (scaled - row_max).exp_();  // unnormalised probabilities, [rows, V]
+    at::Tensor idx = subset(plain);
+    at::Tensor u = torch::tensor(uniforms, torch::kDouble).to(device).index_select(0, idx);
+    auto [pick, total] = InverseCdfInIdOrder(e, u);
+    at::Tensor p = e.gather(1, pick.unsqueeze(1)).squeeze(1).to(torch::kDouble);
+    // log softmax(logits / T)[token] = x - max - log(sum exp(x - max)), sums in float64.
+    at::Tensor sums = e.sum(-1, /*keepdim=*/true).to(torch::kDouble);
+    at::Tensor chosen = scaled.gather(1, pick.unsqueeze(1)).to(torch::kDouble) - row_max.to(torch::kDouble) - sums.log();
+    tokens.index_copy_(0, idx, pick);
+    logprob.index_copy_(0, idx, chosen.squeeze(1));
+    sampling_logp.index_copy_(0, idx, (p / total).log());
+  }
+  if (!filtered.empty()) {
+    std::vector<at::Tensor> picked, picked_logp, behaviour;
+    for (int64_t i : filtered) {
+      at::Tensor b;
+      auto [token, logp] = SampleFilteredRow(logits[i], *params[i], uniforms[i], &b);
+      picked.push_back(token);
+      picked_logp.push_back(logp);
+      behaviour.push_back(b.to(torch::kDouble));
+    }
+    at::Tensor idx = subset(filtered);
+    tokens.index_copy_(0, idx, torch::cat(picked));
+    sampling_logp.index_copy_(0, idx, torch::cat(picked_logp));
+    logprob.index_copy_(0, idx, torch::cat(behaviour));
+  }
   // One transfer to the host: ids (exact in double), log-probs, sampling log-probs.
-  at::Tensor packed =
-      torch::stack({tokens.to(torch::kDouble), logprob.squeeze(1), sampling_logp}).to(torch::kCPU).contiguous();
+  at::Tensor packed = torch::stack({tokens.to(torch::kDouble), logprob, sampling_logp}).to(torch::kCPU).contiguous();
   const double* d = packed.data_ptr<double>();
   std::vector<SampledToken> out(n);
   for (int64_t i = 0; i < n; ++i) {

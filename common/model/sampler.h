@@ -36,10 +36,13 @@ struct SampledToken {
 SampledToken SampleToken(const at::Tensor& logits, const SamplingParams& params, double uniform);
 
 // The device sampler: one token per row of float32 logits [rows, vocab] on any device, row i with
-// params[i] and the uniform draw uniforms[i] in [0, 1). Greedy rows take the argmax (as SampleToken).
-// Without top-k/top-p a row is sampled by inverse CDF over the vocabulary in id order (no sort); with
-// them its row is sorted on the device and sampled as SampleToken does. Only the ids and log-probs
-// cross to the host. Same distribution as SampleToken.
+// params[i] and the uniform draw uniforms[i] in [0, 1). Greedy rows take the argmax (as SampleToken)
+// with a float64 log of their softmax sum. Without top-k/top-p a row is sampled by inverse CDF over
+// the vocabulary in id order (no sort). With them a row gets SampleToken's kept set (the same float32
+// probabilities and float64 running sums, ties to the lower id) but sorts only the tokens above a
+// cutoff found by bisection on the probability mass; those rows run one at a time, each reading a few
+// scalars on the host (the bisection steps). Otherwise only the ids and log-probs cross to the host.
+// Same distribution as SampleToken, and the same token for the same draw with top-k/top-p.
 std::vector<SampledToken> SampleTokens(const at::Tensor& logits, const std::vector<SamplingParams>& params,
                                        const std::vector<double>& uniforms);
 
