@@ -2,13 +2,6 @@
 
 #include <torch/torch.h>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/version.h>  // TORCH_VERSION_MAJOR
-#ifndef R1R_NO_GLOO
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#endif
-#ifdef USE_C10D_NCCL
-#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#endif
 
 #include <algorithm>
 #include <cstring>
@@ -18,6 +11,8 @@
 #include <absl/strings/ascii.h>
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
+
+#include "common/dist/c10d_group.h"
 
 namespace r1r::dist {
 namespace {
@@ -33,18 +28,6 @@ c10d::ReduceOp ToC10d(ReduceOp op) {
   }
   return c10d::ReduceOp::SUM;
 }
-
-#ifndef R1R_NO_GLOO
-bool IsLoopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
-#endif
-
-// LibTorch 2 made ProcessGroupGloo/NCCL subclasses of c10d::Backend; in 1.13 (Debian 12) they are
-// ProcessGroups. Both bases declare the collectives used here.
-#if TORCH_VERSION_MAJOR >= 2
-using CollectiveGroup = c10d::Backend;
-#else
-using CollectiveGroup = c10d::ProcessGroup;
-#endif
 
 }  // namespace
 
@@ -121,6 +104,10 @@ ProcessGroup::~ProcessGroup() = default;
 
 absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Create(const GroupOptions& o) {
   if (absl::Status s = Validate(o); !s.ok()) return s;
+  if (absl::Status s = BackendBuilt(o.backend); !s.ok()) return s;
+  if (o.backend == Backend::kNccl && !torch::cuda::is_available()) {
+    return absl::FailedPreconditionError("dist: nccl needs a CUDA device");
+  }
   auto impl = std::make_unique<Impl>();
   try {
     c10d::TCPStoreOptions store_options;
@@ -130,28 +117,10 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Create(const GroupOp
     store_options.waitWorkers = true;
     store_options.timeout = o.timeout;
     impl->store = c10::make_intrusive<c10d::TCPStore>(o.master_host, store_options);
-    if (o.backend == Backend::kGloo) {
-#ifndef R1R_NO_GLOO
-      auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
-      // On loopback the ranks talk over 127.0.0.1; otherwise over the interface the hostname names.
-      options->devices.push_back(IsLoopback(o.master_host)
-                                     ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                     : c10d::ProcessGroupGloo::createDefaultDevice());
-      impl->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, o.rank, o.world_size, options);
-#else
-      return absl::UnimplementedError("dist: built without Gloo headers (libgloo-dev); use nccl");
-#endif
-    } else {
-#ifdef USE_C10D_NCCL
-      if (!torch::cuda::is_available()) return absl::FailedPreconditionError("dist: nccl needs a CUDA device");
-      auto options = c10d::ProcessGroupNCCL::Options::create();
-      options->timeout = o.timeout;
-      impl->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, o.rank, o.world_size, options);
+    impl->group = CreateCollectiveGroup(o.backend, impl->store, o.rank, o.world_size, o.timeout, o.master_host);
+    if (o.backend == Backend::kNccl) {
       impl->device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(
                                                o.rank % std::max<int64_t>(1, torch::cuda::device_count())));
-#else
-      return absl::UnimplementedError("dist: this LibTorch was built without NCCL (USE_C10D_NCCL); use gloo");
-#endif
     }
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("dist: rank ", o.rank, " of ", o.world_size, " could not join ",

@@ -3,13 +3,6 @@
 #include <torch/torch.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/version.h>  // TORCH_VERSION_MAJOR
-#ifndef R1R_NO_GLOO
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#endif
-#ifdef USE_C10D_NCCL
-#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#endif
 
 #include <algorithm>
 #include <cstring>
@@ -24,18 +17,14 @@
 #include <absl/strings/str_split.h>
 #include <absl/strings/strip.h>
 
+#include "common/dist/c10d_group.h"
+
 namespace r1r::dist {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 // How often a waiting member looks for its next key: the latency a broadcast's start can gain.
 constexpr auto kPollInterval = std::chrono::milliseconds(5);
-
-#if TORCH_VERSION_MAJOR >= 2
-using CollectiveGroup = c10d::Backend;
-#else
-using CollectiveGroup = c10d::ProcessGroup;
-#endif
 
 // Store keys (see sync_group.h for the protocol).
 constexpr char kTicketCounter[] = "join/seq";
@@ -54,10 +43,8 @@ std::string Why(const std::exception& e) {
   return what.substr(0, what.find('\n'));
 }
 
-bool IsLoopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
-
-// One generation's c10d group. The same backend set-up as ProcessGroup::Create, which builds its own
-// store per group; a sync group re-forms on one long-lived store under a prefix per generation.
+// One generation's c10d group: the backend set-up ProcessGroup::Create uses too (c10d_group.h), on the
+// one long-lived store under a prefix per generation, as a sync group re-forms (a ProcessGroup never).
 struct Collective {
   c10::intrusive_ptr<CollectiveGroup> group;
   at::Device device{at::kCPU};
@@ -67,25 +54,8 @@ struct Collective {
                                           int generation, int rank, int world, const std::string& device) {
     auto c = std::make_unique<Collective>();
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>(GroupPrefix(generation), store);
-    if (o.backend == Backend::kGloo) {
-#ifndef R1R_NO_GLOO
-      auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
-      options->devices.push_back(IsLoopback(o.store_host) ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                                          : c10d::ProcessGroupGloo::createDefaultDevice());
-      c->group = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world, options);
-#else
-      throw std::runtime_error("built without Gloo headers (libgloo-dev); use nccl");
-#endif
-    } else {
-#ifdef USE_C10D_NCCL
-      auto options = c10d::ProcessGroupNCCL::Options::create();
-      options->timeout = o.timeout;
-      c->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, world, options);
-      c->device = at::Device(device);
-#else
-      throw std::runtime_error("this LibTorch was built without NCCL (USE_C10D_NCCL); use gloo");
-#endif
-    }
+    c->group = CreateCollectiveGroup(o.backend, prefixed, rank, world, o.timeout, o.store_host);
+    if (o.backend == Backend::kNccl) c->device = at::Device(device);
     return c;
   }
 
