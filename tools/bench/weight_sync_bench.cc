@@ -5,8 +5,10 @@
 // step reach 2 real actors (checked and loaded on both) over the gRPC stream (2 actors pulling at
 // once) and over the weight sync group (Gloo broadcast, common/dist/sync_group.h); the broadcast's
 // time counts the learner's snapshot copy (from its metrics) plus step-return to both actors loaded,
-// after two warm-up syncs (the stream gets one). Target: >= 2x; measured 1.76x and 1.88x on the shared
-// 2-core machine (docs/operations.md). The last line is one JSON object.
+// after two warm-up syncs (the stream gets one). Each broadcast row splits the time from the services'
+// metrics: snapshot, learner send, actor receive and, within it, the actor's per-bucket CRC32C +
+// finite check. Target: >= 2x (docs/experiments.md, "Weight sync", has the runs). The last line is
+// one JSON object.
 //
 //   weight_sync_bench [--bin-dir build/services] [--work DIR] [--repeats 3] [--bucket-mb 64] [--json]
 #include <algorithm>
@@ -64,6 +66,12 @@ double MetricValue(const std::string& page, const std::string& name) {
     if (line.rfind(name + "{", 0) == 0 || line.rfind(name + " ", 0) == 0) return std::stod(line.substr(line.rfind(' ') + 1));
   }
   return -1;
+}
+
+// The sum of a histogram (`name`_sum) on a process's /metrics page; -1 when unreadable.
+double HistogramSum(const r1r::proc::Process& p, const std::string& name) {
+  auto page = r1r::testing::HttpGet(p.metrics_port(), "/metrics");
+  return page.ok() ? MetricValue(*page, name + "_sum") : -1;
 }
 
 struct Actor {
@@ -265,13 +273,24 @@ int main(int argc, char** argv) {
   example->mutable_preference()->set_label(1);
   example->set_target_text("<think>x</think><answer>1</answer>");
   int fallbacks = 0;
+  std::vector<std::vector<double>> parts(5);  // snapshot, send, receive, check, after step
   // Two warm-up syncs, as the stream had one: the first admits the actors to the group (they load it
   // over the stream and build their models), the second fills their receive buffers for the first time.
   constexpr int kWarmUp = 2;
+  // Where a sync's time goes: the learner's snapshot copy (the step's pause) and broadcast (group
+  // check, manifest, buckets), each actor's receive (announcement to verified) and, within it, the
+  // checksum and finite check of the buckets (overlapped with receiving); the rest of "after step" is
+  // LoadWeights' GetState, waiting and the copy into the model.
+  std::printf("%-34s %10s %12s %10s  %s\n", "", "bucket", "", "", "(total = snapshot + after step | learner send, "
+              "actor receive, actor check: max of 2)");
   for (int r = 0; r < kWarmUp + repeats; ++r) {
-    std::string page;
-    if (auto p = r1r::testing::HttpGet(learner->metrics_port(), "/metrics"); p.ok()) page = *p;
-    const double snapshot_before = MetricValue(page, "r1r_learner_weight_snapshot_seconds_sum");
+    auto sums = [&](const std::string& learner_metric, const std::string& actor_metric) {
+      std::vector<double> v = {HistogramSum(*learner, learner_metric)};
+      for (const Actor& a : *actors) v.push_back(HistogramSum(a.process, actor_metric));
+      return v;
+    };
+    const std::vector<double> before = sums("r1r_learner_weight_snapshot_seconds", "r1r_actor_weight_broadcast_seconds");
+    const std::vector<double> before2 = sums("r1r_learner_weight_broadcast_seconds", "r1r_actor_weight_broadcast_check_seconds");
     grpc::ClientContext ctx;
     r1r::rpc::PrepareContext(ctx, lo);
     r1r::v1::StepMetrics m;
@@ -281,17 +300,29 @@ int main(int argc, char** argv) {
     }
     const double after_step = LoadAll(*actors, ao, Addr(*learner), m.policy_version(), state.model_dir(), &sources, &bytes);
     if (after_step < 0) return 1;
-    if (auto p = r1r::testing::HttpGet(learner->metrics_port(), "/metrics"); p.ok()) page = *p;
-    const double snapshot = std::max(0.0, MetricValue(page, "r1r_learner_weight_snapshot_seconds_sum") - snapshot_before);
+    const std::vector<double> after = sums("r1r_learner_weight_snapshot_seconds", "r1r_actor_weight_broadcast_seconds");
+    const std::vector<double> after2 = sums("r1r_learner_weight_broadcast_seconds", "r1r_actor_weight_broadcast_check_seconds");
+    const double snapshot = std::max(0.0, after[0] - before[0]);
+    const double send = std::max(0.0, after2[0] - before2[0]);
+    double receive = 0, check = 0;
+    for (size_t i = 1; i < after.size(); ++i) {
+      receive = std::max(receive, after[i] - before[i]);
+      check = std::max(check, after2[i] - before2[i]);
+    }
     const double sec = snapshot + after_step;
     const bool broadcast = std::all_of(sources.begin(), sources.end(), [](const std::string& s) { return s == "broadcast"; });
-    std::printf("%-34s %7lld MiB %12lld %10.2f  (%.3f s = snapshot %.3f + after step %.3f)%s\n",
+    std::printf("%-34s %7lld MiB %12lld %10.2f  (%.3f s = %.3f + %.3f | send %.3f, receive %.3f, check %.3f)%s\n",
                 r < kWarmUp ? "broadcast -> 2 actors (warm-up)" : "broadcast -> 2 actors (verify+load)",
                 static_cast<long long>(bucket_mb), static_cast<long long>(bytes), bytes / sec / 1e9, sec, snapshot,
-                after_step, broadcast ? "" : "  [fell back to the stream]");
+                after_step, send, receive, check, broadcast ? "" : "  [fell back to the stream]");
     if (r < kWarmUp) continue;
     if (!broadcast) ++fallbacks;
     broadcast_sec.push_back(sec);
+    parts[0].push_back(snapshot);
+    parts[1].push_back(send);
+    parts[2].push_back(receive);
+    parts[3].push_back(check);
+    parts[4].push_back(after_step);
   }
   const double speedup = Median(stream_sec) / std::max(1e-9, Median(broadcast_sec));
   std::printf("broadcast_vs_stream: %.2fx (stream %.3f s, broadcast %.3f s, medians of %d; target >= 2x)\n", speedup,
@@ -303,7 +334,11 @@ int main(int argc, char** argv) {
                         {"bytes_per_actor", bytes / 2},
                         {"actors", 2},
                         {"bucket_mb", bucket_mb},
-                        {"broadcast_fallbacks", fallbacks}};
+                        {"broadcast_fallbacks", fallbacks},
+                        {"broadcast_parts_seconds", {{"snapshot", Median(parts[0])}, {"learner_send", Median(parts[1])},
+                                                     {"actor_receive", Median(parts[2])},
+                                                     {"actor_check", Median(parts[3])},
+                                                     {"after_step", Median(parts[4])}}}};
     std::printf("%s\n", j.dump().c_str());
   }
   return fallbacks == 0 ? 0 : 1;
