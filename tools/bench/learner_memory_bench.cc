@@ -9,7 +9,8 @@
 // backward allocates in stage 2), optimizer (moments; master in bf16_mixed), activations (bytes the
 // forward keeps for backward) and workspace (the rest of the step's peak), and the step's peak.
 //
-//   learner_memory_bench [--json] [--steps=2] [--text=192] [--response=64] [--image=224] [--checkpointing=0]
+//   learner_memory_bench [--json] [--steps=1] [--repeats=3] [--text=192] [--response=64] [--image=224]
+//                        [--checkpointing=0]
 //
 // --sft_packing=1 runs instead SFT on a ragged set of 8 samples (prompts of 40-500 text tokens, half with
 // a 224x224 image, responses of 20-200 tokens) as 2 micro-batches of 4, padded (prompts left-padded,
@@ -20,10 +21,17 @@
 // sample (what the model does). --json: the last line holds packed_over_padded_tokens_per_second,
 // packed_over_padded_peak_bytes and block_mask_over_segments_seconds.
 //
+// Step time of ZeRO-2 against ZeRO-0 at 2 ranks is measured apart from the memory rows, side by side:
+// --repeats rounds of three fresh 2-rank runs in turn (ZeRO-0; ZeRO-2 with the gradient reduction
+// overlapped with backward; ZeRO-2 reducing after backward), each one warm-up step then --steps timed
+// ones, so that the machine's load (shared, 2 cores) falls on all three alike. The medians and the
+// spread are printed, with each run's split into forward / backward / accumulate / reduce / step.
+//
 // --json: the last line is one JSON object with plan_error_max (largest |planned - measured| / measured
 // of the per-rank peak over the rows), zero2_state_ratio (ZeRO-2 at 2 ranks: persistent gradient +
-// optimizer bytes per rank over ZeRO-0 at 1 rank), zero2_step_time_ratio (ZeRO-2 over ZeRO-0, both at 2
-// ranks) and the rows.
+// optimizer bytes per rank over ZeRO-0 at 1 rank), zero2_step_time_ratio (median ZeRO-2 step over median
+// ZeRO-0 step, both at 2 ranks, overlapped), zero2_sync_step_time_ratio (the same without overlap), the
+// timing runs and the rows.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -59,7 +67,8 @@ namespace {
 std::map<std::string, std::string> kFlags = {{"json", "0"},  {"steps", "1"},      {"text", "192"},  {"response", "64"},
                                              {"image", "224"}, {"checkpointing", "0"}, {"child", "0"}, {"rank", "0"},
                                              {"world", "1"},   {"zero", "0"},     {"port", "0"},     {"threads", "1"},
-                                             {"sft_packing", "0"}, {"packed", "0"}};
+                                             {"sft_packing", "0"}, {"packed", "0"}, {"overlap", "1"},
+                                             {"warmup", "0"}, {"repeats", "3"}};
 int64_t I(const char* k) { return std::stoll(kFlags.at(k)); }
 
 model::TinyConfigOptions Shape() {
@@ -131,6 +140,7 @@ int Child() {
   }
   train::ShardedAdamWOptions oo;
   oo.zero_stage = zero;
+  oo.overlap_grad_reduce = I("overlap") != 0;
   auto optimizer = Must(train::ShardedAdamW::Create(model->parameters(), oo, group.get()), "optimizer");
 
   // One sequence: <vision_start> image <vision_end>, text, response (its own tokens on each rank).
@@ -151,26 +161,40 @@ int Child() {
   lo.first_target_position = static_cast<int64_t>(ids.size()) - response;
   const int64_t model_ready = train::CpuBytesInUse();
 
-  const int steps = static_cast<int>(I("steps"));
+  const int steps = static_cast<int>(I("steps")), warmup = static_cast<int>(I("warmup"));
   double seconds = 0;
+  // Seconds of each part of the step: forward, backward (overlapped buckets start inside it), accumulate
+  // (waiting for them, or stage 2's reduce-scatter after backward), reduce (stages 0/1 and the norm), step
+  // (AdamW and the all-gather).
+  std::map<std::string, double> phases;
   int64_t kept = 0, transient = 0, peak = 0, before = 0;
-  for (int step = 1; step <= steps; ++step) {  // no warm-up: ShardedAdamW allocates its state up front
+  // Memory rows take no warm-up (ShardedAdamW allocates its state up front); timing runs take one.
+  for (int step = 1 - warmup; step <= steps; ++step) {
     optimizer->ZeroGrad();
     before = train::CpuBytesInUse();
     train::ResetCpuPeakBytes();
-    const auto t0 = Clock::now();
+    std::vector<Clock::time_point> t = {Clock::now()};
     auto lp = Must(model::ComputeTokenLogProbs(*model, input, lo), "forward");
     at::Tensor loss = -lp.logprobs.mean();
     kept = train::CpuBytesInUse() - before;
+    t.push_back(Clock::now());
     loss.backward();
+    t.push_back(Clock::now());
     transient = 0;
     if (zero == 2) {
       for (const auto& p : model->parameters()) transient += p.grad().defined() ? static_cast<int64_t>(p.grad().nbytes()) : 0;
     }
     Must(optimizer->AccumulateGradients(), "accumulate");
+    t.push_back(Clock::now());
     const double norm = Must(optimizer->ReduceGradients(), "reduce");
+    t.push_back(Clock::now());
     Must(optimizer->Step(1e-5, std::min(1.0, 1.0 / (norm + 1e-6))), "step");
-    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    t.push_back(Clock::now());
+    if (step >= 1) {
+      seconds += std::chrono::duration<double>(t.back() - t.front()).count();
+      const char* names[] = {"forward", "backward", "accumulate", "reduce", "step"};
+      for (size_t i = 0; i + 1 < t.size(); ++i) phases[names[i]] += std::chrono::duration<double>(t[i + 1] - t[i]).count() / steps;
+    }
     peak = train::CpuPeakBytes();
   }
   const train::OptimizerMemory held = optimizer->Memory();
@@ -201,7 +225,8 @@ int Child() {
   planned["peak"] = static_cast<int64_t>(plan.per_gpu_bytes);
   int64_t parameters = 0;
   for (const auto& p : model->parameters()) parameters += p.numel();
-  nlohmann::json row = {{"world", world},       {"zero", zero},     {"rank", rank},
+  nlohmann::json row = {{"world", world},       {"zero", zero},     {"rank", rank}, {"overlap", I("overlap") != 0},
+                        {"phases", phases},
                         {"parameters", parameters}, {"tokens", static_cast<int64_t>(ids.size())},
                         {"step_seconds", seconds / steps}, {"measured", measured}, {"planned", planned},
                         {"model_and_optimizer_bytes", model_ready - base}};
@@ -402,6 +427,50 @@ int PackingMain(const char* self) {
 }
 
 
+// Starts the ranks of one run in fresh processes (one per rank); each prints one ROW line.
+std::vector<FILE*> StartRun(const char* self, int world, int zero, bool overlap, int warmup) {
+  std::vector<FILE*> children;
+  const int port = FreePort();
+  for (int rank = 0; rank < world; ++rank) {
+    std::string cmd = std::string(self) + " --child=1 --rank=" + std::to_string(rank) + " --world=" +
+                      std::to_string(world) + " --zero=" + std::to_string(zero) + " --port=" + std::to_string(port) +
+                      " --overlap=" + std::to_string(overlap ? 1 : 0) + " --warmup=" + std::to_string(warmup);
+    for (const char* k : {"steps", "text", "response", "image", "checkpointing", "threads"}) {
+      cmd += std::string(" --") + k + "=" + kFlags.at(k);
+    }
+    children.push_back(::popen(cmd.c_str(), "r"));
+  }
+  return children;
+}
+
+// Appends the ROW of every child to `rows`; false (with a message) when one failed.
+bool CollectRows(const std::vector<FILE*>& children, std::vector<nlohmann::json>& rows) {
+  bool ok = true;
+  for (FILE* f : children) {
+    char line[1 << 16];
+    bool got = false;
+    while (f && std::fgets(line, sizeof line, f)) {
+      std::string s(line);
+      if (s.rfind("ROW ", 0) == 0) {
+        rows.push_back(nlohmann::json::parse(s.substr(4)));
+        got = true;
+      }
+    }
+    const int rc = f ? ::pclose(f) : -1;
+    if (!got || rc != 0) {
+      std::cerr << "a rank failed (exit " << rc << ")\n";
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -411,50 +480,46 @@ int main(int argc, char** argv) {
 
   const auto start = Clock::now();
   std::vector<nlohmann::json> rows;
-  // The three 1-rank rows run at once (memory only: their step times share the CPU); each 2-rank row runs
-  // alone, so that ZeRO-2 and ZeRO-0 at 2 ranks are timed alike.
+  // Memory rows: the three 1-rank rows at once (their step times share the CPU and are not used), then
+  // each 2-rank row alone.
   const std::vector<std::vector<std::pair<int, int>>> batches = {{{1, 0}, {1, 1}, {1, 2}}, {{2, 0}}, {{2, 1}}, {{2, 2}}};
   for (const auto& batch : batches) {
     std::vector<FILE*> children;
-    std::vector<std::pair<int, int>> of;
     for (const auto& [world, zero] : batch) {
-      const int port = FreePort();
-      for (int rank = 0; rank < world; ++rank) {
-        std::string cmd = std::string(argv[0]) + " --child=1 --rank=" + std::to_string(rank) +
-                          " --world=" + std::to_string(world) + " --zero=" + std::to_string(zero) +
-                          " --port=" + std::to_string(port);
-        for (const char* k : {"steps", "text", "response", "image", "checkpointing", "threads"}) {
-          cmd += std::string(" --") + k + "=" + kFlags.at(k);
-        }
-        children.push_back(::popen(cmd.c_str(), "r"));
-        of.emplace_back(world, zero);
-      }
+      for (FILE* f : StartRun(argv[0], world, zero, /*overlap=*/true, /*warmup=*/0)) children.push_back(f);
     }
-    {
-      for (size_t c = 0; c < children.size(); ++c) {
-        FILE* f = children[c];
-        const auto [world, zero] = of[c];
-        char line[1 << 16];
-        bool got = false;
-        while (f && std::fgets(line, sizeof line, f)) {
-          std::string s(line);
-          if (s.rfind("ROW ", 0) == 0) {
-            rows.push_back(nlohmann::json::parse(s.substr(4)));
-            got = true;
-          }
-        }
-        const int rc = f ? ::pclose(f) : -1;
-        if (!got || rc != 0) {
-          std::cerr << "a rank of world " << world << " zero " << zero << " failed (exit " << rc << ")\n";
-          return 1;
-        }
+    if (!CollectRows(children, rows)) return 1;
+  }
+
+  // Step time, side by side: rounds of ZeRO-0, ZeRO-2 overlapped, ZeRO-2 after backward (2 ranks each).
+  struct Variant {
+    const char* name;
+    int zero;
+    bool overlap;
+  };
+  const std::vector<Variant> variants = {{"zero0", 0, true}, {"zero2_overlapped", 2, true}, {"zero2_after_backward", 2, false}};
+  const int repeats = static_cast<int>(std::max<int64_t>(1, I("repeats")));
+  std::vector<std::vector<double>> seconds(variants.size());  // [variant][round]: the slower rank's step
+  std::vector<std::vector<std::map<std::string, double>>> phases(variants.size());  // rank 0's split
+  nlohmann::json timing = nlohmann::json::array();
+  for (int round = 0; round < repeats; ++round) {
+    for (size_t v = 0; v < variants.size(); ++v) {
+      std::vector<nlohmann::json> ranks;
+      if (!CollectRows(StartRun(argv[0], 2, variants[v].zero, variants[v].overlap, /*warmup=*/1), ranks)) return 1;
+      double slowest = 0;
+      for (const auto& r : ranks) slowest = std::max(slowest, r["step_seconds"].get<double>());
+      seconds[v].push_back(slowest);
+      for (const auto& r : ranks) {
+        if (r["rank"].get<int>() == 0) phases[v].push_back(r["phases"].get<std::map<std::string, double>>());
       }
+      timing.push_back({{"round", round}, {"variant", variants[v].name}, {"step_seconds", slowest},
+                        {"phases_rank0", phases[v].back()}});
     }
   }
 
   // Table: one line per rank-0 row; memory in MiB, measured / planned.
-  std::printf("| ranks | ZeRO | params | grads | optimizer | activations | workspace | peak measured | peak planned | error | step s |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("| ranks | ZeRO | params | grads | optimizer | activations | workspace | peak measured | peak planned | error |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   double error_max = 0;
   std::map<std::pair<int, int>, nlohmann::json> by;
   for (const auto& r : rows) {
@@ -465,30 +530,68 @@ int main(int argc, char** argv) {
     auto pair = [&](const char* m, const char* p) {
       return Mib(r["measured"][m].get<double>()) + " / " + Mib(r["planned"][p].get<double>());
     };
-    std::printf("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %.3f | %.2f |\n", r["world"].get<int>(), r["zero"].get<int>(),
+    std::printf("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %.3f |\n", r["world"].get<int>(), r["zero"].get<int>(),
                 pair("parameters", "weights").c_str(), pair("gradients", "gradients").c_str(),
                 pair("optimizer", "optimizer").c_str(), pair("activations", "activations").c_str(),
                 pair("workspace", "workspace").c_str(), Mib(measured).c_str(), Mib(planned).c_str(),
-                std::abs(planned - measured) / measured, r["step_seconds"].get<double>());
+                std::abs(planned - measured) / measured);
   }
   const double state0 = by.at({1, 0})["measured"]["persistent_state"].get<double>();
   const double state2 = by.at({2, 2})["measured"]["persistent_state"].get<double>();
   const double with_transient0 = state0 + by.at({1, 0})["measured"]["transient_grads"].get<double>();
   const double with_transient2 = state2 + by.at({2, 2})["measured"]["transient_grads"].get<double>();
-  const double time_ratio =
-      by.at({2, 2})["step_seconds"].get<double>() / by.at({2, 0})["step_seconds"].get<double>();
-  std::printf("\nparameters %lld, tokens per sequence %lld; memory MiB measured / planned; wall %.0f s\n",
+
+  // Step seconds per round, then medians, spread and the median split of each variant.
+  std::printf("\n| 2 ranks, step s | ZeRO-0 | ZeRO-2 overlapped | ZeRO-2 after backward | overlapped / ZeRO-0 | after backward / ZeRO-0 |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  std::vector<double> pair_ratio, pair_sync_ratio;
+  for (int round = 0; round < repeats; ++round) {
+    pair_ratio.push_back(seconds[1][round] / seconds[0][round]);
+    pair_sync_ratio.push_back(seconds[2][round] / seconds[0][round]);
+    std::printf("| round %d | %.2f | %.2f | %.2f | %.3f | %.3f |\n", round + 1, seconds[0][round], seconds[1][round],
+                seconds[2][round], pair_ratio.back(), pair_sync_ratio.back());
+  }
+  auto lo = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
+  auto hi = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
+  const double ratio = Median(seconds[1]) / Median(seconds[0]);
+  const double sync_ratio = Median(seconds[2]) / Median(seconds[0]);
+  std::printf("| median | %.2f | %.2f | %.2f | %.3f | %.3f |\n", Median(seconds[0]), Median(seconds[1]), Median(seconds[2]),
+              ratio, sync_ratio);
+  std::printf("| spread (min-max) | %.2f-%.2f | %.2f-%.2f | %.2f-%.2f | %.3f-%.3f | %.3f-%.3f |\n", lo(seconds[0]),
+              hi(seconds[0]), lo(seconds[1]), hi(seconds[1]), lo(seconds[2]), hi(seconds[2]), lo(pair_ratio),
+              hi(pair_ratio), lo(pair_sync_ratio), hi(pair_sync_ratio));
+  std::printf("\n| rank 0, median s | forward | backward | accumulate | reduce | step |\n|---|---|---|---|---|---|\n");
+  nlohmann::json step_seconds = nlohmann::json::object();
+  for (size_t v = 0; v < variants.size(); ++v) {
+    std::printf("| %s |", variants[v].name);
+    nlohmann::json split = nlohmann::json::object();
+    for (const char* part : {"forward", "backward", "accumulate", "reduce", "step"}) {
+      std::vector<double> xs;
+      for (const auto& p : phases[v]) xs.push_back(p.count(part) ? p.at(part) : 0.0);
+      split[part] = Median(xs);
+      std::printf(" %.2f |", Median(xs));
+    }
+    std::printf("\n");
+    step_seconds[variants[v].name] = {{"median", Median(seconds[v])}, {"min", lo(seconds[v])}, {"max", hi(seconds[v])},
+                                      {"rounds", seconds[v]}, {"median_split_rank0", split}};
+  }
+  std::printf("\nparameters %lld, tokens per sequence %lld; memory MiB measured / planned; %d timing rounds; wall %.0f s\n",
               static_cast<long long>(rows[0]["parameters"].get<int64_t>()),
-              static_cast<long long>(rows[0]["tokens"].get<int64_t>()),
+              static_cast<long long>(rows[0]["tokens"].get<int64_t>()), repeats,
               std::chrono::duration<double>(Clock::now() - start).count());
   std::printf("plan_error_max %.3f  zero2_state_ratio %.3f (with stage 2's transient .grad: %.3f)  "
-              "zero2_step_time_ratio %.3f\n",
-              error_max, state2 / state0, with_transient2 / with_transient0, time_ratio);
+              "zero2_step_time_ratio %.3f (rounds %.3f-%.3f; after backward %.3f)\n",
+              error_max, state2 / state0, with_transient2 / with_transient0, ratio, lo(pair_ratio), hi(pair_ratio),
+              sync_ratio);
   if (I("json")) {
     nlohmann::json out = {{"plan_error_max", error_max},
                           {"zero2_state_ratio", state2 / state0},
                           {"zero2_state_ratio_with_transient_grads", with_transient2 / with_transient0},
-                          {"zero2_step_time_ratio", time_ratio},
+                          {"zero2_step_time_ratio", ratio},
+                          {"zero2_step_time_ratio_rounds", pair_ratio},
+                          {"zero2_sync_step_time_ratio", sync_ratio},
+                          {"step_seconds", step_seconds},
+                          {"timing_runs", timing},
                           {"rows", rows}};
     std::printf("%s\n", out.dump().c_str());
   }
