@@ -3,8 +3,8 @@
 // library's .cc files include it).
 #pragma once
 
-#include <torch/csrc/distributed/c10d/Store.hpp>
 #include <torch/version.h>  // TORCH_VERSION_MAJOR
+#include <torch/csrc/distributed/c10d/Store.hpp>
 #ifndef R1R_NO_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif

@@ -119,8 +119,8 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Create(const GroupOp
     impl->store = c10::make_intrusive<c10d::TCPStore>(o.master_host, store_options);
     impl->group = CreateCollectiveGroup(o.backend, impl->store, o.rank, o.world_size, o.timeout, o.master_host);
     if (o.backend == Backend::kNccl) {
-      impl->device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(
-                                               o.rank % std::max<int64_t>(1, torch::cuda::device_count())));
+      impl->device = at::Device(
+          at::kCUDA, static_cast<c10::DeviceIndex>(o.rank % std::max<int64_t>(1, torch::cuda::device_count())));
     }
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("dist: rank ", o.rank, " of ", o.world_size, " could not join ",

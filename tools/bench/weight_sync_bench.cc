@@ -281,7 +281,8 @@ int main(int argc, char** argv) {
   // check, manifest, buckets), each actor's receive (announcement to verified) and, within it, the
   // checksum and finite check of the buckets (overlapped with receiving); the rest of "after step" is
   // LoadWeights' GetState, waiting and the copy into the model.
-  std::printf("%-34s %10s %12s %10s  %s\n", "", "bucket", "", "", "(total = snapshot + after step | learner send, "
+  std::printf("%-34s %10s %12s %10s  %s\n", "", "bucket", "", "",
+              "(total = snapshot + after step | learner send, "
               "actor receive, actor check: max of 2)");
   for (int r = 0; r < kWarmUp + repeats; ++r) {
     auto sums = [&](const std::string& learner_metric, const std::string& actor_metric) {
@@ -289,8 +290,10 @@ int main(int argc, char** argv) {
       for (const Actor& a : *actors) v.push_back(HistogramSum(a.process, actor_metric));
       return v;
     };
-    const std::vector<double> before = sums("r1r_learner_weight_snapshot_seconds", "r1r_actor_weight_broadcast_seconds");
-    const std::vector<double> before2 = sums("r1r_learner_weight_broadcast_seconds", "r1r_actor_weight_broadcast_check_seconds");
+    const std::vector<double> before =
+        sums("r1r_learner_weight_snapshot_seconds", "r1r_actor_weight_broadcast_seconds");
+    const std::vector<double> before2 =
+        sums("r1r_learner_weight_broadcast_seconds", "r1r_actor_weight_broadcast_check_seconds");
     grpc::ClientContext ctx;
     r1r::rpc::PrepareContext(ctx, lo);
     r1r::v1::StepMetrics m;
@@ -301,7 +304,8 @@ int main(int argc, char** argv) {
     const double after_step = LoadAll(*actors, ao, Addr(*learner), m.policy_version(), state.model_dir(), &sources, &bytes);
     if (after_step < 0) return 1;
     const std::vector<double> after = sums("r1r_learner_weight_snapshot_seconds", "r1r_actor_weight_broadcast_seconds");
-    const std::vector<double> after2 = sums("r1r_learner_weight_broadcast_seconds", "r1r_actor_weight_broadcast_check_seconds");
+    const std::vector<double> after2 =
+        sums("r1r_learner_weight_broadcast_seconds", "r1r_actor_weight_broadcast_check_seconds");
     const double snapshot = std::max(0.0, after[0] - before[0]);
     const double send = std::max(0.0, after2[0] - before2[0]);
     double receive = 0, check = 0;
@@ -335,10 +339,12 @@ int main(int argc, char** argv) {
                         {"actors", 2},
                         {"bucket_mb", bucket_mb},
                         {"broadcast_fallbacks", fallbacks},
-                        {"broadcast_parts_seconds", {{"snapshot", Median(parts[0])}, {"learner_send", Median(parts[1])},
-                                                     {"actor_receive", Median(parts[2])},
-                                                     {"actor_check", Median(parts[3])},
-                                                     {"after_step", Median(parts[4])}}}};
+                        {"broadcast_parts_seconds",
+                         {{"snapshot", Median(parts[0])},
+                          {"learner_send", Median(parts[1])},
+                          {"actor_receive", Median(parts[2])},
+                          {"actor_check", Median(parts[3])},
+                          {"after_step", Median(parts[4])}}}};
     std::printf("%s\n", j.dump().c_str());
   }
   return fallbacks == 0 ? 0 : 1;
