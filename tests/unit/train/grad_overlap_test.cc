@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <thread>
@@ -94,11 +95,10 @@ Result Train(const Case& c, bool overlap, int rank, dist::ProcessGroup* group) {
   return out;
 }
 
-// Both ranks' results of Train; false when this build has no Gloo.
-bool OnTwoRanks(const Case& c, bool overlap, std::vector<Result>& results) {
+// Runs body(rank, group) on two Gloo ranks; false when this build has no Gloo.
+bool OnTwoRanks(std::chrono::milliseconds timeout, const std::function<void(int, dist::ProcessGroup*)>& body) {
   const int port = dist::testing::FreeLoopbackPort();
   std::atomic<bool> no_gloo{false};
-  results.assign(2, Result{});
   std::vector<std::thread> threads;
   for (int rank = 0; rank < 2; ++rank) {
     threads.emplace_back([&, rank] {
@@ -106,18 +106,25 @@ bool OnTwoRanks(const Case& c, bool overlap, std::vector<Result>& results) {
       o.rank = rank;
       o.world_size = 2;
       o.master_port = port;
-      o.timeout = std::chrono::seconds(120);
+      o.timeout = timeout;
       auto group = dist::ProcessGroup::Create(o);
       if (group.status().code() == absl::StatusCode::kUnimplemented) {
         no_gloo = true;
         return;
       }
       ASSERT_TRUE(group.ok()) << group.status();
-      results[static_cast<size_t>(rank)] = Train(c, overlap, rank, group->get());
+      body(rank, group->get());
     });
   }
   for (auto& t : threads) t.join();
   return !no_gloo;
+}
+
+bool OnTwoRanks(const Case& c, bool overlap, std::vector<Result>& results) {
+  results.assign(2, Result{});
+  return OnTwoRanks(std::chrono::seconds(120), [&](int rank, dist::ProcessGroup* group) {
+    results[static_cast<size_t>(rank)] = Train(c, overlap, rank, group);
+  });
 }
 
 void ExpectOverlapMatchesSynchronous(const Case& c, double tolerance) {
@@ -160,6 +167,43 @@ TEST(dist, ZeroTwoOverlappedReductionEqualsTheSynchronousOneInBf16) {
 
 TEST(dist, ZeroTwoGradientsArrivingAfterTheirBucketLeftTakeTheSynchronousPath) {
   ExpectOverlapMatchesSynchronous(Case{.bucket_bytes = 16 << 10, .backwards_per_accumulate = 2}, 1e-6);
+}
+
+}  // namespace
+}  // namespace r1r::train
+
+namespace r1r::train {
+namespace {
+
+// A rank that leaves while the other's buckets are in flight fails that rank's step with an error
+// within the collective timeout (not a hang, not a crash in the autograd hook).
+TEST(dist, ZeroTwoRankLeavingDuringTheOverlappedReductionFailsTheOtherWithinTheTimeout) {
+  const auto timeout = std::chrono::seconds(5);
+  absl::Status accumulated;
+  double seconds = 0;
+  if (!OnTwoRanks(timeout, [&](int rank, dist::ProcessGroup* group) {
+        auto policy = Load(at::kFloat);
+        policy->model().train();
+        ShardedAdamWOptions o;
+        o.zero_stage = 2;
+        auto opt = ShardedAdamW::Create(policy->model().parameters(), o, group);
+        ASSERT_TRUE(opt.ok()) << opt.status();
+        if (rank == 1) return;  // leaves: its group closes its connections
+        const auto items = MakeSftItems(*policy, 0, 1);
+        auto batch = BuildSequenceBatch({&items[0].prompt}, {items[0].target_ids}, policy->pad_id());
+        ASSERT_TRUE(batch.ok());
+        auto logp = policy->ResponseLogProbs(*batch);
+        ASSERT_TRUE(logp.ok());
+        const auto start = std::chrono::steady_clock::now();
+        (-(*logp * batch->response_mask).sum()).backward();  // starts the buckets
+        accumulated = (*opt)->AccumulateGradients();
+        seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      })) {
+    GTEST_SKIP() << "this build has no Gloo backend";
+  }
+  EXPECT_FALSE(accumulated.ok());
+  EXPECT_NE(accumulated.message().find("dist:"), std::string::npos) << accumulated;
+  EXPECT_LT(seconds, 3 * 5.0) << "the collective timeout is 5 s";
 }
 
 }  // namespace
