@@ -220,6 +220,7 @@ void ReadLearner(YamlReader& y, LearnerSpec& l) {
   y.Read("micro_batch_tokens", &l.micro_batch_tokens);
   y.Read("prompt_text_tokens", &l.prompt_text_tokens);
   y.Read("pack_sequences", &l.pack_sequences);
+  y.Read("overlap_grad_reduce", &l.overlap_grad_reduce);
   if (!l.precision.empty()) y.CheckOneOf("precision", l.precision, {"fp32", "bf16_mixed"});
   y.CheckRange("zero_stage", static_cast<double>(l.zero_stage), 0, 2);
   y.CheckRange("world_size", static_cast<double>(l.world_size), 1, 4096);

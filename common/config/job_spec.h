@@ -136,6 +136,10 @@ struct LearnerSpec {
   // SFT: pack several samples into one row up to micro_batch_tokens (block-diagonal attention, per-sample
   // positions; the loss is unchanged) instead of padding each to the widest. Default false.
   bool pack_sequences = false;
+  // ZeRO-2 on several ranks: reduce each gradient bucket while the backward pass still runs (false:
+  // after it). The same sums either way; on a GPU the reduction hides behind compute, on CPU cores
+  // shared with the backward pass it does not (docs/experiments.md).
+  bool overlap_grad_reduce = true;
   int64_t prompt_text_tokens = 1024; // plan: text tokens of a prompt besides its image tokens
 };
 

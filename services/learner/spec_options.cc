@@ -55,6 +55,7 @@ train::OptimizerOptions LearnerOptimizerOptions(const config::JobSpec& spec, con
   o.zero_stage = static_cast<int>(l.zero_stage);
   o.gradient_checkpointing = spec.model.gradient_checkpointing;
   o.pack_sequences = l.pack_sequences;
+  o.overlap_grad_reduce = l.overlap_grad_reduce;
   return o;
 }
 

@@ -72,5 +72,17 @@ TEST(learner, PackSequencesReachesTheTrainerAndIsValidated) {
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("pack_sequences"));
 }
 
+TEST(learner, OverlapGradReduceReachesTheTrainerAndIsValidated) {
+  auto plain = config::ParseJobSpec(kSpec);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_TRUE(LearnerOptimizerOptions(*plain, plain->sft.optim, 1, 2, 0).overlap_grad_reduce);  // default: on
+  auto after = config::ParseJobSpec(kSpec + "learner: {zero_stage: 2, overlap_grad_reduce: false}\n");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_FALSE(LearnerOptimizerOptions(*after, after->rl.optim, 1, 2, 0).overlap_grad_reduce);
+  auto bad = config::ParseJobSpec(kSpec + "learner: {overlap_grad_reduce: 2}\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("overlap_grad_reduce"));
+}
+
 }  // namespace
 }  // namespace r1r::learner
