@@ -20,7 +20,7 @@ train::OptimizerOptions OptimizerOptionsFromSpec(const config::OptimSpec& optim,
                                                  int64_t micro_batch, int64_t micro_batch_tokens);
 
 // The same, plus the spec's learner section (precision, zero_stage; learner.micro_batch and
-// micro_batch_tokens override the flags' values when > 0; pack_sequences) and model.gradient_checkpointing.
+// micro_batch_tokens override the flags' values when > 0; pack_sequences, overlap_grad_reduce) and model.gradient_checkpointing.
 train::OptimizerOptions LearnerOptimizerOptions(const config::JobSpec& spec, const config::OptimSpec& optim,
                                                 int64_t total_steps, int64_t flag_micro_batch,
                                                 int64_t flag_micro_batch_tokens);
