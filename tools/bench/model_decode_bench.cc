@@ -2,10 +2,12 @@
 // model, KV-cache bytes per token, and the generation features against what they replace: the device
 // sampler against the host sort (152k vocabulary, batch 32), one prefill for K = 5 samples against 5
 // prefills (>= 256 prompt tokens with an image), continuous batching against static chunks (64 ragged
-// requests). Usage: model_decode_bench [new_tokens=128] [prompt_len=64] [--json] [--sampler-only]; with
+// requests). Usage: model_decode_bench [new_tokens=128] [prompt_len=64] [--json] [--sampler-only]
+// [--continuous-only]; with
 // --json the last line is one JSON object with device_sampling_speedup (T = 1),
 // device_sampling_topp_speedup (top-p 0.9), device_sampling_greedy_speedup, shared_prefill_speedup and
-// continuous_batching_speedup (--sampler-only: the sampler rows and their three keys alone).
+// continuous_batching_speedup (--sampler-only: the sampler rows and their three keys alone;
+// --continuous-only: the continuous-batching row alone, fastest of 3 runs per side, and its key).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -127,14 +129,77 @@ SamplingSpeedups DeviceSamplingSpeedups() {
   return out;
 }
 
+// Continuous batching: 64 ragged requests, 16 rows at a time, against static chunks of 16 (the
+// actor's --max-batch of before: each chunk runs until its longest row is done). Each side's seconds
+// are printed apart (and with the step counts: decode forwards and rows summed over them); with reps > 1
+// the two sides alternate and each side's fastest run is taken.
+double ContinuousBatchingSpeedup(r1r::model::Qwen2_5_VL& model, int64_t new_tokens, int reps) {
+  const int64_t n = 64, rows = 16;
+  std::vector<GenerationRequest> requests(n);
+  std::mt19937_64 rng(3);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t len = 16 + static_cast<int64_t>(rng() % 48);
+    for (int64_t t = 0; t < len; ++t) requests[i].prompt_ids.push_back((i * 53 + t * 11) % 4000 + 1);
+    requests[i].sampling.temperature = 0.0;
+    requests[i].sampling.max_new_tokens = 1 + static_cast<int64_t>(rng() % new_tokens);
+  }
+  double static_s = 0, continuous_s = 0;
+  r1r::model::GenerationStats static_stats, continuous_stats;
+  std::vector<r1r::model::GenerationResult> chunked, continuous;
+  for (int rep = 0; rep < reps; ++rep) {
+    double chunks_s = 0;
+    chunked.clear();
+    static_stats = {};
+    for (int64_t begin = 0; begin < n; begin += rows) {
+      std::vector<GenerationRequest> chunk(requests.begin() + begin, requests.begin() + std::min(n, begin + rows));
+      GenerateOptions static_options;
+      static_options.continuous_batching = false;
+      r1r::model::GenerationStats chunk_stats;
+      static_options.stats = &chunk_stats;
+      double s = 0;
+      auto part = MustGenerate(model, chunk, static_options, &s);
+      chunks_s += s;
+      static_stats.prefill_tokens += chunk_stats.prefill_tokens;
+      static_stats.decode_steps += chunk_stats.decode_steps;
+      static_stats.decode_rows += chunk_stats.decode_rows;
+      chunked.insert(chunked.end(), part.begin(), part.end());
+    }
+    GenerateOptions continuous_options;
+    continuous_options.max_batch_rows = rows;
+    continuous_options.stats = &continuous_stats;
+    double s = 0;
+    continuous = MustGenerate(model, requests, continuous_options, &s);
+    static_s = rep == 0 ? chunks_s : std::min(static_s, chunks_s);
+    continuous_s = rep == 0 ? s : std::min(continuous_s, s);
+  }
+  const double speedup = static_s / continuous_s;
+  std::printf("\n%lld requests, prompts 16..63 tokens, 1..%lld new tokens (greedy), %lld rows at a time%s\n\n",
+              static_cast<long long>(n), static_cast<long long>(new_tokens), static_cast<long long>(rows),
+              reps > 1 ? ", fastest of the runs" : "");
+  std::printf("| batching | new tokens | seconds | tokens/s | speed-up | decode steps | decode rows |\n");
+  std::printf("|:---------|-----------:|--------:|---------:|---------:|-------------:|------------:|\n");
+  std::printf("| static chunks of %lld | %lld | %.3f | %.1f | 1.0x | %lld | %lld |\n", static_cast<long long>(rows),
+              static_cast<long long>(Tokens(chunked)), static_s, Tokens(chunked) / static_s,
+              static_cast<long long>(static_stats.decode_steps), static_cast<long long>(static_stats.decode_rows));
+  std::printf("| continuous, %lld rows | %lld | %.3f | %.1f | %.2fx | %lld | %lld |\n", static_cast<long long>(rows),
+              static_cast<long long>(Tokens(continuous)), continuous_s, Tokens(continuous) / continuous_s, speedup,
+              static_cast<long long>(continuous_stats.decode_steps),
+              static_cast<long long>(continuous_stats.decode_rows));
+  std::printf("\nsame greedy tokens: %s\n", SameTokens(chunked, continuous) ? "yes" : "NO");
+  std::printf("continuous batching: static %.3f s, continuous %.3f s\n", static_s, continuous_s);
+  return speedup;
+}
+
 int main(int argc, char** argv) {
-  bool json = false, sampler_only = false;
+  bool json = false, sampler_only = false, continuous_only = false;
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--json") {
       json = true;
     } else if (std::string(argv[i]) == "--sampler-only") {
       sampler_only = true;
+    } else if (std::string(argv[i]) == "--continuous-only") {
+      continuous_only = true;
     } else {
       positional.push_back(argv[i]);
     }
@@ -167,6 +232,20 @@ int main(int argc, char** argv) {
               static_cast<long long>(tiny.hidden_size), static_cast<long long>(tiny.num_layers),
               static_cast<long long>(tiny.num_heads), static_cast<long long>(tiny.num_kv_heads),
               static_cast<long long>(tiny.vocab_size), at::get_num_threads());
+  if (continuous_only) {
+    // The continuous-batching row alone: a warm-up generate, then 3 alternating runs of each side.
+    std::vector<GenerationRequest> warm(4);
+    for (auto& r : warm) {
+      r.prompt_ids.assign(32, 7);
+      r.sampling.temperature = 0.0;
+      r.sampling.max_new_tokens = 8;
+    }
+    double warm_s = 0;
+    MustGenerate(**model, warm, {}, &warm_s);
+    const double speedup = ContinuousBatchingSpeedup(**model, new_tokens, /*reps=*/3);
+    if (json) std::printf("{\"continuous_batching_speedup\": %.3f}\n", speedup);
+    return 0;
+  }
   std::printf("prompt %lld tokens, %lld new tokens per sequence, greedy, text only\n\n",
               static_cast<long long>(prompt_len), static_cast<long long>(new_tokens));
   std::printf("| batch | KV cache | new tokens | seconds | tokens/s | speed-up |\n");
@@ -268,46 +347,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  // Continuous batching: 64 ragged requests, 16 rows at a time, against static chunks of 16 (the
-  // actor's --max-batch of before: each chunk runs until its longest row is done).
-  double continuous_speedup = 0;
-  {
-    const int64_t n = 64, rows = 16;
-    std::vector<GenerationRequest> requests(n);
-    std::mt19937_64 rng(3);
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t len = 16 + static_cast<int64_t>(rng() % 48);
-      for (int64_t t = 0; t < len; ++t) requests[i].prompt_ids.push_back((i * 53 + t * 11) % 4000 + 1);
-      requests[i].sampling.temperature = 0.0;
-      requests[i].sampling.max_new_tokens = 1 + static_cast<int64_t>(rng() % new_tokens);
-    }
-    double static_s = 0;
-    std::vector<r1r::model::GenerationResult> chunked;
-    for (int64_t begin = 0; begin < n; begin += rows) {
-      std::vector<GenerationRequest> chunk(requests.begin() + begin, requests.begin() + std::min(n, begin + rows));
-      GenerateOptions static_options;
-      static_options.continuous_batching = false;
-      double s = 0;
-      auto part = MustGenerate(**model, chunk, static_options, &s);
-      static_s += s;
-      chunked.insert(chunked.end(), part.begin(), part.end());
-    }
-    GenerateOptions continuous_options;
-    continuous_options.max_batch_rows = rows;
-    double continuous_s = 0;
-    auto continuous = MustGenerate(**model, requests, continuous_options, &continuous_s);
-    continuous_speedup = static_s / continuous_s;
-    std::printf("\n%lld requests, prompts 16..63 tokens, 1..%lld new tokens (greedy), %lld rows at a time\n\n",
-                static_cast<long long>(n), static_cast<long long>(new_tokens), static_cast<long long>(rows));
-    std::printf("| batching | new tokens | seconds | tokens/s | speed-up |\n");
-    std::printf("|:---------|-----------:|--------:|---------:|---------:|\n");
-    std::printf("| static chunks of %lld | %lld | %.3f | %.1f | 1.0x |\n", static_cast<long long>(rows),
-                static_cast<long long>(Tokens(chunked)), static_s, Tokens(chunked) / static_s);
-    std::printf("| continuous, %lld rows | %lld | %.3f | %.1f | %.1fx |\n", static_cast<long long>(rows),
-                static_cast<long long>(Tokens(continuous)), continuous_s, Tokens(continuous) / continuous_s,
-                continuous_speedup);
-    std::printf("\nsame greedy tokens: %s\n", SameTokens(chunked, continuous) ? "yes" : "NO");
-  }
+  const double continuous_speedup = ContinuousBatchingSpeedup(**model, new_tokens, /*reps=*/1);
 
   std::printf("\nKV-cache bytes per token per sequence (2 x layers x kv_heads x head_dim x element size):\n\n");
   std::printf("| model | layers | kv heads | head dim | float32 | bfloat16 |\n");
