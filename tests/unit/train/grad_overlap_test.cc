@@ -5,18 +5,16 @@
 // passes before one accumulation (gradients that arrive after their bucket left go the synchronous way).
 #include <torch/torch.h>
 
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <functional>
-#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "common/dist/process_group.h"
 #include "common/train/optimizer.h"
 #include "common/train/sequence_batch.h"
-#include "tests/unit/dist/free_port.h"
+#include "tests/unit/dist/gloo_ranks.h"
 #include "tests/unit/train/tiny_world.h"
 
 namespace r1r::train {
@@ -97,27 +95,7 @@ Result Train(const Case& c, bool overlap, int rank, dist::ProcessGroup* group) {
 
 // Runs body(rank, group) on two Gloo ranks; false when this build has no Gloo.
 bool OnTwoRanks(std::chrono::milliseconds timeout, const std::function<void(int, dist::ProcessGroup*)>& body) {
-  const int port = dist::testing::FreeLoopbackPort();
-  std::atomic<bool> no_gloo{false};
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < 2; ++rank) {
-    threads.emplace_back([&, rank] {
-      dist::GroupOptions o;
-      o.rank = rank;
-      o.world_size = 2;
-      o.master_port = port;
-      o.timeout = timeout;
-      auto group = dist::ProcessGroup::Create(o);
-      if (group.status().code() == absl::StatusCode::kUnimplemented) {
-        no_gloo = true;
-        return;
-      }
-      ASSERT_TRUE(group.ok()) << group.status();
-      body(rank, group->get());
-    });
-  }
-  for (auto& t : threads) t.join();
-  return !no_gloo;
+  return dist::testing::OnGlooRanks(2, timeout, body);
 }
 
 bool OnTwoRanks(const Case& c, bool overlap, std::vector<Result>& results) {

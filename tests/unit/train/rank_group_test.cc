@@ -5,14 +5,13 @@
 
 #include <atomic>
 #include <functional>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "tests/unit/dist/free_port.h"
+#include "tests/unit/dist/gloo_ranks.h"
 
 namespace r1r::train {
 namespace {
@@ -21,27 +20,7 @@ using ::testing::HasSubstr;
 
 // Runs body(rank, group) on two Gloo ranks; false when this build has no Gloo.
 bool OnTwoRanks(const std::function<void(int, dist::ProcessGroup*)>& body) {
-  const int port = dist::testing::FreeLoopbackPort();
-  std::atomic<bool> no_gloo{false};
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < 2; ++rank) {
-    threads.emplace_back([&, rank] {
-      dist::GroupOptions o;
-      o.rank = rank;
-      o.world_size = 2;
-      o.master_port = port;
-      o.timeout = std::chrono::seconds(60);
-      auto group = dist::ProcessGroup::Create(o);
-      if (group.status().code() == absl::StatusCode::kUnimplemented) {
-        no_gloo = true;
-        return;
-      }
-      ASSERT_TRUE(group.ok()) << group.status();
-      body(rank, group->get());
-    });
-  }
-  for (auto& t : threads) t.join();
-  return !no_gloo;
+  return dist::testing::OnGlooRanks(2, std::chrono::seconds(60), body);
 }
 
 TEST(train, RankGroupAloneIsANoOpThatPassesTheLocalStatusThrough) {

@@ -2,12 +2,10 @@
 // rollout never corrupts them, and the LR schedule has the documented shape.
 #include <torch/torch.h>
 
-#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -17,7 +15,7 @@
 #include "common/train/schedule.h"
 #include "common/train/sequence_batch.h"
 #include "common/train/trainer.h"
-#include "tests/unit/dist/free_port.h"
+#include "tests/unit/dist/gloo_ranks.h"
 #include "tests/unit/train/tiny_world.h"
 
 namespace r1r::train {
@@ -493,31 +491,14 @@ TEST(train, DataParallelRanksTakeTheStepsOfOneProcess) {
   const StepLog expected = RunSteps(single, *alone);
   ASSERT_FALSE(expected.values.empty());
 
-  const int port = dist::testing::FreeLoopbackPort();
   std::vector<StepLog> logs(2);
-  std::atomic<bool> no_gloo{false};
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < 2; ++rank) {
-    ranks.emplace_back([&, rank] {
-      dist::GroupOptions o;
-      o.rank = rank;
-      o.world_size = 2;
-      o.master_port = port;
-      o.timeout = std::chrono::seconds(120);
-      auto group = dist::ProcessGroup::Create(o);
-      if (group.status().code() == absl::StatusCode::kUnimplemented) {  // a build without Gloo
-        no_gloo = true;
-        return;
-      }
-      ASSERT_TRUE(group.ok()) << group.status();
-      auto replica = LoadPolicy();
-      Trainer trainer(replica.get(), nullptr, FastOptimizer(4));
-      trainer.set_process_group(group->get());
-      logs[static_cast<size_t>(rank)] = RunSteps(trainer, *replica);
-    });
-  }
-  for (auto& t : ranks) t.join();
-  if (no_gloo) GTEST_SKIP() << "this build has no Gloo backend";
+  const bool ran = dist::testing::OnGlooRanks(2, std::chrono::seconds(120), [&](int rank, dist::ProcessGroup* group) {
+    auto replica = LoadPolicy();
+    Trainer trainer(replica.get(), nullptr, FastOptimizer(4));
+    trainer.set_process_group(group);
+    logs[static_cast<size_t>(rank)] = RunSteps(trainer, *replica);
+  });
+  if (!ran) GTEST_SKIP() << "this build has no Gloo backend";
   ASSERT_EQ(logs[0].weights.size(), expected.weights.size());
   ASSERT_EQ(logs[1].weights.size(), expected.weights.size());
   for (size_t i = 0; i < expected.values.size(); ++i) {

@@ -2,11 +2,9 @@
 // steps of one unsharded process, and a checkpoint written on two ranks resumes on one and on two.
 #include <torch/torch.h>
 
-#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <functional>
-#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -14,7 +12,7 @@
 #include "common/train/checkpoint.h"
 #include "common/train/optimizer.h"
 #include "common/train/trainer.h"
-#include "tests/unit/dist/free_port.h"
+#include "tests/unit/dist/gloo_ranks.h"
 #include "tests/unit/train/tiny_world.h"
 
 namespace r1r::train {
@@ -57,27 +55,7 @@ Run Steps(Trainer& trainer, Policy& policy, int steps) {
 
 // Runs body(rank, group) on `world` Gloo ranks; false when this build has no Gloo.
 bool OnRanks(int world, const std::function<void(int, dist::ProcessGroup*)>& body) {
-  const int port = dist::testing::FreeLoopbackPort();
-  std::atomic<bool> no_gloo{false};
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < world; ++rank) {
-    threads.emplace_back([&, rank] {
-      dist::GroupOptions o;
-      o.rank = rank;
-      o.world_size = world;
-      o.master_port = port;
-      o.timeout = std::chrono::seconds(120);
-      auto group = dist::ProcessGroup::Create(o);
-      if (group.status().code() == absl::StatusCode::kUnimplemented) {
-        no_gloo = true;
-        return;
-      }
-      ASSERT_TRUE(group.ok()) << group.status();
-      body(rank, group->get());
-    });
-  }
-  for (auto& t : threads) t.join();
-  return !no_gloo;
+  return dist::testing::OnGlooRanks(world, std::chrono::seconds(120), body);
 }
 
 const Run& Unsharded() {
