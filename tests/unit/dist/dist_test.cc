@@ -3,12 +3,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <atomic>
 #include <functional>
-#include <thread>
 
 #include "common/dist/process_group.h"
 #include "tests/unit/dist/free_port.h"
+#include "tests/unit/dist/gloo_ranks.h"
 
 namespace r1r::dist {
 namespace {
@@ -16,28 +15,7 @@ namespace {
 // Runs body(group) on ranks 0..world-1, each in its own thread with its own process group.
 // Returns false when this build has no Gloo backend (the caller skips).
 bool RunRanks(int world, const std::function<void(ProcessGroup&)>& body) {
-  std::atomic<bool> unavailable{false};
-  const int port = testing::FreeLoopbackPort();
-  EXPECT_GT(port, 0);
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < world; ++rank) {
-    threads.emplace_back([&, rank] {
-      GroupOptions o;
-      o.rank = rank;
-      o.world_size = world;
-      o.master_port = port;
-      o.timeout = std::chrono::seconds(60);
-      auto group = ProcessGroup::Create(o);
-      if (group.status().code() == absl::StatusCode::kUnimplemented) {
-        unavailable = true;  // a build without Gloo headers
-        return;
-      }
-      ASSERT_TRUE(group.ok()) << group.status();
-      body(**group);
-    });
-  }
-  for (auto& t : threads) t.join();
-  return !unavailable;
+  return testing::OnGlooRanks(world, std::chrono::seconds(60), [&](int, ProcessGroup* group) { body(*group); });
 }
 
 TEST(dist, AllReduceSumsMinsAndMaxesAcrossRanks) {
