@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/model/decode_graphs.h"
 
 namespace r1r::model {
 
@@ -273,6 +274,7 @@ struct GenerationEngine::Impl {
     at::Tensor hidden;  // [hidden] of the prompt's last token
   };
   std::vector<Prefilled> prefilled;
+  std::unique_ptr<DecodeGraphs> graphs;  // options.cuda_graphs
   int64_t next_id = 0;
   int64_t tokens_in_flight = 0;
   GenerationStats stats;
@@ -533,12 +535,19 @@ absl::StatusOr<std::vector<std::pair<int64_t, GenerationResult>>> GenerationEngi
   }
 
   // 4. One decode step for the rows that go on.
-  ForwardInput next;
-  next.input_ids = torch::tensor(next_ids, torch::kLong).view({n_alive, 1}).to(device);
-  next.cache = cache.get();
-  auto out = model.Forward(next);
-  if (!out.ok()) return out.status();
-  hidden = out->hidden.select(1, 0);
+  if (options.cuda_graphs) {
+    if (graphs == nullptr) graphs = std::make_unique<DecodeGraphs>(model, options.cuda_graph_span_step);
+    hidden = graphs->Step(*cache, next_ids);
+    stats.decode_graph_shapes = graphs->shapes();
+    stats.decode_graphs_captured = graphs->captured();
+  } else {
+    ForwardInput next;
+    next.input_ids = torch::tensor(next_ids, torch::kLong).view({n_alive, 1}).to(device);
+    next.cache = cache.get();
+    auto out = model.Forward(next);
+    if (!out.ok()) return out.status();
+    hidden = out->hidden.select(1, 0);
+  }
   ++stats.decode_steps;
   stats.decode_rows += n_alive;
   return finished;

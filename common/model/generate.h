@@ -48,6 +48,9 @@ struct GenerationStats {
   int64_t decode_steps = 0;     // decode forwards
   int64_t decode_rows = 0;      // rows summed over decode forwards
   int64_t max_active_rows = 0;  // most sequences decoded together
+  // With cuda_graphs: decode step shapes met, and how many of them replay a captured graph.
+  int64_t decode_graph_shapes = 0;
+  int64_t decode_graphs_captured = 0;
 };
 
 struct GenerateOptions {
@@ -74,6 +77,11 @@ struct GenerateOptions {
   // Temperature, top-k and top-p on the logits' device; only the sampled ids and log-probs cross to
   // the host. false: today's reference sampler on the host (SampleToken per row, full sort).
   bool device_sampling = true;
+  // Continuous batching: decode steps run in fixed shapes (rows rounded up to a power of two, the
+  // attended length up to a multiple of cuda_graph_span_step) replayed from CUDA graphs captured on
+  // first use (decode_graphs.h). On a CPU model the same fixed-shape steps run eagerly (for tests).
+  bool cuda_graphs = false;
+  int64_t cuda_graph_span_step = 256;
   // Called with (request index, result) as each request finishes (continuous batching), or for all at
   // the end (static). Results are also returned in request order.
   std::function<void(size_t, const GenerationResult&)> on_result;

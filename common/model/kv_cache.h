@@ -12,6 +12,8 @@
 //   then feeds exactly one new token per row and writes it at the row's own length. Requests join by
 //   LoadRow (the prompt's prefilled entries, possibly the same ones into several slots: one prefill for
 //   K samples) and leave by MoveRow (the last active slot fills the hole), so no step copies the cache.
+//   A decode window (SetDecodeWindow) fixes a step's shape instead: the first `rows` slots, attending
+//   over [0, span), whatever the active rows and their lengths; that is what a CUDA graph replays.
 #pragma once
 
 #include <cstdint>
@@ -29,15 +31,15 @@ class KvCache {
   // keys/values: per layer [batch, num_key_value_heads, capacity, head_dim].
   KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, at::ScalarType dtype, at::Device device);
 
-  // Rows taking part in a forward (slots: the active ones).
-  int64_t batch() const { return slots_ ? active_ : batch_; }
+  // Rows taking part in a forward (slots: the active ones, or the decode window's rows).
+  int64_t batch() const { return slots_ ? (window_rows_ > 0 ? window_rows_ : active_) : batch_; }
   // Uniform: the shared length. Slots: the longest active row.
   int64_t length() const;
   int64_t capacity() const { return capacity_; }
 
   // Writes k/v ([batch, kv_heads, n, head_dim]) of `layer` at [length, length + n) and returns views of
   // the filled prefix [0, length + n). length() itself moves only on Advance(), once all layers wrote.
-  // Slots: n must be 1; row r's entry goes to row_length(r), and the views cover [0, length() + 1).
+  // Slots: n must be 1; row r's entry goes to row_length(r), and the views cover [0, attend_span()).
   std::pair<at::Tensor, at::Tensor> Append(int64_t layer, const at::Tensor& k, const at::Tensor& v);
   void Advance(int64_t n);
 
@@ -58,8 +60,18 @@ class KvCache {
   int64_t active_rows() const { return active_; }
   void set_active_rows(int64_t n) { active_ = n; }
   int64_t row_length(int64_t row) const { return row_lengths_[row]; }
-  // [active_rows] int64 on the cache's device.
+  // [batch()] int64 on the cache's device.
   at::Tensor row_lengths() const;
+  // Slots: keys a decode step attends over: [0, length() + 1), or the decode window's span.
+  int64_t attend_span() const { return window_rows_ > 0 ? window_span_ : length() + 1; }
+  // Fixes the shape of the next decode steps: slots [0, rows) take part (active ones first; the
+  // others compute a row nobody reads, writing it into their own free slot at its stale length, below
+  // capacity) and attend over [0, span) masked to each row's length. row_index: arange(rows) on the
+  // cache's device, owned by the caller (a captured graph reads it at its address). Advance still moves
+  // only the active rows. rows = 0 clears the window.
+  void SetDecodeWindow(int64_t rows, int64_t span, at::Tensor row_index);
+  // Changes with every (re)allocation of the cache tensors: a graph captured against them is stale.
+  uint64_t allocation_id() const { return allocation_id_; }
   // Copies entries [src_offset, src_offset + n) of row `src_row` of a uniform cache `src` (every layer)
   // into slot `dst_row` at [0, n); the slot then holds a sequence of length n with M-RoPE offset
   // `rope_delta` (decode position = n + rope_delta).
@@ -93,6 +105,9 @@ class KvCache {
   std::vector<int64_t> row_lengths_;
   at::Tensor row_lengths_device_;  // [batch] int64, mirrors row_lengths_
   at::Tensor append_rows_;         // arange(active rows) for Append
+  int64_t window_rows_ = 0, window_span_ = 0;
+  at::Tensor window_row_index_;
+  uint64_t allocation_id_;
 };
 
 }  // namespace r1r::model

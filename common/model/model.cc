@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "absl/strings/str_cat.h"
 #include "common/model/modules.h"
@@ -14,8 +15,15 @@ namespace r1r::model {
 
 // ---- KvCache ----
 
+namespace {
+uint64_t NextAllocationId() {
+  static std::atomic<uint64_t> next{1};
+  return next++;
+}
+}  // namespace
+
 KvCache::KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, at::ScalarType dtype, at::Device device)
-    : batch_(batch), capacity_(capacity) {
+    : batch_(batch), capacity_(capacity), allocation_id_(NextAllocationId()) {
   auto options = torch::TensorOptions().dtype(dtype).device(device);
   const TextConfig& t = config.text;
   for (int64_t i = 0; i < t.num_hidden_layers; ++i) {
@@ -34,17 +42,18 @@ int64_t KvCache::length() const {
 std::pair<at::Tensor, at::Tensor> KvCache::Append(int64_t layer, const at::Tensor& k, const at::Tensor& v) {
   const int64_t n = k.size(2);
   if (slots_) {
-    TORCH_CHECK(n == 1 && k.size(0) == active_, "a slot cache takes one new token per active row");
-    const int64_t end = length() + 1;
-    if (!append_rows_.defined() || append_rows_.size(0) != active_ || append_rows_.device() != k.device()) {
-      append_rows_ = torch::arange(active_, torch::dtype(torch::kLong).device(k.device()));  // once per batch size
+    const int64_t rows = batch(), end = attend_span();
+    TORCH_CHECK(n == 1 && k.size(0) == rows, "a slot cache takes one new token per row of the step");
+    if (window_rows_ == 0 &&
+        (!append_rows_.defined() || append_rows_.size(0) != rows || append_rows_.device() != k.device())) {
+      append_rows_ = torch::arange(rows, torch::dtype(torch::kLong).device(k.device()));  // once per batch size
     }
-    const at::Tensor& rows = append_rows_;
+    const at::Tensor& index = window_rows_ > 0 ? window_row_index_ : append_rows_;
     at::Tensor at_length = row_lengths();
     using torch::indexing::Slice;
-    keys_[layer].index_put_({rows, Slice(), at_length}, k.select(2, 0));
-    values_[layer].index_put_({rows, Slice(), at_length}, v.select(2, 0));
-    return {keys_[layer].narrow(0, 0, active_).narrow(2, 0, end), values_[layer].narrow(0, 0, active_).narrow(2, 0, end)};
+    keys_[layer].index_put_({index, Slice(), at_length}, k.select(2, 0));
+    values_[layer].index_put_({index, Slice(), at_length}, v.select(2, 0));
+    return {keys_[layer].narrow(0, 0, rows).narrow(2, 0, end), values_[layer].narrow(0, 0, rows).narrow(2, 0, end)};
   }
   keys_[layer].narrow(2, length_, n).copy_(k);
   values_[layer].narrow(2, length_, n).copy_(v);
@@ -71,7 +80,7 @@ void KvCache::KeepRows(const at::Tensor& rows) {
 }
 
 at::Tensor KvCache::rope_deltas() const {
-  if (slots_ && rope_deltas_.defined()) return rope_deltas_.narrow(0, 0, active_);
+  if (slots_ && rope_deltas_.defined()) return rope_deltas_.narrow(0, 0, batch());
   return rope_deltas_;
 }
 
@@ -85,7 +94,17 @@ void KvCache::EnableSlots() {
   rope_deltas_ = torch::zeros({batch_}, torch::dtype(torch::kLong).device(device));
 }
 
-at::Tensor KvCache::row_lengths() const { return row_lengths_device_.narrow(0, 0, active_); }
+at::Tensor KvCache::row_lengths() const { return row_lengths_device_.narrow(0, 0, batch()); }
+
+void KvCache::SetDecodeWindow(int64_t rows, int64_t span, at::Tensor row_index) {
+  TORCH_CHECK(rows == 0 || (slots_ && active_ <= rows && rows <= batch_ && length() < span && span <= capacity_ &&
+                            row_index.defined() && row_index.numel() == rows),
+              "decode window of ", rows, " rows over ", span, " positions: the cache has ", batch_, " slots (",
+              active_, " active, longest ", length(), ") of ", capacity_);
+  window_rows_ = rows;
+  window_span_ = rows > 0 ? span : 0;
+  window_row_index_ = rows > 0 ? std::move(row_index) : at::Tensor();
+}
 
 void KvCache::LoadRow(int64_t dst_row, const KvCache& src, int64_t src_row, int64_t src_offset, int64_t n,
                       int64_t rope_delta) {
@@ -381,6 +400,21 @@ absl::StatusOr<std::pair<at::Tensor, at::Tensor>> Qwen2_5_VL::ComputePositionIds
   return std::make_pair(positions, deltas);
 }
 
+at::Tensor Qwen2_5_VL::DecodeSlots(const at::Tensor& embeds, KvCache& cache) const {
+  // Row r attends to its own [0, length_r] (the new token is written at length_r).
+  const int64_t B = embeds.size(0), span = cache.attend_span();
+  at::Tensor lengths = cache.row_lengths();
+  at::Tensor positions = (lengths + cache.rope_deltas()).view({1, B, 1}).expand({3, B, 1});
+  RotaryTables rotary = text_->Rotary(positions, embeds.scalar_type());
+  at::Tensor k_pos = torch::arange(0, span, torch::dtype(torch::kLong).device(embeds.device())).unsqueeze(0);
+  at::Tensor allowed = k_pos.le(lengths.unsqueeze(1)).view({B, 1, 1, span});
+  return text_->Forward(embeds, rotary, {allowed, at::Tensor()}, &cache);
+}
+
+at::Tensor Qwen2_5_VL::DecodeSlots(KvCache& cache, const at::Tensor& ids) const {
+  return DecodeSlots(torch::embedding(text_->embed_tokens->weight, ids), cache).select(1, 0);
+}
+
 absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
   if (!in.input_ids.defined() || in.input_ids.dim() != 2) {
     return absl::InvalidArgumentError("input_ids must be [batch, length]");
@@ -431,16 +465,9 @@ absl::StatusOr<ForwardOutput> Qwen2_5_VL::Forward(const ForwardInput& in) {
 
     if (!in.segments.empty()) return ForwardPacked(in, ids, embeds);
     if (slots) {
-      // Row r attends to its own [0, length_r] (the new token is written at length_r).
-      at::Tensor lengths = cache->row_lengths();
-      at::Tensor deltas = cache->rope_deltas();
-      at::Tensor positions = (lengths + deltas).view({1, B, 1}).expand({3, B, 1});
-      RotaryTables rotary = text_->Rotary(positions, embeds.scalar_type());
-      at::Tensor k_pos = torch::arange(0, past + 1, torch::dtype(torch::kLong).device(device)).unsqueeze(0);
-      at::Tensor allowed = k_pos.le(lengths.unsqueeze(1)).view({B, 1, 1, past + 1});
-      at::Tensor hidden = text_->Forward(embeds, rotary, {allowed, at::Tensor()}, cache, in.checkpoint_layers);
+      at::Tensor hidden = DecodeSlots(embeds, *cache);
       cache->Advance(1);
-      return ForwardOutput{hidden, deltas};
+      return ForwardOutput{hidden, cache->rope_deltas()};
     }
     // Without padding the decoder attends causally without a materialised mask (fused kernels).
     bool padded = false;

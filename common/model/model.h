@@ -78,6 +78,12 @@ class Qwen2_5_VL : public torch::nn::Module {
 
   absl::StatusOr<ForwardOutput> Forward(const ForwardInput& input);
 
+  // One decode step of a slot cache (KvCache::EnableSlots) without checks or host synchronisation: ids
+  // [cache.batch(), 1] int64 on the model's device, already in the vocabulary; writes each row's new
+  // entry at its length and returns the last hidden states [cache.batch(), hidden_size]. The cache's
+  // lengths are not advanced (Advance(1) afterwards). This is the part a CUDA graph captures.
+  at::Tensor DecodeSlots(KvCache& cache, const at::Tensor& ids) const;
+
   // Logits (float32) of hidden states [..., hidden_size] -> [..., vocab]. Holds the full vocab row per
   // position: for long sequences use ComputeTokenLogProbs (logprobs.h).
   at::Tensor ComputeLogits(const at::Tensor& hidden) const;
@@ -104,6 +110,7 @@ class Qwen2_5_VL : public torch::nn::Module {
   static absl::StatusOr<std::shared_ptr<Qwen2_5_VL>> CreateImpl(const ModelConfig& config, const ModelOptions& options,
                                                                 uint64_t seed, bool random_init);
 
+  at::Tensor DecodeSlots(const at::Tensor& embeds, KvCache& cache) const;
   // Forward of packed rows (input.segments) once the embeddings hold the images.
   absl::StatusOr<ForwardOutput> ForwardPacked(const ForwardInput& input, const at::Tensor& ids, const at::Tensor& embeds);
 

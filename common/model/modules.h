@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,11 @@ struct TextModel : torch::nn::Module {  // HF name "model"
 
   TextConfig config;
   std::shared_ptr<EmbeddingParams> embed_tokens;
+  // Inverse frequencies [D/2] (float32) and the M-RoPE stream of each frequency [D/2] (int64) on the
+  // device of the last Rotary call: kept so a decode step copies nothing from the host (a CUDA graph
+  // capture cannot hold a host-to-device copy).
+  mutable std::mutex rotary_mu;
+  mutable at::Tensor rotary_inv_freq, rotary_stream_of_freq;
   std::shared_ptr<torch::nn::Module> layers_holder;
   std::vector<std::shared_ptr<TextLayer>> layers;
   std::shared_ptr<RmsNormParams> norm;

@@ -187,17 +187,25 @@ at::Tensor Attention(const TextAttention& attn, const TextConfig& c, const at::T
 
 RotaryTables TextModel::Rotary(const at::Tensor& position_ids, at::ScalarType dtype) const {
   const int64_t D = config.head_dim;
-  auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(position_ids.device());
-  // Same expression as HF: 1 / base^(arange(0, D, 2) / D) in float32.
-  at::Tensor inv_freq =
-      1.0 / torch::pow(config.rope_theta, torch::arange(0, D, 2, f32.dtype(torch::kLong)).to(torch::kFloat) / D);
+  at::Tensor inv_freq, stream_of_freq;
+  {
+    std::lock_guard<std::mutex> lock(rotary_mu);
+    if (!rotary_inv_freq.defined() || rotary_inv_freq.device() != position_ids.device()) {
+      // Same expression as HF: 1 / base^(arange(0, D, 2) / D) in float32.
+      rotary_inv_freq =
+          (1.0 / torch::pow(config.rope_theta, torch::arange(0, D, 2, torch::kLong).to(torch::kFloat) / D))
+              .to(position_ids.device());
+      // Frequency j takes its position from stream t, h or w according to mrope_section.
+      std::vector<int64_t> streams;
+      for (int64_t s = 0; s < 3; ++s)
+        for (int64_t i = 0; i < config.mrope_section[s]; ++i) streams.push_back(s);
+      rotary_stream_of_freq = torch::tensor(streams, torch::kLong).to(position_ids.device());
+    }
+    inv_freq = rotary_inv_freq;
+    stream_of_freq = rotary_stream_of_freq;
+  }
   at::Tensor freqs = position_ids.to(torch::kFloat).unsqueeze(-1) * inv_freq;  // [3, B, L, D/2]
-  // Frequency j takes its position from stream t, h or w according to mrope_section.
-  std::vector<int64_t> stream_of_freq;
-  for (int64_t s = 0; s < 3; ++s)
-    for (int64_t i = 0; i < config.mrope_section[s]; ++i) stream_of_freq.push_back(s);
-  at::Tensor select = torch::tensor(stream_of_freq, torch::kLong).to(position_ids.device());
-  select = select.view({1, 1, 1, D / 2}).expand({1, freqs.size(1), freqs.size(2), D / 2});
+  at::Tensor select = stream_of_freq.view({1, 1, 1, D / 2}).expand({1, freqs.size(1), freqs.size(2), D / 2});
   at::Tensor chosen = freqs.gather(0, select).squeeze(0);  // [B, L, D/2]
   at::Tensor emb = torch::cat({chosen, chosen}, -1).unsqueeze(1);  // [B, 1, L, D]
   return {emb.cos().to(dtype), emb.sin().to(dtype)};

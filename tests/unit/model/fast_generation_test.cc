@@ -8,6 +8,7 @@
 
 #include "common/model/generate.h"
 #include "common/model/modules.h"
+#include "tests/unit/model/generation_util.h"
 #include "tests/unit/model/test_util.h"
 
 namespace r1r::model {
@@ -114,35 +115,6 @@ TEST(model, DeviceSamplerGreedyEqualsReference) {
   EXPECT_EQ(got[2].token, 17);
 }
 
-std::vector<GenerationResult> MustGenerate(Qwen2_5_VL& model, const std::vector<GenerationRequest>& r,
-                                           const GenerateOptions& o) {
-  auto out = Generate(model, r, o);
-  EXPECT_TRUE(out.ok()) << out.status();
-  return out.ok() ? *out : std::vector<GenerationResult>{};
-}
-
-void ExpectSame(const std::vector<GenerationResult>& a, const std::vector<GenerationResult>& b, const char* what) {
-  ASSERT_EQ(a.size(), b.size()) << what;
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].token_ids, b[i].token_ids) << what << ", request " << i;
-    EXPECT_EQ(a[i].finish_reason, b[i].finish_reason) << what << ", request " << i;
-    ASSERT_EQ(a[i].logprobs.size(), b[i].logprobs.size());
-    for (size_t t = 0; t < a[i].logprobs.size(); ++t) {
-      EXPECT_NEAR(a[i].logprobs[t], b[i].logprobs[t], 1e-4) << what << ", request " << i;
-      EXPECT_NEAR(a[i].sampling_logprobs[t], b[i].sampling_logprobs[t], 1e-4) << what << ", request " << i;
-    }
-  }
-}
-
-GenerationRequest ImageRequest(const ModelConfig& c, SamplingParams s) {
-  GenerationRequest r;
-  r.prompt_ids = PromptWithImage(c, 8, 8, 3, 5);
-  r.pixel_values = RandomPixels(c, 8, 8, 2);
-  r.image_grid_thw = Grid(8, 8);
-  r.sampling = s;
-  return r;
-}
-
 TEST(model, GenerateDeviceSamplingEqualsHostSampler) {
   auto model = MakeTinyModel();
   std::vector<GenerationRequest> requests;
@@ -203,30 +175,6 @@ TEST(model, SharedPrefillEqualsIndependentGeneration) {
     }
     if (base.temperature > 0) EXPECT_NE(shared[0].token_ids, shared[1].token_ids);  // own seeds
   }
-}
-
-std::vector<GenerationRequest> RaggedRequests(const ModelConfig& c) {
-  std::vector<GenerationRequest> requests;
-  const std::vector<SamplingParams> kinds = {
-      {.temperature = 0.0, .max_new_tokens = 9},
-      {.temperature = 1.0, .max_new_tokens = 3},
-      {.temperature = 0.7, .top_p = 0.9, .top_k = 30, .max_new_tokens = 12},
-      {.temperature = 0.0, .max_new_tokens = 5, .repetition_penalty = 1.2},
-      {.temperature = 1.2, .max_new_tokens = 8, .suppress_token_ids = {1, 2, 3}},
-  };
-  for (int i = 0; i < 9; ++i) {
-    GenerationRequest r;
-    if (i % 3 == 0) {
-      r = ImageRequest(c, {});
-      r.pixel_values = RandomPixels(c, 8, 8, 30 + i);
-    } else {
-      r.prompt_ids = TextPrompt(4 + 3 * i, i);
-    }
-    r.sampling = kinds[i % kinds.size()];
-    r.sampling.seed = 200 + i;
-    requests.push_back(r);
-  }
-  return requests;
 }
 
 TEST(model, ContinuousBatchingReturnsWhatEachRequestReturnsAlone) {
@@ -320,6 +268,8 @@ TEST(model, CausalPrefillWithoutMaskEqualsPaddedRows) {
 
 namespace r1r::model {
 namespace {
+
+using namespace testing;  // NOLINT
 
 // Many ragged requests (duplicated prompts as votes, stops, lengths) through every admission limit:
 // no step runs out of cache, and every request returns what it returns alone.
