@@ -4,12 +4,14 @@
 // (continuous batching, device sampling, causal prefill). Reports tokens/s end to end and of the decode
 // alone, and the batch-1 decode rate as a fraction of the memory-bandwidth roofline (the bytes of the
 // text weights, tied embedding included, plus the KV cache read per token, over `bandwidth_tbs`).
+// Decode steps replay CUDA graphs (GenerateOptions::cuda_graphs) unless --cuda_graphs=0; the batch sizes
+// in --eager_batches run again without them, for the side-by-side.
 // Writes the prompts to --prompts_out (safetensors: input_ids [max batch, prompt_tokens] int64 and
 // pixel_values of the one image) so transformers can generate from the same prompts.
 //
 // gpu_generate_bench --model_dir=DIR [--device=cuda] [--dtype=bf16] [--batches=1,32,128]
 //   [--prompt_tokens=512] [--image_px=448] [--new_tokens=256] [--bandwidth_tbs=4.8]
-//   [--prompts_out=PATH] [--json_out=PATH]
+//   [--cuda_graphs=1] [--eager_batches=] [--prompts_out=PATH] [--json_out=PATH]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -72,16 +74,26 @@ int main(int argc, char** argv) {
   const at::Device device(Get(flags, "device", "cuda"));
   const std::string dtype_name = Get(flags, "dtype", "bf16");
   const at::ScalarType dtype = dtype_name == "fp32" ? at::kFloat : at::kBFloat16;
-  std::vector<int64_t> batches;
-  {
-    std::stringstream ss(Get(flags, "batches", "1,32,128"));
-    for (std::string item; std::getline(ss, item, ',');) batches.push_back(std::atoll(item.c_str()));
+  auto list = [&](const std::string& name, const std::string& fallback) {
+    std::vector<int64_t> values;
+    std::stringstream ss(Get(flags, name, fallback));
+    for (std::string item; std::getline(ss, item, ',');) values.push_back(std::atoll(item.c_str()));
+    return values;
+  };
+  const std::vector<int64_t> batches = list("batches", "1,32,128");
+  const bool cuda_graphs = Get(flags, "cuda_graphs", "1") != "0";
+  // (batch, graphs) in the order they run: every batch size as asked, then the eager ones.
+  std::vector<std::pair<int64_t, bool>> plan;
+  for (int64_t b : batches) plan.emplace_back(b, cuda_graphs);
+  if (cuda_graphs) {
+    for (int64_t b : list("eager_batches", "")) plan.emplace_back(b, false);
   }
   const int64_t prompt_tokens = std::atoll(Get(flags, "prompt_tokens", "512").c_str());
   const int64_t image_px = std::atoll(Get(flags, "image_px", "448").c_str());
   const int64_t new_tokens = std::atoll(Get(flags, "new_tokens", "256").c_str());
   const double bandwidth = std::atof(Get(flags, "bandwidth_tbs", "4.8").c_str()) * 1e12;
-  const int64_t max_batch = *std::max_element(batches.begin(), batches.end());
+  int64_t max_batch = 1;
+  for (const auto& [b, graphs] : plan) max_batch = std::max(max_batch, b);
 
   torch::NoGradGuard no_grad;
   auto start = std::chrono::steady_clock::now();
@@ -139,9 +151,10 @@ int main(int argc, char** argv) {
     }
     return requests;
   };
-  auto generate = [&](int64_t batch, int64_t max_new, std::vector<r1r::model::GenerationResult>* out) {
+  auto generate = [&](int64_t batch, int64_t max_new, bool graphs, std::vector<r1r::model::GenerationResult>* out) {
     GenerateOptions o;
     o.max_batch_rows = batch;
+    o.cuda_graphs = graphs;
     o.max_prefill_tokens = std::atoll(Get(flags, "max_prefill_tokens", "16384").c_str());
     const auto requests = requests_for(batch, max_new);
     if (device.is_cuda()) torch::cuda::synchronize();
@@ -157,11 +170,11 @@ int main(int argc, char** argv) {
               static_cast<long long>(prompt_tokens), static_cast<long long>(image_tokens),
               static_cast<long long>(image_px), static_cast<long long>(image_px), static_cast<long long>(new_tokens));
   start = std::chrono::steady_clock::now();
-  generate(1, 8, nullptr);  // warm-up: kernels, allocator
+  generate(1, 8, cuda_graphs, nullptr);  // warm-up: kernels, allocator
   std::printf("warm-up %.1f s\n\n", Seconds(start));
 
-  std::printf("| batch | prefill + 1 token, s | total, s | tokens/s (end to end) | decode tokens/s |\n");
-  std::printf("|------:|---------------------:|---------:|----------------------:|----------------:|\n");
+  std::printf("| batch | CUDA graphs | prefill + 1 token, s | total, s | tokens/s (end to end) | decode tokens/s |\n");
+  std::printf("|------:|:-----------:|---------------------:|---------:|----------------------:|----------------:|\n");
   // The JSON is rewritten after every batch size, so a run cut short by a timeout keeps what it measured.
   std::ostringstream head;
   head << "{\"device\": \"" << device.str() << "\", \"dtype\": \"" << dtype_name << "\", \"prompt_tokens\": "
@@ -190,24 +203,23 @@ int main(int argc, char** argv) {
     }
     return json.str();
   };
-  for (size_t i = 0; i < batches.size(); ++i) {
-    const int64_t b = batches[i];
-    const double prefill = generate(b, 1, nullptr);
+  for (const auto& [b, graphs] : plan) {
+    const double prefill = generate(b, 1, graphs, nullptr);
     std::vector<r1r::model::GenerationResult> results;
-    const double total = generate(b, new_tokens, &results);
+    const double total = generate(b, new_tokens, graphs, &results);
     int64_t tokens = 0;
     for (const auto& r : results) tokens += static_cast<int64_t>(r.token_ids.size());
     // Decode alone: the full run less the prefill run (0 when noise makes that difference meaningless).
     const double decode_rate = total > 1.05 * prefill ? static_cast<double>(tokens - b) / (total - prefill) : 0.0;
-    if (b == 1) {
+    if (b == 1 && graphs == cuda_graphs) {
       batch1_decode = decode_rate;
       batch1_tokens = results[0].token_ids;
     }
-    std::printf("| %5lld | %20.3f | %8.3f | %21.1f | %15.1f |\n", static_cast<long long>(b), prefill, total,
-                tokens / total, decode_rate);
+    std::printf("| %5lld | %11s | %20.3f | %8.3f | %21.1f | %15.1f |\n", static_cast<long long>(b),
+                graphs ? "yes" : "no", prefill, total, tokens / total, decode_rate);
     std::fflush(stdout);
     std::ostringstream run;
-    run << "{\"batch\": " << b << ", \"prefill_s\": " << prefill << ", \"total_s\": " << total
+    run << "{\"batch\": " << b << ", \"cuda_graphs\": " << (graphs ? "true" : "false") << ", \"prefill_s\": " << prefill << ", \"total_s\": " << total
         << ", \"tokens\": " << tokens << ", \"tokens_per_s\": " << tokens / total
         << ", \"decode_tokens_per_s\": " << decode_rate << "}";
     runs.push_back(run.str());

@@ -3,7 +3,8 @@
 # shaped random model in bf16 (tools/gpu/make_random_model.py: the published 3B dimensions, no network),
 # greedy generation of 256 tokens at batch 1, 32 and 128 from 512-token prompts holding a 448x448 image
 # (256 image tokens), by r1r (tools/bench/gpu_generate_bench: continuous batching, device sampling,
-# causal prefill) and by transformers' generate (tools/gpu/hf_generate.py: sdpa, the same safetensors, the
+# causal prefill, decode steps replayed from CUDA graphs; the batch sizes in EAGER_BATCHES, default 1, run
+# again without the graphs) and by transformers' generate (tools/gpu/hf_generate.py: sdpa, the same safetensors, the
 # same prompts) in the same run; the batch-1 decode rate as a fraction of the memory-bandwidth roofline
 # (text weight bytes + KV bytes per token over BANDWIDTH_TBS, 4.8 for an H200).
 #
@@ -25,6 +26,7 @@ DEADLINE=${DEADLINE:-235}
 B=${BUILD_DIR:-/tmp/b}
 MODEL=${MODEL_DIR:-/tmp/qwen25vl_3b_random}
 BATCHES=${BATCHES:-1,32,128}
+EAGER_BATCHES=${EAGER_BATCHES-1}
 PROMPTS=/tmp/generation_speed_prompts.safetensors
 source tools/gpu/cuda_build.sh  # stage, run, gpu_env, cuda_configure
 
@@ -57,7 +59,7 @@ SHARE=$(( (DEADLINE - SECONDS - 15) * 45 / 100 ))
 stage "r1r: gpu_generate_bench (batches $BATCHES, ${SHARE}s)"
 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run $SHARE stdbuf -o0 "$B/tools/bench/gpu_generate_bench" \
   --model_dir="$MODEL" --device=cuda --dtype=bf16 --batches="$BATCHES" --prompt_tokens=512 --image_px=448 \
-  --new_tokens=256 --bandwidth_tbs="${BANDWIDTH_TBS:-4.8}" --prompts_out=$PROMPTS --json_out="$OUT/generation_speed_r1r.json"
+  --new_tokens=256 --eager_batches="$EAGER_BATCHES" --bandwidth_tbs="${BANDWIDTH_TBS:-4.8}" --prompts_out=$PROMPTS --json_out="$OUT/generation_speed_r1r.json"
 
 stage "transformers generate (sdpa), same weights and prompts"
 if [ -f $PROMPTS ]; then
@@ -80,14 +82,14 @@ def load(name):
 ours, hf = load("generation_speed_r1r.json"), load("generation_speed_hf.json")
 rows, summary = [], {"r1r": ours, "transformers": hf, "ratio_tokens_per_s": {}}
 for run in (ours or {}).get("runs", []):
-    b = run["batch"]
+    b, graphs = run["batch"], run.get("cuda_graphs", False)
     theirs = next((r for r in (hf or {}).get("runs", []) if r["batch"] == b and "tokens_per_s" in r), None)
     ratio = run["tokens_per_s"] / theirs["tokens_per_s"] if theirs else None
-    summary["ratio_tokens_per_s"][str(b)] = ratio
-    rows.append(f"| {b} | {run['tokens_per_s']:.1f} | {run['decode_tokens_per_s']:.1f} | "
+    summary["ratio_tokens_per_s"][f"{b}{'' if graphs else '_eager'}"] = ratio
+    rows.append(f"| {b} | {'yes' if graphs else 'no'} | {run['tokens_per_s']:.1f} | {run['decode_tokens_per_s']:.1f} | "
                 f"{theirs['tokens_per_s'] if theirs else float('nan'):.1f} | {ratio if ratio else float('nan'):.2f}x |")
-print("| batch | r1r tokens/s | r1r decode tokens/s | transformers tokens/s | r1r / transformers |")
-print("|------:|-------------:|--------------------:|----------------------:|-------------------:|")
+print("| batch | r1r CUDA graphs | r1r tokens/s | r1r decode tokens/s | transformers tokens/s | r1r / transformers |")
+print("|------:|:---------------:|-------------:|--------------------:|----------------------:|-------------------:|")
 print("\n".join(rows))
 if ours and "batch1_roofline_fraction" in ours:
     print(f"batch-1 decode: {ours['batch1_decode_tokens_per_s']:.1f} tokens/s = "
