@@ -236,6 +236,7 @@ grpc::Status ActorServiceImpl::Generate(grpc::ServerContext* ctx, const v1::Gene
   bool write_failed = false;
   model::GenerateOptions go;
   go.max_batch_rows = options_.max_batch;
+  go.cuda_graphs = options_.cuda_graphs;
   go.cancelled = [&] { return write_failed || ctx->IsCancelled(); };
   go.on_result = [&](size_t i, const model::GenerationResult& r) {
     done[i] = r;

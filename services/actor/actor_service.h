@@ -24,6 +24,7 @@ struct ActorOptions {
   int64_t max_batch = 16;          // prompts per generation batch
   std::string dtype = "float32";   // float32 | bfloat16
   std::string device = "cpu";      // cpu | cuda | cuda:N
+  bool cuda_graphs = false;        // decode steps replayed from CUDA graphs (a cuda device only)
   rpc::ClientOptions learner;      // token/TLS/deadline for the weight pull; target comes per request
   rpc::RetryPolicy retry;
   // LoadWeights pulls (and sends the learner token) only from these: "host:port" or "host:*".

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
         .Value("max-batch", "16", "prompts per generation batch")
         .Value("dtype", "float32", "float32 | bfloat16")
         .Value("device", "cpu", "cpu | cuda | cuda:N")
+        .Switch("cuda-graphs", "replay decode steps from CUDA graphs (with --device cuda; docs/operations.md)")
         .Value("learner-token-file", "", "bearer token for the learner (default: R1R_AUTH_TOKEN)")
         .Value("learner-ca", "", "CA file to verify the learner's TLS certificate")
         .Value("weight-sync-timeout-seconds", "600", "deadline of one weight pull")
@@ -51,6 +52,10 @@ int main(int argc, char** argv) {
     o.max_batch = *max_batch;
     o.dtype = f.Get("dtype");
     o.device = f.Get("device");
+    o.cuda_graphs = f.Has("cuda-graphs");
+    if (o.cuda_graphs && o.device.rfind("cuda", 0) != 0) {
+      return absl::InvalidArgumentError("--cuda-graphs needs --device cuda (it is " + o.device + ")");
+    }
     auto token = r1r::rpc::LoadToken(f.Get("learner-token-file"));
     if (!token.ok()) return token.status();
     o.learner.auth_token = *token;

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   m.declare_flags = [](r1r::config::Flags& f) {
     f.Value("model-dir", "", "published checkpoint: config.json, tokenizer.json, preprocessor_config.json, *.safetensors")
         .Value("device", "cpu", "cpu | cuda | cuda:N")
+        .Switch("cuda-graphs", "replay decode steps from CUDA graphs (with --device cuda; docs/operations.md)")
         .Value("dtype", "float32", "float32 | bfloat16")
         .Value("max-batch", "8", "sequences generated together at most")
         .Value("batch-window-ms", "5", "how long the oldest waiting request waits for others to batch with")
@@ -66,6 +67,10 @@ int main(int argc, char** argv) {
     auto model = r1r::train::ParseModelOptions(f.Get("dtype"), f.Get("device"));
     if (!model.ok()) return model.status();
     o.model = *model;
+    o.cuda_graphs = f.Has("cuda-graphs");
+    if (o.cuda_graphs && !o.model.device.is_cuda()) {
+      return absl::InvalidArgumentError("--cuda-graphs needs --device cuda (it is " + f.Get("device") + ")");
+    }
     const auto max_batch = f.GetIntInRange("max-batch", 1, 1024);
     const auto poll_seconds = f.GetIntInRange("reload-poll-seconds", 0, 86400);
     const auto window_ms = f.GetIntInRange("batch-window-ms", 0, 10000);

@@ -81,11 +81,11 @@ namespace {
 class PolicyStepGenerator final : public StepGenerator {
  public:
   PolicyStepGenerator(std::shared_ptr<void> keep_alive, train::Policy* policy, std::function<bool()> is_current,
-                      int max_rows)
+                      int max_rows, bool cuda_graphs)
       : keep_alive_(std::move(keep_alive)),
         policy_(policy),
         is_current_(std::move(is_current)),
-        engine_(policy->model(), Options(*policy, max_rows)) {}
+        engine_(policy->model(), Options(*policy, max_rows, cuda_graphs)) {}
   absl::StatusOr<int64_t> Add(const train::EncodedPrompt& prompt, const model::SamplingParams& sampling) override {
     return engine_.Add(policy_->MakeRequest(prompt, sampling));
   }
@@ -94,10 +94,11 @@ class PolicyStepGenerator final : public StepGenerator {
   bool current() const override { return is_current_(); }
 
  private:
-  static model::GenerateOptions Options(const train::Policy& policy, int max_rows) {
+  static model::GenerateOptions Options(const train::Policy& policy, int max_rows, bool cuda_graphs) {
     model::GenerateOptions o;
     o.pad_token_id = policy.pad_id();
     o.max_batch_rows = max_rows;
+    o.cuda_graphs = cuda_graphs;
     return o;
   }
   std::shared_ptr<void> keep_alive_;
@@ -121,13 +122,15 @@ absl::StatusOr<std::unique_ptr<RewardModelServiceImpl>> RewardModelServiceImpl::
     // A generator runs on the checkpoint current when it starts and drains after a reload; the
     // vocabulary is the same across reloads.
     const int max_rows = options.batching.max_batch;
+    const bool cuda_graphs = options.cuda_graphs;
     s->batcher_ = std::make_unique<GenerationBatcher>(
-        [self, max_rows]() -> absl::StatusOr<std::unique_ptr<StepGenerator>> {
+        [self, max_rows, cuda_graphs]() -> absl::StatusOr<std::unique_ptr<StepGenerator>> {
           std::shared_ptr<LoadedModel> model = self->Current();
           train::Policy* policy = model->policy.get();
           const LoadedModel* raw = model.get();
           return std::unique_ptr<StepGenerator>(new PolicyStepGenerator(
-              std::move(model), policy, [self, raw] { return self->Current().get() == raw; }, max_rows));
+              std::move(model), policy, [self, raw] { return self->Current().get() == raw; }, max_rows,
+              cuda_graphs));
         },
         options.batching, s->metrics_);
   } else {

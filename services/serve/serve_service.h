@@ -27,6 +27,7 @@ struct ServeOptions {
   BatcherOptions batching;
   RequestLimits limits;
   int default_max_new_tokens = 512;
+  bool cuda_graphs = false;  // continuous batching: decode steps replayed from CUDA graphs (cuda models)
   int64_t max_prompt_tokens = 16384;  // longer chat-templated prompts are refused
   // > 0: re-read model_dir's state.json this often and reload when its policy version went up
   // (the orchestrator publishes there); 0: only the Reload RPC swaps checkpoints.

@@ -156,5 +156,16 @@ TEST(services, CliExitCodesForAuthAndBadSpecs) {
   EXPECT_EQ(RunCommand(Cli("list --target 127.0.0.1:1 --timeout 1")).exit_code, 3);
 }
 
+TEST(services, CudaGraphsOnACpuDeviceAreRefusedByName) {
+  const std::string dir = TempDir("cuda_graphs");
+  const std::string listen = " --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --cuda-graphs";
+  CommandResult actor = RunCommand(BinDir() + "/r1r-actor" + listen, true);
+  EXPECT_NE(actor.exit_code, 0) << actor.out;
+  EXPECT_THAT(actor.out, HasSubstr("--cuda-graphs needs --device cuda (it is cpu)"));
+  CommandResult serve = RunCommand(BinDir() + "/r1r-serve" + listen + " --model-dir " + dir, true);
+  EXPECT_NE(serve.exit_code, 0) << serve.out;
+  EXPECT_THAT(serve.out, HasSubstr("--cuda-graphs needs --device cuda (it is cpu)"));
+}
+
 }  // namespace
 }  // namespace r1r::testing
