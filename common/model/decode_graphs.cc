@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <string>
 
 #include "spdlog/spdlog.h"
 
@@ -82,7 +83,7 @@ at::Tensor DecodeGraphs::Step(KvCache& cache, const std::vector<int64_t>& ids) {
       hidden = g.hidden;
     } else {
       hidden = model_.DecodeSlots(cache, g.ids);
-#if R1R_WITH_CUDA
+#if R1R_CUDA_GRAPHS
       if (fresh && hidden.is_cuda()) {
         // Re-running the step is harmless: it writes the same entries at the same (unadvanced) lengths.
         auto graph = CaptureCudaGraph(hidden.device(), pool_, [&] { g.hidden = model_.DecodeSlots(cache, g.ids); });
@@ -90,7 +91,7 @@ at::Tensor DecodeGraphs::Step(KvCache& cache, const std::vector<int64_t>& ids) {
           g.graph = *std::move(graph);
         } else {
           spdlog::warn("decode step of {} rows over {} positions runs eagerly: {}", rows, span,
-                       graph.status().message());
+                       std::string(graph.status().message()));
         }
       }
 #endif

@@ -36,7 +36,7 @@ class CapturedGraph {
 
 // Captures what `body` launches on `device` into a graph sharing the memory pool `pool` ({0, 0}: a
 // new pool, whose id is stored there). Runs `body` once eagerly first, on the capture stream (lazy
-// initialisation must not happen inside a capture). Defined in CUDA builds only.
+// initialisation must not happen inside a capture). Defined in CUDA builds only (R1R_CUDA_GRAPHS).
 absl::StatusOr<std::unique_ptr<CapturedGraph>> CaptureCudaGraph(at::Device device,
                                                                  std::pair<uint64_t, uint64_t>& pool,
                                                                  const std::function<void()>& body);
