@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 
 #include "spdlog/spdlog.h"
@@ -42,15 +43,10 @@ int64_t DecodeGraphs::WindowSpan(int64_t length, int64_t span_step, int64_t capa
   return std::min((length / span_step + 1) * span_step, capacity);
 }
 
-int64_t DecodeGraphs::captured() const {
-  int64_t n = 0;
-  for (const auto& [shape, g] : graphs_) n += g.graph != nullptr;
-  return n;
-}
-
 DecodeGraphs::Graph& DecodeGraphs::Prepare(KvCache& cache, int64_t rows, int64_t span) {
   const at::Device device = model_.options().device;
   Graph& g = graphs_[{rows, span}];
+  ++shapes_;
   g.row_index = torch::arange(rows, torch::dtype(torch::kLong).device(device));
   g.ids = torch::zeros({rows, 1}, torch::dtype(torch::kLong).device(device));
   return g;
@@ -86,18 +82,24 @@ at::Tensor DecodeGraphs::Step(KvCache& cache, const std::vector<int64_t>& ids) {
 #if R1R_CUDA_GRAPHS
       if (fresh && hidden.is_cuda()) {
         // Re-running the step is harmless: it writes the same entries at the same (unadvanced) lengths.
+        const auto start = std::chrono::steady_clock::now();
         auto graph = CaptureCudaGraph(hidden.device(), pool_, [&] { g.hidden = model_.DecodeSlots(cache, g.ids); });
+        capture_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (graph.ok()) {
           g.graph = *std::move(graph);
+          ++captured_;
         } else {
-          spdlog::warn("decode step of {} rows over {} positions runs eagerly: {}", rows, span,
-                       std::string(graph.status().message()));
+          g.hidden = at::Tensor();
+          spdlog::error("decode steps of {} rows over {} positions run eagerly: {}", rows, span,
+                        std::string(graph.status().message()));
         }
       }
 #endif
     }
   }
   cache.Advance(1);
+  // A copy: the captures share one memory pool, so a later graph's replay may reuse this output's
+  // memory for its intermediates.
   return hidden.narrow(0, 0, active).clone();
 }
 

@@ -36,7 +36,8 @@ class CapturedGraph {
 
 // Captures what `body` launches on `device` into a graph sharing the memory pool `pool` ({0, 0}: a
 // new pool, whose id is stored there). Runs `body` once eagerly first, on the capture stream (lazy
-// initialisation must not happen inside a capture). Defined in CUDA builds only (R1R_CUDA_GRAPHS).
+// initialisation must not happen inside a capture). One capture at a time per process; after a
+// failed one, every later call fails too. Defined in CUDA builds only (R1R_CUDA_GRAPHS).
 absl::StatusOr<std::unique_ptr<CapturedGraph>> CaptureCudaGraph(at::Device device,
                                                                  std::pair<uint64_t, uint64_t>& pool,
                                                                  const std::function<void()>& body);
@@ -52,10 +53,12 @@ class DecodeGraphs {
   // [active_rows, hidden_size] (a copy, so a later replay cannot overwrite them). Advances the cache.
   at::Tensor Step(KvCache& cache, const std::vector<int64_t>& ids);
 
-  // Step shapes met so far, and how many of them run from a captured graph (0 on CPU, or where a
-  // capture failed and the shape runs eagerly).
-  int64_t shapes() const { return static_cast<int64_t>(graphs_.size()); }
-  int64_t captured() const;
+  // Step shapes met so far (again after the cache was reallocated), how many of them were captured
+  // (0 on CPU, or where a capture failed and the shape runs eagerly), and the seconds the captures
+  // took (each a warm-up step, the capture and instantiating the graph).
+  int64_t shapes() const { return shapes_; }
+  int64_t captured() const { return captured_; }
+  double capture_seconds() const { return capture_seconds_; }
 
   // The window rows for `active` rows of a cache with `slots` slots: the next power of two, at most
   // `slots`. The window span for a longest row of `length`: the next multiple of span_step above it,
@@ -77,6 +80,8 @@ class DecodeGraphs {
   uint64_t cache_allocation_ = 0;  // the cache allocation the graphs were captured against
   std::map<std::pair<int64_t, int64_t>, Graph> graphs_;  // by (rows, span)
   std::pair<uint64_t, uint64_t> pool_{0, 0};  // the memory pool the captures share (CUDA)
+  int64_t shapes_ = 0, captured_ = 0;
+  double capture_seconds_ = 0;
 };
 
 }  // namespace r1r::model

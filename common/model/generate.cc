@@ -540,6 +540,7 @@ absl::StatusOr<std::vector<std::pair<int64_t, GenerationResult>>> GenerationEngi
     hidden = graphs->Step(*cache, next_ids);
     stats.decode_graph_shapes = graphs->shapes();
     stats.decode_graphs_captured = graphs->captured();
+    stats.decode_graph_capture_seconds = graphs->capture_seconds();
   } else {
     ForwardInput next;
     next.input_ids = torch::tensor(next_ids, torch::kLong).view({n_alive, 1}).to(device);

@@ -48,9 +48,11 @@ struct GenerationStats {
   int64_t decode_steps = 0;     // decode forwards
   int64_t decode_rows = 0;      // rows summed over decode forwards
   int64_t max_active_rows = 0;  // most sequences decoded together
-  // With cuda_graphs: decode step shapes met, and how many of them replay a captured graph.
+  // With cuda_graphs: decode step shapes met, how many of them replay a captured graph, and the
+  // seconds spent capturing (included in the generation's time).
   int64_t decode_graph_shapes = 0;
   int64_t decode_graphs_captured = 0;
+  double decode_graph_capture_seconds = 0;
 };
 
 struct GenerateOptions {

@@ -50,7 +50,7 @@ class KvCache {
   // M-RoPE offset per sequence from the prefill ([batch] int64): decode positions are c + delta, with c
   // the cache length (uniform) or the row's own length (slots).
   at::Tensor rope_deltas() const;
-  void set_rope_deltas(at::Tensor deltas) { rope_deltas_ = std::move(deltas); }
+  void set_rope_deltas(at::Tensor deltas);
 
   // ---- slots ----
   // Switches to slots: all `batch` rows are free slots, none active.
@@ -58,7 +58,9 @@ class KvCache {
   bool slots() const { return slots_; }
   int64_t num_slots() const { return batch_; }
   int64_t active_rows() const { return active_; }
-  void set_active_rows(int64_t n) { active_ = n; }
+  // Slots past n that were active become free: their lengths go to 0, so a decode window that
+  // includes them writes at position 0 of its own slot.
+  void set_active_rows(int64_t n);
   int64_t row_length(int64_t row) const { return row_lengths_[row]; }
   // [batch()] int64 on the cache's device.
   at::Tensor row_lengths() const;

@@ -92,15 +92,34 @@ void KvCache::EnableSlots() {
   row_lengths_.assign(batch_, 0);
   row_lengths_device_ = torch::zeros({batch_}, torch::dtype(torch::kLong).device(device));
   rope_deltas_ = torch::zeros({batch_}, torch::dtype(torch::kLong).device(device));
+  allocation_id_ = NextAllocationId();  // new length and delta tensors
 }
 
 at::Tensor KvCache::row_lengths() const { return row_lengths_device_.narrow(0, 0, batch()); }
+
+void KvCache::set_active_rows(int64_t n) {
+  if (slots_ && n < active_) {
+    std::fill(row_lengths_.begin() + n, row_lengths_.begin() + active_, 0);
+    row_lengths_device_.narrow(0, n, active_ - n).zero_();
+  }
+  active_ = n;
+}
+
+void KvCache::set_rope_deltas(at::Tensor deltas) {
+  rope_deltas_ = std::move(deltas);
+  allocation_id_ = NextAllocationId();  // a graph may have read the tensor this one replaces
+}
 
 void KvCache::SetDecodeWindow(int64_t rows, int64_t span, at::Tensor row_index) {
   TORCH_CHECK(rows == 0 || (slots_ && active_ <= rows && rows <= batch_ && length() < span && span <= capacity_ &&
                             row_index.defined() && row_index.numel() == rows),
               "decode window of ", rows, " rows over ", span, " positions: the cache has ", batch_, " slots (",
               active_, " active, longest ", length(), ") of ", capacity_);
+  // The free slots in the window write their row at their own length: it must lie inside the cache.
+  for (int64_t r = active_; r < rows; ++r) {
+    TORCH_CHECK(row_lengths_[r] < capacity_, "decode window: free slot ", r, " has length ", row_lengths_[r],
+                " of ", capacity_);
+  }
   window_rows_ = rows;
   window_span_ = rows > 0 ? span : 0;
   window_row_index_ = rows > 0 ? std::move(row_index) : at::Tensor();

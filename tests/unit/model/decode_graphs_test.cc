@@ -44,6 +44,34 @@ TEST(model, DecodeWindowRejectsShapesThatDoNotHoldTheActiveRows) {
   EXPECT_EQ(cache.attend_span(), 1);
 }
 
+// A slot freed when full (length = capacity) must not make a later window write past the cache.
+TEST(model, DecodeWindowFreedSlotsWriteInsideTheCache) {
+  const ModelConfig c = MakeTinyConfig();
+  KvCache prompt(c, 1, 8, at::kFloat, at::kCPU);
+  KvCache cache(c, 2, 8, at::kFloat, at::kCPU);
+  cache.EnableSlots();
+  cache.set_active_rows(2);
+  cache.LoadRow(1, prompt, 0, 0, 8, 0);
+  EXPECT_EQ(cache.row_length(1), 8);
+  cache.set_active_rows(1);  // slot 1's request left
+  EXPECT_EQ(cache.row_length(1), 0);
+  EXPECT_EQ(cache.row_lengths().size(0), 1);
+  EXPECT_NO_THROW(cache.SetDecodeWindow(2, 8, torch::arange(2, torch::kLong)));
+  EXPECT_EQ(cache.row_lengths()[1].item<int64_t>(), 0);
+}
+
+TEST(model, DecodeWindowBelongsToOneAllocation) {
+  const ModelConfig c = MakeTinyConfig();
+  KvCache cache(c, 2, 8, at::kFloat, at::kCPU);
+  const uint64_t first = cache.allocation_id();
+  cache.EnableSlots();  // new length tensors: a graph captured before would read freed memory
+  const uint64_t slots = cache.allocation_id();
+  EXPECT_NE(slots, first);
+  cache.set_rope_deltas(torch::zeros({2}, torch::kLong));
+  EXPECT_NE(cache.allocation_id(), slots);
+  EXPECT_NE(cache.Grown(c, 4, 8).allocation_id(), cache.allocation_id());
+}
+
 // Every request kind, rows joining and leaving, windows of 1..8 rows and spans switching every 4
 // positions: the same tokens and log-probs as the ordinary decode steps.
 TEST(model, FixedShapeDecodeStepsReturnWhatOrdinaryStepsReturn) {
