@@ -38,9 +38,8 @@ class CapturedGraph {
 // new pool, whose id is stored there). Runs `body` once eagerly first, on the capture stream (lazy
 // initialisation must not happen inside a capture). One capture at a time per process; after a
 // failed one, every later call fails too. Defined in CUDA builds only (R1R_CUDA_GRAPHS).
-absl::StatusOr<std::unique_ptr<CapturedGraph>> CaptureCudaGraph(at::Device device,
-                                                                 std::pair<uint64_t, uint64_t>& pool,
-                                                                 const std::function<void()>& body);
+absl::StatusOr<std::unique_ptr<CapturedGraph>> CaptureCudaGraph(at::Device device, std::pair<uint64_t, uint64_t>& pool,
+                                                                const std::function<void()>& body);
 
 class DecodeGraphs {
  public:
@@ -68,18 +67,18 @@ class DecodeGraphs {
 
  private:
   struct Graph {
-    at::Tensor row_index;  // arange(rows), read by the captured Append
-    at::Tensor ids;        // [rows, 1] input buffer
-    at::Tensor hidden;     // [rows, hidden_size] output of the eager run or the capture
+    at::Tensor row_index;                  // arange(rows), read by the captured Append
+    at::Tensor ids;                        // [rows, 1] input buffer
+    at::Tensor hidden;                     // [rows, hidden_size] output of the eager run or the capture
     std::unique_ptr<CapturedGraph> graph;  // null: runs eagerly
   };
   Graph& Prepare(KvCache& cache, int64_t rows, int64_t span);
 
   const Qwen2_5_VL& model_;
   int64_t span_step_;
-  uint64_t cache_allocation_ = 0;  // the cache allocation the graphs were captured against
+  uint64_t cache_allocation_ = 0;                        // the cache allocation the graphs were captured against
   std::map<std::pair<int64_t, int64_t>, Graph> graphs_;  // by (rows, span)
-  std::pair<uint64_t, uint64_t> pool_{0, 0};  // the memory pool the captures share (CUDA)
+  std::pair<uint64_t, uint64_t> pool_{0, 0};             // the memory pool the captures share (CUDA)
   int64_t shapes_ = 0, captured_ = 0;
   double capture_seconds_ = 0;
 };

@@ -30,9 +30,8 @@ std::atomic<bool> captures_broken{false};
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<CapturedGraph>> CaptureCudaGraph(at::Device device,
-                                                                 std::pair<uint64_t, uint64_t>& pool,
-                                                                 const std::function<void()>& body) {
+absl::StatusOr<std::unique_ptr<CapturedGraph>> CaptureCudaGraph(at::Device device, std::pair<uint64_t, uint64_t>& pool,
+                                                                const std::function<void()>& body) {
   std::lock_guard<std::mutex> lock(capture_mu);
   if (captures_broken) return absl::FailedPreconditionError("an earlier CUDA graph capture failed in this process");
   auto captured = std::make_unique<CudaGraph>();

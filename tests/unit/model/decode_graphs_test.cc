@@ -32,9 +32,9 @@ TEST(model, DecodeWindowRejectsShapesThatDoNotHoldTheActiveRows) {
   cache.EnableSlots();
   cache.set_active_rows(3);
   const at::Tensor two = torch::arange(2, torch::kLong), four = torch::arange(4, torch::kLong);
-  EXPECT_THROW(cache.SetDecodeWindow(2, 8, two), c10::Error);     // fewer rows than active
-  EXPECT_THROW(cache.SetDecodeWindow(4, 17, four), c10::Error);   // span past the capacity
-  EXPECT_THROW(cache.SetDecodeWindow(4, 8, two), c10::Error);     // index of the wrong size
+  EXPECT_THROW(cache.SetDecodeWindow(2, 8, two), c10::Error);    // fewer rows than active
+  EXPECT_THROW(cache.SetDecodeWindow(4, 17, four), c10::Error);  // span past the capacity
+  EXPECT_THROW(cache.SetDecodeWindow(4, 8, two), c10::Error);    // index of the wrong size
   cache.SetDecodeWindow(4, 8, four);
   EXPECT_EQ(cache.batch(), 4);
   EXPECT_EQ(cache.attend_span(), 8);

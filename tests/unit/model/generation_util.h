@@ -9,14 +9,15 @@
 namespace r1r::model::testing {
 
 inline std::vector<GenerationResult> MustGenerate(Qwen2_5_VL& model, const std::vector<GenerationRequest>& r,
-                                           const GenerateOptions& o) {
+                                                  const GenerateOptions& o) {
   auto out = Generate(model, r, o);
   EXPECT_TRUE(out.ok()) << out.status();
   return out.ok() ? *out : std::vector<GenerationResult>{};
 }
 
 // Same tokens and finish reasons; log-probs within 1e-4.
-inline void ExpectSame(const std::vector<GenerationResult>& a, const std::vector<GenerationResult>& b, const char* what) {
+inline void ExpectSame(const std::vector<GenerationResult>& a, const std::vector<GenerationResult>& b,
+                       const char* what) {
   ASSERT_EQ(a.size(), b.size()) << what;
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].token_ids, b[i].token_ids) << what << ", request " << i;
