@@ -1,6 +1,6 @@
 // An RL step on rollouts generated with the generation features (continuous batching, one prefill per
-// prompt for its samples) has the same metrics as one on rollouts of the static batch with a prefill per
-// sample: same seeds, CPU.
+// prompt for its samples, decode steps in the fixed shapes CUDA graphs replay) has the same metrics as
+// one on rollouts of the static batch with a prefill per sample: same seeds, CPU.
 #include <cmath>
 #include <map>
 #include <string>
@@ -69,23 +69,30 @@ std::map<std::string, double> RlStepOnRollouts(const model::GenerateOptions& gen
 TEST(train, RlStepMetricsDoNotDependOnTheGenerationFeatures) {
   model::GenerateOptions features;  // continuous batching (2 rows at a time), shared prefill
   features.max_batch_rows = 2;
+  model::GenerateOptions windows = features;  // and decode steps in fixed shapes (CUDA graphs' path)
+  windows.cuda_graphs = true;
+  windows.cuda_graph_span_step = 4;
   model::GenerateOptions plain;
   plain.continuous_batching = false;
   plain.share_prefill = false;
-  std::vector<std::vector<int64_t>> a, b;
-  const auto with = RlStepOnRollouts(features, &a);
+  std::vector<std::vector<int64_t>> b;
   const auto without = RlStepOnRollouts(plain, &b);
-  EXPECT_EQ(a, b);
-  ASSERT_FALSE(with.empty());
-  ASSERT_EQ(with.size(), without.size());
-  int compared = 0;
-  for (const auto& [name, value] : with) {
-    ASSERT_EQ(without.count(name), 1u) << name;
-    if (name.size() > 8 && name.substr(name.size() - 8) == "_seconds") continue;  // wall times
-    ++compared;
-    EXPECT_NEAR(value, without.at(name), 1e-5 * std::max(1.0, std::abs(value))) << name;
+  for (const model::GenerateOptions& o : {features, windows}) {
+    SCOPED_TRACE(o.cuda_graphs ? "with decode windows" : "without decode windows");
+    std::vector<std::vector<int64_t>> a;
+    const auto with = RlStepOnRollouts(o, &a);
+    EXPECT_EQ(a, b);
+    ASSERT_FALSE(with.empty());
+    ASSERT_EQ(with.size(), without.size());
+    int compared = 0;
+    for (const auto& [name, value] : with) {
+      ASSERT_EQ(without.count(name), 1u) << name;
+      if (name.size() > 8 && name.substr(name.size() - 8) == "_seconds") continue;  // wall times
+      ++compared;
+      EXPECT_NEAR(value, without.at(name), 1e-5 * std::max(1.0, std::abs(value))) << name;
+    }
+    EXPECT_GT(compared, 5);
   }
-  EXPECT_GT(compared, 5);
 }
 
 }  // namespace
