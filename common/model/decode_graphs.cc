@@ -43,7 +43,7 @@ int64_t DecodeGraphs::WindowSpan(int64_t length, int64_t span_step, int64_t capa
   return std::min((length / span_step + 1) * span_step, capacity);
 }
 
-DecodeGraphs::Graph& DecodeGraphs::Prepare(KvCache& cache, int64_t rows, int64_t span) {
+DecodeGraphs::Graph& DecodeGraphs::Prepare(int64_t rows, int64_t span) {
   const at::Device device = model_.options().device;
   Graph& g = graphs_[{rows, span}];
   ++shapes_;
@@ -65,7 +65,7 @@ at::Tensor DecodeGraphs::Step(KvCache& cache, const std::vector<int64_t>& ids) {
   const int64_t span = WindowSpan(cache.length(), span_step_, cache.capacity());
   auto found = graphs_.find({rows, span});
   const bool fresh = found == graphs_.end();
-  Graph& g = fresh ? Prepare(cache, rows, span) : found->second;
+  Graph& g = fresh ? Prepare(rows, span) : found->second;
 
   // The window's rows past the active ones feed token 0; their results are never read.
   at::Tensor host_ids = torch::zeros({rows, 1}, torch::kLong);

@@ -72,7 +72,7 @@ class DecodeGraphs {
     at::Tensor hidden;                     // [rows, hidden_size] output of the eager run or the capture
     std::unique_ptr<CapturedGraph> graph;  // null: runs eagerly
   };
-  Graph& Prepare(KvCache& cache, int64_t rows, int64_t span);
+  Graph& Prepare(int64_t rows, int64_t span);
 
   const Qwen2_5_VL& model_;
   int64_t span_step_;

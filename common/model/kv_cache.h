@@ -67,8 +67,8 @@ class KvCache {
   // Slots: keys a decode step attends over: [0, length() + 1), or the decode window's span.
   int64_t attend_span() const { return window_rows_ > 0 ? window_span_ : length() + 1; }
   // Fixes the shape of the next decode steps: slots [0, rows) take part (active ones first; the
-  // others compute a row nobody reads, writing it into their own free slot at its stale length, below
-  // capacity) and attend over [0, span) masked to each row's length. row_index: arange(rows) on the
+  // others compute a row nobody reads, writing it into their own free slot at its length, 0 once
+  // freed) and attend over [0, span) masked to each row's length. row_index: arange(rows) on the
   // cache's device, owned by the caller (a captured graph reads it at its address). Advance still moves
   // only the active rows. rows = 0 clears the window.
   void SetDecodeWindow(int64_t rows, int64_t span, at::Tensor row_index);
