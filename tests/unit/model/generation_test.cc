@@ -235,9 +235,10 @@ TEST(model, TeacherForcedLogProbsTrainTheModel) {
   }
   // SFT-style loss: gradients reach the tied embedding, a text layer and the vision tower.
   (-scored->logprobs.mean()).backward();
+  const auto params = model->named_parameters();  // find() points into it: keep it alive
   for (const char* name : {"model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.bias",
                            "visual.patch_embed.proj.weight", "visual.merger.mlp.2.weight"}) {
-    const at::Tensor* p = model->named_parameters().find(name);
+    const at::Tensor* p = params.find(name);
     ASSERT_NE(p, nullptr) << name;
     ASSERT_TRUE(p->grad().defined()) << name;
     EXPECT_GT(p->grad().abs().sum().item<double>(), 0.0) << name;
