@@ -54,17 +54,21 @@ absl::StatusOr<model::TensorMap> DecodeTensors(const std::vector<WireTensor>& wi
   for (const WireTensor& w : wire) {
     auto dtype = DtypeOf(w.dtype);
     if (!dtype.ok()) return absl::InvalidArgumentError(absl::StrCat(w.name, ": ", dtype.status().message()));
-    int64_t numel = 1;
+    // The shape's size is checked against the bytes before anything is allocated, without overflow.
+    const auto available = static_cast<int64_t>(w.bytes.size());
+    int64_t bytes = static_cast<int64_t>(c10::elementSize(*dtype));
     for (int64_t d : w.shape) {
       if (d < 0) return absl::InvalidArgumentError(absl::StrCat(w.name, ": negative dimension"));
-      numel *= d;
+      if (d > 0 && bytes > available / d) {
+        return absl::DataLossError(absl::StrCat(w.name, ": ", available, " bytes for a larger shape"));
+      }
+      bytes *= d;
+    }
+    if (bytes != available) {
+      return absl::DataLossError(absl::StrCat(w.name, ": ", available, " bytes for shape of ", bytes));
     }
     auto t = torch::empty(w.shape, torch::TensorOptions().dtype(*dtype));
-    if (static_cast<size_t>(numel * t.element_size()) != w.bytes.size()) {
-      return absl::DataLossError(absl::StrCat(w.name, ": ", w.bytes.size(), " bytes for shape of ",
-                                              numel * t.element_size()));
-    }
-    std::memcpy(t.data_ptr(), w.bytes.data(), w.bytes.size());
+    if (bytes > 0) std::memcpy(t.data_ptr(), w.bytes.data(), w.bytes.size());  // no storage when empty
     out.emplace(w.name, t);
   }
   return out;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "common/model/weights.h"
@@ -147,6 +148,12 @@ TEST(train, WeightCodecChecksumDetectsAFlippedByteAndSizeMismatch) {
   auto bad_dtype = *wire;
   bad_dtype[0].dtype = "I8";
   EXPECT_EQ(DecodeTensors(bad_dtype).status().code(), absl::StatusCode::kInvalidArgument);
+  // A shape whose size overflows int64 (or would need terabytes) is refused before any allocation.
+  auto hostile = *wire;
+  hostile[1].shape = {int64_t{1} << 40, int64_t{1} << 40, 16};
+  const auto refused = DecodeTensors(hostile);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("b: 24 bytes for a larger shape"));
   EXPECT_EQ(EncodeTensors({{"i", torch::ones({2}, torch::kLong)}}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
