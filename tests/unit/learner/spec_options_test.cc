@@ -60,28 +60,33 @@ TEST(learner, SpecWorldSizeMustMatchTheRanksWhenGiven) {
   EXPECT_TRUE(CheckLearnerWorldSize(*plain, 2).ok());
 }
 
-TEST(learner, PackSequencesReachesTheTrainerAndIsValidated) {
+// A boolean learner knob: its default reaches the trainer, a spec that flips it reaches the trainer
+// for SFT and RL, and a value that is not a bool is an error naming the field.
+void ExpectBoolKnobReachesTheTrainer(const std::string& field, bool by_default, const std::string& flipping,
+                                     const std::string& not_a_bool, bool train::OptimizerOptions::*knob) {
+  SCOPED_TRACE(field);
   auto plain = config::ParseJobSpec(kSpec);
   ASSERT_TRUE(plain.ok()) << plain.status();
-  EXPECT_FALSE(LearnerOptimizerOptions(*plain, plain->sft.optim, 1, 2, 0).pack_sequences);  // default: off
-  auto packed = config::ParseJobSpec(kSpec + "learner: {pack_sequences: true, micro_batch_tokens: 4096}\n");
-  ASSERT_TRUE(packed.ok()) << packed.status();
-  EXPECT_TRUE(LearnerOptimizerOptions(*packed, packed->sft.optim, 1, 2, 0).pack_sequences);
-  auto bad = config::ParseJobSpec(kSpec + "learner: {pack_sequences: sometimes}\n");
+  EXPECT_EQ(LearnerOptimizerOptions(*plain, plain->sft.optim, 1, 2, 0).*knob, by_default);
+  auto flipped = config::ParseJobSpec(kSpec + flipping);
+  ASSERT_TRUE(flipped.ok()) << flipped.status();
+  EXPECT_EQ(LearnerOptimizerOptions(*flipped, flipped->sft.optim, 1, 2, 0).*knob, !by_default);
+  EXPECT_EQ(LearnerOptimizerOptions(*flipped, flipped->rl.optim, 1, 2, 0).*knob, !by_default);
+  auto bad = config::ParseJobSpec(kSpec + not_a_bool);
   ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("pack_sequences"));
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr(field));
+}
+
+TEST(learner, PackSequencesReachesTheTrainerAndIsValidated) {
+  ExpectBoolKnobReachesTheTrainer("pack_sequences", /*by_default=*/false,
+                                  "learner: {pack_sequences: true, micro_batch_tokens: 4096}\n",
+                                  "learner: {pack_sequences: sometimes}\n", &train::OptimizerOptions::pack_sequences);
 }
 
 TEST(learner, OverlapGradReduceReachesTheTrainerAndIsValidated) {
-  auto plain = config::ParseJobSpec(kSpec);
-  ASSERT_TRUE(plain.ok()) << plain.status();
-  EXPECT_TRUE(LearnerOptimizerOptions(*plain, plain->sft.optim, 1, 2, 0).overlap_grad_reduce);  // default: on
-  auto after = config::ParseJobSpec(kSpec + "learner: {zero_stage: 2, overlap_grad_reduce: false}\n");
-  ASSERT_TRUE(after.ok()) << after.status();
-  EXPECT_FALSE(LearnerOptimizerOptions(*after, after->rl.optim, 1, 2, 0).overlap_grad_reduce);
-  auto bad = config::ParseJobSpec(kSpec + "learner: {overlap_grad_reduce: 2}\n");
-  ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("overlap_grad_reduce"));
+  ExpectBoolKnobReachesTheTrainer("overlap_grad_reduce", /*by_default=*/true,
+                                  "learner: {zero_stage: 2, overlap_grad_reduce: false}\n",
+                                  "learner: {overlap_grad_reduce: 2}\n", &train::OptimizerOptions::overlap_grad_reduce);
 }
 
 }  // namespace
