@@ -64,6 +64,7 @@ absl::StatusOr<std::unique_ptr<CapturedGraph>> CaptureCudaGraph(at::Device devic
       try {
         captured->graph.capture_end();
       } catch (const std::exception&) {
+        // Ending a broken capture fails too; the error returned below is the one that broke it.
       }
     }
     captures_broken = true;
